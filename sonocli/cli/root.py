@@ -1,0 +1,154 @@
+"""The root command: a lazy click group and the one place that turns errors into exit codes.
+
+Commands are listed by name and imported only when invoked (or when --help needs their short help,
+which click asks for via ``get_command``), so ``sonocli --help`` stays close to bare ``import click``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sonocli import __version__
+from sonocli.cli.context import CliContext
+from sonocli.errors import EXIT_FAILURE, EXIT_USAGE, SonoError
+
+# name -> (module:attribute, one-line help shown by `sonocli --help` without importing the module)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("sonocli.cli.init_cmd:init", "Create a sonocli root directory (app/, ext/) with defaults."),
+    "decode": ("sonocli.cli.decode:decode", "Decode a wired M-Bus frame or a wireless M-Bus telegram."),
+    "scan": ("sonocli.cli.scan:scan", "Search the wired M-Bus for meters (primary or secondary scan)."),
+    "readout": ("sonocli.cli.readout:readout", "Read meters on the wired M-Bus and print their values."),
+    "simulate": ("sonocli.cli.simulate:simulate", "Serve simulated M-Bus meters on a pseudo-terminal."),
+    "listen": ("sonocli.cli.listen:listen", "Receive wireless M-Bus telegrams through a receiver dongle."),
+    "keys": ("sonocli.cli.keys:keys", "Import and check wireless M-Bus decryption keys."),
+    "meters": ("sonocli.cli.meters:meters", "Show and edit the meter list (device_handle.cfg)."),
+    "config": ("sonocli.cli.config_cmd:config", "Show, check and change chip.ini."),
+    "export": ("sonocli.cli.export:export", "Export stored readings as CSV or XML."),
+    "push": ("sonocli.cli.push:push", "Deliver reports to the head-end now, or test the connection."),
+    "outbox": ("sonocli.cli.outbox:outbox", "List, retry or drop reports waiting for delivery."),
+    "serve-daemon": ("sonocli.cli.daemon:serve_daemon", "Run the concentrator continuously (chip.ini)."),
+    "update-system": ("sonocli.cli.update:update_system", "Install a signed sonocli update image."),
+    "service": ("sonocli.cli.service:service", "Service tab: info, keys, log format, daemon control."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use; it also maps errors to exit codes."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module_name, _, attr = entry[0].partition(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help comes from the table so that --help imports no command module.
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SonoError as exc:
+            _report(ctx, exc, exc.exit_code, exc.hint, exc.frames)
+        except click.exceptions.ClickException:
+            raise
+        except (click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("sonocli: interrupted", err=True)
+            ctx.exit(130)
+        except OSError as exc:
+            code, hint = _classify_os_error(exc)
+            _report(ctx, exc, code, hint, ())
+        except Exception as exc:
+            if type(exc).__module__.startswith("serial"):
+                code, hint = _classify_os_error(exc)
+                _report(ctx, exc, code, hint, ())
+            if type(exc).__name__ == "error" and type(exc).__module__ == "termios":
+                _report(ctx, exc, EXIT_FAILURE, "the port rejected its settings (baud rate or parity)", ())
+            raise
+
+
+def _classify_os_error(exc: BaseException) -> tuple[int, str | None]:
+    text = str(exc).lower()
+    if "permission denied" in text or getattr(exc, "errno", None) == 13:
+        return EXIT_FAILURE, "add the user to the dialout group (sudo usermod -aG dialout $USER), then log in again"
+    if "no such file" in text or "could not open port" in text or getattr(exc, "errno", None) == 2:
+        return EXIT_FAILURE, "check the port name (ls /dev/ttyUSB* /dev/ttyACM*) or use sim://demo"
+    return EXIT_FAILURE, None
+
+
+def _report(
+    ctx: click.Context, exc: BaseException, code: int, hint: str | None, frames: tuple[str, ...]
+) -> None:
+    obj = ctx.find_object(CliContext)
+    debug = bool(obj and obj.debug)
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    line = f"sonocli: error: {message}"
+    if hint:
+        line += f" (hint: {hint})"
+    click.echo(line, err=True)
+    if debug:
+        click.echo("".join(traceback.format_exception(exc)), err=True)
+        for index, frame in enumerate(frames):
+            click.echo(f"frame[-{len(frames) - index}]: {frame}", err=True)
+    ctx.exit(code)
+
+
+def _configure_logging(verbose: int, quiet: int) -> None:
+    level = logging.WARNING - 10 * verbose + 10 * quiet
+    logging.basicConfig(
+        level=max(logging.DEBUG, min(logging.CRITICAL, level)),
+        format="sonocli: %(levelname)s: %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="sonocli")
+@click.option("--debug", is_flag=True, help="Show tracebacks and the last frames on the wire on errors.")
+@click.option("-v", "--verbose", count=True, help="More log output (repeat for more).")
+@click.option("-q", "--quiet", count=True, help="Less log output.")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="SONOCLI_ROOT",
+    default=None,
+    help="sonocli root directory holding app/ and ext/ [env: SONOCLI_ROOT].",
+)
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, verbose: int, quiet: int, root: Path | None) -> None:
+    """sonocli - a software data concentrator for wired and wireless M-Bus meters.
+
+    Exit codes: 0 ok, 1 operational failure (a meter or server did not answer), 2 usage or bad input,
+    3 partial success (some meters failed).
+    """
+    _configure_logging(verbose, quiet)
+    ctx.obj = CliContext(debug=debug, verbosity=verbose - quiet, root_option=root)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(args=argv, prog_name="sonocli")
+    except SonoError as exc:  # raised outside a command (e.g. while building the context)
+        click.echo(f"sonocli: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.UsageError as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)

@@ -1,0 +1,209 @@
+"""Typed meter data, no I/O: what a readout produces and what the meter list holds.
+
+Everything is frozen: a reading that has been taken never changes, and configuration edits produce new
+objects (``dataclasses.replace``), which makes the meter list safe to share between the daemon's threads.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sonocli.model.tables import measurement_text, medium_text
+
+
+class ValueType(enum.StrEnum):
+    """EN 13757-3 DIF function field, with the guide's names (device_handle.cfg ``valuetype``)."""
+
+    INSTANTANEOUS = "instantaneous"
+    MAXIMUM = "maximum"
+    MINIMUM = "minimum"
+    ERRORGATE = "errorgate"
+
+
+class Interface(enum.IntEnum):
+    """Meter interface; the numbers are the XML ``INTERFACE`` codes of Table 21."""
+
+    S0 = 1
+    MBUS = 2
+    WMBUS = 5
+    DLDE = 6
+
+    @property
+    def label(self) -> str:
+        """The guide's spelling in device_handle.cfg and the tab Meter."""
+        return _INTERFACE_LABELS[self]
+
+    @classmethod
+    def from_label(cls, text: str) -> Interface:
+        wanted = text.strip().lower().replace("_", "-")
+        for member, label in _INTERFACE_LABELS.items():
+            if label.lower() == wanted or member.name.lower() == wanted.replace("-", ""):
+                return member
+        allowed = ", ".join(_INTERFACE_LABELS.values())
+        raise ValueError(f"interface {text!r} is not one of {allowed}")
+
+
+_INTERFACE_LABELS = {
+    Interface.S0: "S0",
+    Interface.MBUS: "M-Bus",
+    Interface.WMBUS: "wM-Bus",
+    Interface.DLDE: "DLDE",
+}
+
+
+class AddressMode(enum.IntEnum):
+    """device_handle.cfg ``addressmode``: 0 secondary, 1 primary."""
+
+    SECONDARY = 0
+    PRIMARY = 1
+
+
+@dataclass(frozen=True, slots=True)
+class MeterIdentity:
+    """The secondary address of a meter: ID (8 BCD digits as text), manufacturer, version, medium."""
+
+    id: str
+    manufacturer: str
+    version: int
+    medium: int
+
+    @property
+    def device_id(self) -> str:
+        """The guide's Device-ID column: ``MAN-SERIAL-VV-MM`` with version and medium in hex."""
+        return f"{self.manufacturer}-{self.id}-{self.version:02X}-{self.medium:02X}"
+
+    @property
+    def medium_text(self) -> str:
+        return medium_text(self.medium)
+
+
+@dataclass(frozen=True, slots=True)
+class MeterValue:
+    """One value read from a meter (a DIF/VIF record) or entered for a manual S0/DLDE meter.
+
+    ``exponent`` is the decimal scale: the physical value is ``raw * 10**exponent`` in ``unit``.
+    ``raw`` is an int or float for numbers, a str for text, a datetime for dates, bytes for binary data,
+    None where the record carries no data. ``dif_vif`` and ``data`` keep the raw bytes for the guide's
+    description modes (Table 10).
+    """
+
+    index: int
+    measurement: int
+    unit: str
+    exponent: int = 0
+    raw: int | float | str | bytes | datetime | None = None
+    function: ValueType = ValueType.INSTANTANEOUS
+    storage: int = 0
+    tariff: int = 0
+    subunit: int = 0
+    timestamp: datetime | None = None
+    dif_vif: bytes = b""
+    data: bytes = b""
+    encoding: str = "NODATA"
+    text: str | None = None  # a plain-text VIF's own description, or a refinement shown after the table text
+
+    @property
+    def description(self) -> str:
+        """The Table 17 text; for plain-text VIFs (index 31) the meter's own text where it has one."""
+        if self.measurement == 31 and self.text:
+            return self.text
+        return measurement_text(self.measurement)
+
+    @property
+    def scale(self) -> float:
+        return float(10.0**self.exponent)
+
+    @property
+    def is_numeric(self) -> bool:
+        return isinstance(self.raw, int | float) and not isinstance(self.raw, bool)
+
+    @property
+    def value(self) -> float | str | None:
+        """``raw × scale`` for numbers; ISO 8601 for dates; text as is; hex for binary data."""
+        raw = self.raw
+        if raw is None:
+            return None
+        if isinstance(raw, bool):
+            return float(raw)
+        if isinstance(raw, int | float):
+            if self.exponent >= 0:
+                return float(raw * 10**self.exponent)
+            # divide rather than multiply by 10**-n to keep 12345 * 1e-3 == 12.345 exactly representable
+            return float(raw / 10 ** (-self.exponent))
+        if isinstance(raw, datetime):
+            return raw.isoformat()
+        if isinstance(raw, bytes):
+            return raw.hex().upper()
+        return str(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class ValueConfig:
+    """A value entry of the meter list (device_handle.cfg ``<value>``), defaults as in Table 26."""
+
+    description: str = "None"
+    unit: str = "None"
+    encodetype: str = "NODATA"
+    exponent: int = 0
+    valuetype: ValueType = ValueType.INSTANTANEOUS
+    storagenum: int = 0
+    tariff: int = 0
+    obis: str | None = None
+    active: bool = True
+    register: int = 0
+    user: str | None = None
+    value: float | None = None  # only for manual S0/DLDE values
+    extra: tuple[tuple[str, str], ...] = ()  # unknown child elements, kept for a lossless round trip
+
+
+@dataclass(frozen=True, slots=True)
+class Meter:
+    """A meter-list entry (device_handle.cfg ``<meter>``), defaults as in Table 26."""
+
+    interface: Interface
+    serial: str = "FFFFFFFF"  # 8 hex/BCD digits, as printed on the meter
+    manufacturer: str | None = None
+    version: int | None = None
+    medium: int | None = None
+    primary_address: int = 0
+    address_mode: AddressMode = AddressMode.SECONDARY
+    readout_cycle: int = 0
+    max_value_count: int = 0
+    key: bytes | None = None
+    active: bool = True
+    rssi: int = 0
+    register: int = 0
+    user: str | None = None
+    values: tuple[ValueConfig, ...] = ()
+    extra: tuple[tuple[str, str], ...] = field(default=())  # unknown child elements, kept verbatim
+
+    @property
+    def device_id(self) -> str:
+        """``MAN-SERIAL-VV-MM`` (Figure 22); unknown parts print as ``---``/``00``."""
+        man = self.manufacturer or "---"
+        return f"{man}-{self.serial}-{(self.version or 0):02X}-{(self.medium or 0):02X}"
+
+    @property
+    def identity(self) -> MeterIdentity:
+        return MeterIdentity(self.serial, self.manufacturer or "---", self.version or 0, self.medium or 0)
+
+    @property
+    def link(self) -> int:
+        """The CSV ``Link`` column: primary address for wired meters, RSSI for wireless ones."""
+        return self.rssi if self.interface is Interface.WMBUS else self.primary_address
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One readout of one meter (or one received telegram), as stored and exported.
+
+    ``taken_at`` is the concentrator's UTC time of the readout (T_MUC), ``values`` what the meter said.
+    """
+
+    meter: Meter
+    taken_at: datetime
+    values: tuple[MeterValue, ...]
+    rssi: int | None = None
+    raw_frames: tuple[bytes, ...] = ()
