@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sonocli.config.layout import default_root, resolve_root
 
-def default_root() -> Path:
-    """The device's layout is rooted at ``/`` on the concentrator; elsewhere a per-user directory.
-
-    On a concentrator (``/app/chip.ini`` exists) the root is ``/``; otherwise ``$XDG_DATA_HOME/sonocli``
-    (``~/.local/share/sonocli``).
-    """
-    if Path("/app/chip.ini").is_file():
-        return Path("/")
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "sonocli"
+__all__ = ["CliContext", "default_root"]
 
 
 @dataclass
@@ -27,4 +18,4 @@ class CliContext:
 
     @property
     def root(self) -> Path:
-        return self.root_option if self.root_option is not None else default_root()
+        return resolve_root(self.root_option)

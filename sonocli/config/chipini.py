@@ -1,0 +1,256 @@
+"""chip.ini: load, query, change and save without losing a byte the user wrote.
+
+The file is kept as its list of lines. Reading types every known parameter through the schema and
+refuses invalid values with file, line, parameter, value and the allowed range; unknown keys are kept
+(the device's RTOS adds its own, see the note under Table 25) and reported by :meth:`ChipIni.unknown`.
+``set`` rewrites only the value part of one line, so comments, order, spacing and unknown keys survive.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sonocli.config.chipini_schema import GROUPS, PARAMETERS, Param, Value, by_name
+from sonocli.errors import ConfigError
+
+_SECTION = re.compile(r"^\s*\[([^\]]*)\]\s*$")
+_ENTRY = re.compile(r"^(\s*)([^=;#\s][^=]*?)(\s*=\s*)(.*?)(\s*)$")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A ``KEY=VALUE`` line as found in the file (line numbers from 1)."""
+
+    section: str
+    name: str
+    text: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A parameter's effective value and where it came from (for ``config show``)."""
+
+    param: Param
+    value: Value
+    line: int | None  # None: the default applies
+
+    @property
+    def text(self) -> str:
+        return self.param.format(self.value)
+
+
+def suggest(name: str) -> str:
+    """ " (did you mean X?)" for a near miss of a known name, else ""."""
+    close = difflib.get_close_matches(name.upper(), list(by_name()), n=1, cutoff=0.8)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+class ChipIni:
+    """A loaded chip.ini. Missing parameters read as their defaults."""
+
+    def __init__(self, lines: list[str], file: str | None = None) -> None:
+        self._lines = lines
+        self._file = file
+        self._schema = by_name()
+        self._entries: dict[str, Entry] = {}
+        self._values: dict[str, Value] = {}
+        self._unknown: list[tuple[str, str, int]] = []
+        self._duplicates: list[tuple[str, int]] = []
+        self._parse()
+
+    # -- loading -------------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: Path) -> ChipIni:
+        """Read ``path``; a missing file is an empty one (all defaults), as on the device."""
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return cls([], str(path))
+        return cls.from_bytes(data, str(path))
+
+    @classmethod
+    def from_bytes(cls, data: bytes, file: str | None = None) -> ChipIni:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise ConfigError(
+                f"not UTF-8 (byte 0x{data[exc.start]:02X} at offset {exc.start})",
+                file=file,
+                line=line,
+                hint="save chip.ini as UTF-8 without BOM",
+            ) from None
+        return cls(text.splitlines(keepends=True), file)
+
+    @classmethod
+    def from_text(cls, text: str, file: str | None = None) -> ChipIni:
+        return cls(text.splitlines(keepends=True), file)
+
+    def _parse(self) -> None:
+        section = ""
+        for index, raw in enumerate(self._lines):
+            number = index + 1
+            line = raw.lstrip("\ufeff") if index == 0 else raw
+            stripped = line.strip()
+            if not stripped or stripped[0] in ";#":
+                continue
+            header = _SECTION.match(line.rstrip("\r\n"))
+            if header:
+                section = header.group(1).strip()
+                continue
+            match = _ENTRY.match(line.rstrip("\r\n"))
+            if match is None:
+                raise ConfigError(
+                    f"expected KEY=VALUE, [SECTION] or a ; comment, found {stripped[:40]!r}",
+                    file=self._file,
+                    line=number,
+                )
+            key, text = match.group(2).strip(), match.group(4)
+            name = key.upper()
+            param = self._schema.get(name)
+            if param is None:
+                self._unknown.append((key, text, number))
+                continue
+            try:
+                value = param.parse(text)
+            except ValueError as exc:
+                raise ConfigError(f"{param.name}={text!r}: {exc}", file=self._file, line=number) from None
+            if name in self._entries:
+                self._duplicates.append((name, number))
+            self._entries[name] = Entry(section, key, text, number)
+            self._values[name] = value
+
+    # -- queries -------------------------------------------------------------------------------------
+    def param(self, name: str) -> Param:
+        param = self._schema.get(name.strip().upper())
+        if param is None:
+            raise ConfigError(f"unknown parameter {name!r}{suggest(name)}", hint="sonocli config show lists them")
+        return param
+
+    def get(self, name: str) -> Value:
+        """The typed value; the default where the file does not set it."""
+        param = self.param(name)
+        if param.name in self._values:
+            return self._values[param.name]
+        if param.name == "WATCHDOG_READOUT":
+            # Table 25: "4 times the read-out cycle, at least WATCHDOG_PROCESS".
+            return max(4 * int(self.get("METER_TIME")), int(self.get("WATCHDOG_PROCESS")))
+        return param.default
+
+    def __getitem__(self, name: str) -> Value:
+        return self.get(name)
+
+    def is_set(self, name: str) -> bool:
+        return self.param(name).name in self._values
+
+    def line_of(self, name: str) -> int | None:
+        entry = self._entries.get(self.param(name).name)
+        return entry.line if entry else None
+
+    def unknown(self) -> list[tuple[str, str, int]]:
+        """Keys the schema does not know, as (key, value, line); they are kept on save."""
+        return list(self._unknown)
+
+    def warnings(self) -> list[tuple[int, str]]:
+        """(line, message) for unknown keys (with a near-miss suggestion) and repeated parameters."""
+        found = [(line, f"unknown parameter {key}={text!r} kept{suggest(key)}") for key, text, line in self._unknown]
+        found += [(line, f"{name} set again; this later value wins") for name, line in self._duplicates]
+        return sorted(found)
+
+    def settings(self) -> Iterator[Setting]:
+        """Every parameter of the schema, in table order, with its effective value."""
+        for param in PARAMETERS:
+            entry = self._entries.get(param.name)
+            yield Setting(param, self.get(param.name), entry.line if entry else None)
+
+    @property
+    def file(self) -> str | None:
+        return self._file
+
+    def text(self) -> str:
+        return "".join(self._lines)
+
+    # -- changes -------------------------------------------------------------------------------------
+    def set(self, name: str, value: str) -> None:
+        """Validate and store ``value``, editing the existing line in place or adding one to its group."""
+        param = self.param(name)
+        try:
+            typed = param.parse(value)
+        except ValueError as exc:
+            raise ConfigError(f"{param.name}={value!r}: {exc}") from None
+        if "\n" in value or "\r" in value:
+            raise ConfigError(f"{param.name}: a value cannot contain a line break")
+        formatted = param.format(typed) if param.type in ("bool", "choice", "int") else value.strip()
+        entry = self._entries.get(param.name)
+        if entry is not None:
+            index = entry.line - 1
+            raw = self._lines[index]
+            ending = raw[len(raw.rstrip("\r\n")) :]
+            bom = "\ufeff" if index == 0 and raw.startswith("\ufeff") else ""
+            match = _ENTRY.match(raw.rstrip("\r\n").lstrip("\ufeff"))
+            assert match is not None
+            self._lines[index] = (
+                f"{bom}{match.group(1)}{match.group(2)}{match.group(3)}{formatted}{match.group(5)}{ending}"
+            )
+        else:
+            self._insert(param, formatted)
+        self._reparse()
+
+    def _insert(self, param: Param, formatted: str) -> None:
+        newline = "\r\n" if any(line.endswith("\r\n") for line in self._lines) else "\n"
+        if self._lines and not self._lines[-1].endswith(("\n", "\r")):
+            self._lines[-1] += newline
+        new_line = f"{param.name}={formatted}{newline}"
+        section = ""
+        last_in_group: int | None = None
+        for index, raw in enumerate(self._lines):
+            header = _SECTION.match(raw.rstrip("\r\n").lstrip("\ufeff"))
+            if header:
+                section = header.group(1).strip()
+                if section.upper() == param.group:
+                    last_in_group = index
+                continue
+            if section.upper() == param.group and raw.strip():
+                last_in_group = index
+        if last_in_group is None:
+            if self._lines and self._lines[-1].strip():
+                self._lines.append(newline)
+            self._lines += [f"[{param.group}]{newline}", new_line]
+        else:
+            self._lines.insert(last_in_group + 1, new_line)
+
+    def _reparse(self) -> None:
+        self._entries, self._values, self._unknown, self._duplicates = {}, {}, [], []
+        self._parse()
+
+    def save(self, path: Path) -> None:
+        """Write atomically: a crash leaves the old file or the new one, never a mix."""
+        from sonocli.fsutil import atomic_write_text
+
+        atomic_write_text(Path(path), self.text())
+
+
+def default_text() -> str:
+    """A chip.ini with every parameter at its default, each with its meaning and range as a comment."""
+    out = [
+        "; chip.ini written by `sonocli init`: every parameter of the operating guide's Table 25 at its\n",
+        "; default, plus sonocli's own (MBUS_PORT, WMBUS_PORT, WMBUS_DONGLE, WMBUS2_PORT, WMBUS2_DONGLE).\n",
+        "; Change values with `sonocli config set NAME VALUE`; comments and unknown keys are kept.\n",
+    ]
+    for group in GROUPS:
+        out.append(f"\n[{group}]\n")
+        for param in PARAMETERS:
+            if param.group != group:
+                continue
+            note = f"; default: {param.default_note}" if param.default_note else ""
+            out.append(f"; {param.help} Allowed: {param.allowed()}{note}\n")
+            # A computed default stays commented out so that it keeps following what it depends on.
+            prefix = ";" if param.default_note else ""
+            out.append(f"{prefix}{param.name}={param.format(param.default)}\n")
+    return "".join(out)

@@ -1,0 +1,357 @@
+"""chip.ini's one declarative table (Table 25 of the operating guide, plus sonocli's own parameters).
+
+Everything that knows about a parameter reads it from here: validation messages (name, value, allowed
+range), the default chip.ini written by ``sonocli init``, ``sonocli config show`` and the man page.
+
+Names follow the guide's footnote "names are wrapped without a hyphen": ``METER_MAXDEVICE-COUNT`` in the
+table is ``METER_MAXDEVICECOUNT`` in the file. Where the table leaves a range empty (FTP_ENABLE,
+TLS_ENABLE, MBUS_BAUDRATE) the web page's field decides (a check box; 300..19200 baud).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+Value = int | str | bool
+
+U32 = 4294967295
+U16 = 65535
+
+KINDS = ("int", "bool", "choice", "text", "ip", "mask")
+TABS = ("general", "configuration", "server", "security", "sonocli")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One chip.ini parameter.
+
+    ``type`` is the kind of value: ``int`` (``minimum``..``maximum``), ``bool`` (0/1), ``choice``
+    (``choices``), ``text`` (at most ``max_length`` characters), ``ip`` (dotted IPv4, or empty where
+    ``default`` is empty), ``mask`` (hex digits, at most ``max_length``, with or without ``0x``).
+    """
+
+    group: str
+    name: str
+    type: str
+    default: Value
+    help: str
+    tab: str
+    minimum: int | None = None
+    maximum: int | None = None
+    choices: tuple[str | int, ...] = ()
+    max_length: int | None = None
+    default_note: str = ""  # shown instead of the default where the guide computes it
+
+    @property
+    def key(self) -> str:
+        return f"{self.group}.{self.name}"
+
+    def allowed(self) -> str:
+        """The valid range in words, for error messages and ``config show``."""
+        if self.type == "int":
+            return f"{self.minimum}..{self.maximum}"
+        if self.type == "bool":
+            return "0 or 1"
+        if self.type == "choice":
+            return ", ".join(str(choice) for choice in self.choices)
+        if self.type == "ip":
+            tail = " or empty" if self.default == "" else ""
+            return f"an IPv4 address 0.0.0.0..255.255.255.255{tail}"
+        if self.type == "mask":
+            return f"up to {self.max_length} hex digits, e.g. 0x{'F' * (self.max_length or 1)}"
+        return f"text of at most {self.max_length} characters"
+
+    def parse(self, text: str) -> Value:
+        """The typed value of ``text``; ValueError naming the allowed range when it is not valid."""
+        raw = text.strip()
+        if self.type in ("int", "bool"):
+            if not re.fullmatch(r"[+-]?\d+", raw):
+                raise ValueError(f"not a whole number; allowed: {self.allowed()}")
+            number = int(raw)
+            if self.type == "bool":
+                if number not in (0, 1):
+                    raise ValueError(f"allowed: {self.allowed()}")
+                return bool(number)
+            assert self.minimum is not None and self.maximum is not None
+            if not self.minimum <= number <= self.maximum:
+                raise ValueError(f"out of range; allowed: {self.allowed()}")
+            return number
+        if self.type == "choice":
+            for choice in self.choices:
+                if str(choice).upper() == raw.upper():
+                    return choice
+            raise ValueError(f"allowed: {self.allowed()}")
+        if self.type == "ip":
+            if raw == "" and self.default == "":
+                return ""
+            try:
+                ipaddress.IPv4Address(raw)
+            except ValueError:
+                raise ValueError(f"allowed: {self.allowed()}") from None
+            return raw
+        if self.type == "mask":
+            digits = raw[2:] if raw.lower().startswith("0x") else raw
+            if not re.fullmatch(r"[0-9A-Fa-f]+", digits) or len(digits) > (self.max_length or 0):
+                raise ValueError(f"allowed: {self.allowed()}")
+            return raw
+        if self.max_length is not None and len(raw) > self.max_length:
+            raise ValueError(f"{len(raw)} characters; allowed: {self.allowed()}")
+        return raw
+
+    def format(self, value: Value) -> str:
+        """The file's spelling of a typed value (booleans as 0/1)."""
+        if isinstance(value, bool):
+            return "1" if value else "0"
+        return str(value)
+
+
+def _int(group: str, name: str, lo: int, hi: int, default: int, help: str, tab: str, note: str = "") -> Param:
+    return Param(group, name, "int", default, help, tab, minimum=lo, maximum=hi, default_note=note)
+
+
+def _bool(group: str, name: str, default: bool, help: str, tab: str) -> Param:
+    return Param(group, name, "bool", default, help, tab)
+
+
+def _text(group: str, name: str, default: str, help: str, tab: str, length: int = 40) -> Param:
+    return Param(group, name, "text", default, help, tab, max_length=length)
+
+
+def _choice(group: str, name: str, choices: tuple[str | int, ...], default: str | int, help: str, tab: str) -> Param:
+    return Param(group, name, "choice", default, help, tab, choices=choices)
+
+
+def _ip(group: str, name: str, default: str, help: str, tab: str) -> Param:
+    return Param(group, name, "ip", default, help, tab)
+
+
+def _mask(group: str, name: str, digits: int, default: str, help: str) -> Param:
+    return Param(group, name, "mask", default, help, "configuration", max_length=digits)
+
+
+_IP, _DEV, _C = "IP", "DEVICE", "CONFIG"
+_G, _K, _S, _SEC, _OWN = "general", "configuration", "server", "security", "sonocli"
+_WMODES: tuple[str | int, ...] = ("R2_OTHER_REQ", "S2_REQ", "T1_OTHER_REQ", "T2_OTHER_REQ", "C1_OTHER_REQ")
+_SCANMODES: tuple[str | int, ...] = (
+    "PRIMARYSCAN",
+    "SECONDARYSCAN",
+    "SECONDARYSCANALLOC",
+    "SECONDARYSCANREVERSE",
+    "SECONDARYSCANALLOCREVERSE",
+)
+_DONGLES: tuple[str | int, ...] = ("", "im871a", "amb8465", "cul", "rtlwmbus", "hex")
+
+PARAMETERS: tuple[Param, ...] = (
+    # [IP]
+    _ip(_IP, "ADDRESS", "192.168.1.101", "IP address of the device.", _G),
+    _ip(_IP, "NETMASK", "255.255.255.0", "Subnet mask of the device.", _G),
+    _ip(_IP, "GATEWAY", "192.168.1.254", "Gateway address of the device.", _G),
+    _bool(_IP, "DHCP", False, "Enables DHCP look-up.", _G),
+    _int(_IP, "TCPIPMEM", 60, 1000, 280, "Memory for the web server in kB.", _G),
+    # [DEVICE]
+    _text(_DEV, "NAME", "SonoCollect_111", "Name of the device (shown in CHIPtool).", _G, 20),
+    # [CONFIG]
+    _int(
+        _C, "FASTRESCAN_TIME", 1, U32, 60, "Update interval of the temporary wM-Bus meter list (new meters), in s.", _K
+    ),
+    _bool(_C, "FTP_ENABLE", False, "Enables FTP upload via the WAN interface (push).", _S),
+    _text(_C, "FTP_FILEBASENAME", "SonoCollect_111", "Base file name for FTP upload.", _S),
+    _text(_C, "FTP_IP", "", "Address of the remote FTP server.", _S),
+    _ip(_C, "FTP_LOCALIP", "", "External local IP for FTP passive mode (empty: the internal IP).", _S),
+    _text(_C, "FTP_PASS", "", "Password for the remote FTP server.", _S),
+    _bool(_C, "FTP_PASSIVE", True, "FTP passive mode.", _S),
+    _text(_C, "FTP_PATH", "", "Directory on the remote FTP server for the log data.", _S),
+    _int(_C, "FTP_PORT", 0, U16, 21, "Port of the remote FTP server.", _S),
+    _int(_C, "FTP_TIMEOUTSCALE", 1, 20, 1, "Scale factor for the FTP client timeouts (2 doubles all timeouts).", _S),
+    _text(_C, "FTP_USER", "", "User name for the remote FTP server.", _S),
+    _choice(
+        _C,
+        "MBUS_BAUDRATE",
+        (300, 600, 1200, 2400, 4800, 9600, 19200),
+        2400,
+        "Baud rate for serial M-Bus communication.",
+        _K,
+    ),
+    _choice(_C, "MBUS_DATABITS", (7, 8), 8, "Data bits for serial M-Bus communication.", _K),
+    _bool(_C, "MBUS_DEBUGOUT", False, "Enables output of raw data to STDOUT.", _K),
+    _bool(_C, "MBUS_DISABLEDECRYPTION", False, "Disables the decryption of M-Bus messages (status field).", _K),
+    _bool(_C, "MBUS_ENABLE", True, "Enables the M-Bus interface.", _K),
+    _bool(
+        _C, "MBUS_FIRSTFCBBIT_NEG", False, "First FCB bit of a meter request (0: first FCB bit set, 1: not set).", _K
+    ),
+    _int(_C, "MBUS_FREEZESTORAGEENUM", 0, U32, 0, "Storage number for meter data on a Freeze command.", _K),
+    _int(_C, "MBUS_FULLTIMEOUT", 0, U16, 10000, "Maximum time for the readout of one meter, in ms.", _K),
+    _int(_C, "MBUS_IDLETIMEOUT", 0, U16, 100, "Idle time that ends a meter's transmission, in ms.", _K),
+    _int(_C, "MBUS_MAXMULTIPAGE", 0, 255, 10, "Limits the number of pages of a multipage request.", _K),
+    _int(_C, "MBUS_MAXPRIMARYADDRESS", 0, 250, 250, "Upper limit of the address range for the primary scan.", _K),
+    _int(_C, "MBUS_MAXRETRY", 0, 255, 3, "Number of retries of an M-Bus or multipage request.", _K),
+    _int(_C, "MBUS_MINPRIMARYADDRESS", 0, 250, 0, "Lower limit of the address range for the primary scan.", _K),
+    _int(_C, "MBUS_PARITY", 0, 4, 2, "M-Bus parity: 0 none, 1 odd, 2 even, 3 mark, 4 space.", _K),
+    _bool(_C, "MBUS_RAWLOGENABLE", False, "Enables the raw data log on /ext.", _K),
+    _choice(
+        _C, "MBUS_REQUESTMODE", ("DEFAULT", "EXT", "ONLY", "FREEZE"), "DEFAULT", "Request sequence for the readout.", _K
+    ),
+    _int(
+        _C,
+        "MBUS_RESETMODE",
+        0,
+        4,
+        0,
+        "Reset mode: 0 NKE after select, 1 NKE before select, 2 no reset, 3 NKE to FD and FF first, "
+        "4 NKE to FD, application reset and NKE to FF first.",
+        _K,
+    ),
+    _choice(_C, "MBUS_SCANMODE", _SCANMODES, "SECONDARYSCAN", "Scan mode for M-Bus.", _K),
+    _mask(_C, "MBUS_SECMASKMANUFACTURER", 4, "0xFFFF", "Manufacturer ID for the secondary scan (0xFFFF: any)."),
+    _mask(_C, "MBUS_SECMASKMEDIUM", 2, "0xFF", "Medium for the secondary scan (0xFF: any)."),
+    _mask(_C, "MBUS_SECMASKSERIAL", 8, "0xFFFFFFFF", "Serial number mask for the secondary scan (F: wildcard)."),
+    _mask(_C, "MBUS_SECMASKVERSION", 2, "0xFF", "Version for the secondary scan (0xFF: any)."),
+    _int(
+        _C,
+        "MBUS_SELECTMASK",
+        0,
+        15,
+        0,
+        "Parts of the secondary address replaced by wildcards on selection: +1 serial, +2 manufacturer, "
+        "+4 version, +8 medium.",
+        _K,
+    ),
+    _bool(_C, "MBUS_SMLENEABLE", False, "Enables processing of SML data within M-Bus frames.", _K),
+    _choice(_C, "MBUS_STOPBITS", (1, 2), 1, "Stop bits for serial M-Bus communication.", _K),
+    _int(_C, "MBUS_TIMEOUT", 0, U16, 2000, "M-Bus timeout until the first byte of an answer, in ms.", _K),
+    _bool(_C, "MBUS_WAKEUPENABLE", False, "Enables a specific wake-up request.", _K),
+    _int(_C, "METER_DELAY", 0, U32, 0, "Delays a due readout by N seconds.", _K),
+    _int(_C, "METER_MAXALLVALUECOUNT", 0, U16, 0, "Limits the total number of meter values (0: no limit).", _K),
+    _int(_C, "METER_MAXDEVICECOUNT", 0, U16, 80, "Limits the number of meters (0: no limit).", _K),
+    _int(_C, "METER_MAXVALUECOUNT", 0, U16, 25, "Limits the number of values per meter (0: no limit).", _K),
+    _int(_C, "METER_RETRYDIVIDER", 0, U16, 0, "Divider for the retry timeout (relative to the readout interval).", _K),
+    _text(_C, "METER_STAT_CONFIG", "/app/device_handle.cfg", "Path of the meter configuration file.", _K),
+    _int(_C, "METER_TIME", 10, U32, 900, "Interval of the meter readout, in s.", _K),
+    _int(_C, "MUC_CONFIG_VER", 1, 5, 5, "Version of the configuration file.", _K),
+    _bool(_C, "MUC_CSVLOG_ENABLE", False, "Enables logging CSV data to /ext.", _K),
+    _choice(_C, "MUC_LOG", ("DEFAULT", "NONE", "ERRORONLY", "ALL"), "DEFAULT", "Level of system output to STDOUT.", _K),
+    _int(
+        _C,
+        "MUC_METERDESCRIPTIONENABLEFLAGS",
+        0,
+        16,
+        1,
+        "Description mode of the meter list: bit 0 description, bit 1 storage number, tariff and value "
+        "type, bit 2 DIF/VIF raw data, bit 3 complete raw data of the value.",
+        _K,
+    ),
+    _int(_C, "MUC_PROTOCOL_VER", 0, 5, 3, "Protocol version of CSV and XML data.", _K),
+    _bool(_C, "MUC_SCALEVALUES", False, "Scales the meter values in CSV and XML files.", _K),
+    _choice(_C, "MUC_SETDEVICES", ("S0", "ALL", "NONE"), "S0", "Enables writing data to meters (if supported).", _K),
+    _bool(_C, "MUC_SHOWTIMESTAMPENTRIES", False, "Shows the meters' timestamps as values.", _K),
+    _bool(_C, "MUC_SHOWVENDORRAWDATA", False, "Lists vendor-specific data as a meter value.", _K),
+    _bool(
+        _C, "MUC_SHOWVENDORRAWDATAWEB", False, "Shows binary data (vendor-specific, containers) in the meter list.", _K
+    ),
+    _bool(_C, "MUC_USE_FREEZE", False, "Sends the Freeze command before a meter readout.", _K),
+    _int(_C, "REPORT_DELAY", 0, U32, 0, "Delay before a new data report starts, in min.", _S),
+    _int(
+        _C,
+        "REPORT_RANDOMDELAY",
+        0,
+        U32,
+        0,
+        "Additional random delay of a report, in min (0: 12.5 % of the report interval).",
+        _S,
+    ),
+    _int(_C, "REPORT_SIZELIMIT", 1, U32, 500000, "Maximum size of a report log file, in bytes.", _S),
+    _int(_C, "REPORT_TIME", 1, U32, 15, "Interval of reports via the WAN interface, in min.", _S),
+    _bool(_C, "SHOW_KEYS", True, "Shows encryption keys in plain text.", _K),
+    _bool(_C, "SMTP_ENABLE", False, "Enables sending reports by email (SMTP).", _S),
+    _text(_C, "SMTP_FROMADDRESS", "", "Sender address of the emails.", _S),
+    _text(_C, "SMTP_IP", "", "Address of the SMTP server.", _S),
+    _text(_C, "SMTP_PASSWORD", "", "Password for the SMTP server.", _S),
+    _text(_C, "SMTP_SUBJECTBASENAME", "SonoCollect 111", "Base of the email subject.", _S),
+    _int(_C, "SMTP_TIMEOUTSCALE", 1, 20, 1, "Scale factor for the SMTP timeouts (2 doubles all timeouts).", _S),
+    _text(_C, "SMTP_TOADDRESS", "", "Receiver address of the emails.", _S),
+    _text(_C, "SMTP_USER", "", "User name for the SMTP server.", _S),
+    _bool(_C, "SNTP_ENABLE", True, "Obtains the system time via SNTP.", _G),
+    _int(_C, "SNTP_MAXTIMEOUT", 1, U32, 93600, "Maximum interval of time retrieval, in ms.", _G),
+    _int(
+        _C, "SNTP_MINTIMEOUT", 1, U32, 79200, "Minimum interval of time retrieval (during data transport), in ms.", _G
+    ),
+    _int(_C, "SNTP_REQTIMEOUT", 1, U16, 30000, "Timeout of a whole SNTP request, in ms.", _G),
+    _text(_C, "SNTP_IP", "ptbtime1.ptb.de", "Address of the time server (SNTP).", _G),
+    _text(_C, "TLS_CLI_CERT_FILE", "/app/clcert.pem", "Path of the client certificate (RFC 3280).", _SEC),
+    _text(_C, "TLS_CLI_KEY_FILE", "/app/clikey.pem", "Path of the client key (RFC 5958).", _SEC),
+    _bool(_C, "TLS_DEBUGOUT", False, "Debug output of the TLS interface.", _S),
+    _int(_C, "TLS_DISCONNECTTIMEOUT", 1, 1000, 60, "Socket timeout for closing connections, in s.", _S),
+    _bool(_C, "TLS_ENABLE", False, "Activates the TLS interface.", _S),
+    _text(_C, "TLS_IP", "", "Address of the remote TLS server.", _S),
+    _int(_C, "TLS_PORT", 0, U16, 443, "TCP port of the remote TLS server.", _S),
+    _text(_C, "TLS_ROOT_CERT_FILE", "/app/cacert.pem", "Path of the root certificate (RFC 4945).", _SEC),
+    _text(_C, "TLS_SITE", "", "HTTP path of the request; empty: no HTTP header is sent.", _S),
+    _int(_C, "TLS_TIMEOUT", 1, U16, 30000, "Timeout of a TLS request, in ms.", _S),
+    _int(_C, "WATCHDOG_IDLE", 1, U32, 120, "Watchdog timeout while idle, in s.", _K),
+    _int(_C, "WATCHDOG_PROCESS", 1, U32, 900, "Watchdog timeout while busy, in s.", _K),
+    _int(
+        _C,
+        "WATCHDOG_READOUT",
+        1,
+        U32,
+        3600,
+        "Watchdog timeout during a readout, in s.",
+        _K,
+        note="4 x METER_TIME, at least WATCHDOG_PROCESS",
+    ),
+    _int(_C, "WATCHDOG_SCAN", 1, U32, 1800, "Watchdog timeout during a scan, in s.", _K),
+    _int(_C, "WEBCOM_TIMEOUT", 1, U32, 30000, "Web session timeout (automatic logout), in ms.", _SEC),
+    _int(_C, "WMBUS_CACHESIZE", 1, 500, 500, "Number of received wM-Bus frames kept in the cache.", _K),
+    _int(_C, "WMBUS_CACHETIMEOUT", 0, U32, 0, "Retention time of received wM-Bus packets, in s (0: no timeout).", _K),
+    _bool(_C, "WMBUS_DEBUGOUT", False, "Enables output of raw data to syslog.", _K),
+    _bool(_C, "WMBUS_ENABLE", True, "Enables the wM-Bus interface.", _K),
+    _choice(
+        _C,
+        "WMBUS_MODE",
+        _WMODES,
+        "T2_OTHER_REQ",
+        "Mode of the wM-Bus interface (C1_OTHER_REQ is a sonocli extension for OMS C1 meters).",
+        _K,
+    ),
+    _bool(_C, "WMBUS_RAWLOGENABLE", False, "Enables the raw data log on /ext.", _K),
+    _bool(_C, "WMBUS_SMLENEBALE", False, "Enables processing of SML data within wM-Bus frames.", _K),
+    _bool(_C, "WMBUS2_DEBUGOUT", False, "Enables output of raw data of the 2nd wM-Bus interface to syslog.", _K),
+    _choice(_C, "WMBUS2_MODE", _WMODES, "T2_OTHER_REQ", "Mode of the 2nd wM-Bus interface.", _K),
+    _bool(_C, "XMLTOTCP_DEBUGOUT", False, "Debug output of sent data.", _S),
+    _int(_C, "XMLTOTCP_DISCONNECTTIMEOUT", 1, 1000, 60, "Socket timeout for closing connections, in s.", _S),
+    _bool(_C, "XMLTOTCP_ENABLE", False, "Enables transferring XML data via TCP.", _S),
+    _text(_C, "XMLTOTCP_IP", "", "Address of the remote TCP server (empty: the device is the server).", _S),
+    _int(_C, "XMLTOTCP_PORT", 0, U16, 0, "Port of the remote TCP server.", _S),
+    _text(_C, "XMLTOTCP_SITE", "", "HTTP path of the request; empty: pure TCP without HTTP header.", _S),
+    _int(_C, "XMLTOTCP_TIMEOUT", 0, U16, 0, "Timeout of the TCP connection, in ms (0: no timeout).", _S),
+    # sonocli's own: a PC has no fixed hardware, so the interfaces are named here.
+    _text(
+        _C,
+        "MBUS_PORT",
+        "",
+        "sonocli: wired M-Bus interface as a port URL (/dev/ttyUSB0, socket://host:port, "
+        "sim://demo); the default of every command's --port.",
+        _OWN,
+        200,
+    ),
+    _text(_C, "WMBUS_PORT", "", "sonocli: port URL of the 1st wireless M-Bus receiver.", _OWN, 200),
+    _choice(
+        _C,
+        "WMBUS_DONGLE",
+        _DONGLES,
+        "",
+        "sonocli: framing of the 1st receiver (im871a, amb8465, cul, rtlwmbus, hex).",
+        _OWN,
+    ),
+    _text(_C, "WMBUS2_PORT", "", "sonocli: port URL of the 2nd wireless M-Bus receiver.", _OWN, 200),
+    _choice(_C, "WMBUS2_DONGLE", _DONGLES, "", "sonocli: framing of the 2nd receiver.", _OWN),
+)
+
+GROUPS: tuple[str, ...] = ("IP", "DEVICE", "CONFIG")
+
+
+def by_name() -> dict[str, Param]:
+    """Parameters by upper-case name (built per call: no module-level mutable state)."""
+    return {param.name: param for param in PARAMETERS}
