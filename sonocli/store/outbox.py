@@ -1,0 +1,331 @@
+"""The durable outbox: every report is written here first, then sent, and marked done only when the
+server confirmed it.
+
+Guarantees (what the daemon and ``sonocli push`` rely on):
+- a report's name (remote file name or mail subject) and bytes are fixed when it is created, so a retry -
+  after a failure, a crash, kill -9 or a configuration save - sends the same bytes under the same name;
+- creating a report and advancing the channel's reading cursor is one SQLite transaction, so a reading is
+  in exactly one report per channel: none lost, none twice;
+- reports of one channel go out oldest first; a failed one blocks the younger ones (order is kept) and is
+  retried with exponential back-off;
+- at worst (a crash after the server confirmed but before ``mark_done`` committed) the same report is sent
+  again under the same name, which FTP/SFTP turn into an overwrite.
+
+The tables live in the readings database (ext/sonocli.db), WAL mode, created here on first use.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel       TEXT    NOT NULL,
+    name          TEXT    NOT NULL,
+    content_type  TEXT    NOT NULL,
+    payload       BLOB    NOT NULL,
+    created       INTEGER NOT NULL,
+    first_reading INTEGER,
+    last_reading  INTEGER,
+    readings      INTEGER NOT NULL DEFAULT 0,
+    state         TEXT    NOT NULL DEFAULT 'pending',
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    next_try      REAL    NOT NULL DEFAULT 0,
+    last_error    TEXT,
+    sent_at       REAL,
+    UNIQUE (channel, name)
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (channel, state, id);
+CREATE TABLE IF NOT EXISTS outbox_cursor (
+    channel      TEXT PRIMARY KEY,
+    last_reading INTEGER NOT NULL
+);
+"""
+
+PENDING, DONE, DROPPED = "pending", "done", "dropped"
+BACKOFF_FIRST = 30.0
+BACKOFF_MAX = 3600.0
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    channel: str
+    name: str
+    content_type: str
+    size: int
+    created: int
+    first_reading: int | None
+    last_reading: int | None
+    readings: int
+    state: str
+    attempts: int
+    next_try: float
+    last_error: str | None
+    sent_at: float | None
+
+    def as_dict(self) -> dict[str, object]:
+        return {field: getattr(self, field) for field in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class NewReport:
+    """A report about to be queued; ``index`` numbers the reports of one cycle (the SMTP subject's)."""
+
+    payload: bytes
+    content_type: str
+    first_reading: int | None = None
+    last_reading: int | None = None
+    readings: int = 0
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    sent: int
+    failed: int
+    waiting: int  # still pending after this run
+    error: str | None = None
+
+
+_COLUMNS = (
+    "id, channel, name, content_type, length(payload), created, first_reading, last_reading, readings, "
+    "state, attempts, next_try, last_error, sent_at"
+)
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection of the outbox's own to the shared database file (ext/sonocli.db), with its schema.
+
+    Its own connection rather than the readings store's: the outbox needs autocommit with explicit
+    ``BEGIN IMMEDIATE`` transactions and use from the daemon's delivery thread. WAL lets both coexist.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.executescript(SCHEMA)
+    return conn
+
+
+def backoff(attempts: int) -> float:
+    """30 s, 60 s, 120 s … capped at one hour."""
+    return float(min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** max(0, attempts - 1)))
+
+
+class Outbox:
+    """The outbox tables of one database. Thread-safe (one lock around the connection)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._conn = connect(self.path)
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- creation ---------------------------------------------------------------------------------------
+    def cursor(self, channel: str) -> int:
+        """Id of the last reading already put into a report for ``channel`` (0: none yet)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT last_reading FROM outbox_cursor WHERE channel = ?", (channel,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def enqueue(
+        self,
+        channel: str,
+        reports: Sequence[NewReport],
+        *,
+        name: Callable[[int, int], str],
+        now: float | None = None,
+        cursor: int | None = None,
+    ) -> list[OutboxItem]:
+        """Queue ``reports`` (one cycle) and move the cursor to ``cursor``, atomically.
+
+        ``name(created, index)`` gives each report its final name; ``created`` is bumped by whole seconds
+        when that name is already taken (two reports in one second must not overwrite each other).
+        """
+        created = int(now if now is not None else time.time())
+        ids: list[int] = []
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for index, report in enumerate(reports, start=1):
+                    while True:
+                        title = name(created, index)
+                        taken = conn.execute(
+                            "SELECT 1 FROM outbox WHERE channel = ? AND name = ?", (channel, title)
+                        ).fetchone()
+                        if not taken:
+                            break
+                        created += 1
+                    cur = conn.execute(
+                        "INSERT INTO outbox (channel, name, content_type, payload, created, first_reading, "
+                        "last_reading, readings) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (channel, title, report.content_type, report.payload, created,
+                         report.first_reading, report.last_reading, report.readings),
+                    )
+                    assert cur.lastrowid is not None
+                    ids.append(cur.lastrowid)
+                if cursor is not None:
+                    conn.execute(
+                        "INSERT INTO outbox_cursor (channel, last_reading) VALUES (?, ?) "
+                        "ON CONFLICT(channel) DO UPDATE SET last_reading = excluded.last_reading",
+                        (channel, cursor),
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return [self.get(item_id) for item_id in ids]
+
+    # -- reading ----------------------------------------------------------------------------------------
+    def get(self, item_id: int) -> OutboxItem:
+        from sonocli.errors import NotFoundError
+
+        with self._lock:
+            row = self._conn.execute(f"SELECT {_COLUMNS} FROM outbox WHERE id = ?", (item_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"outbox item {item_id} does not exist")
+        return OutboxItem(*row)
+
+    def payload(self, item_id: int) -> bytes:
+        with self._lock:
+            row = self._conn.execute("SELECT payload FROM outbox WHERE id = ?", (item_id,)).fetchone()
+        return bytes(row[0]) if row else b""
+
+    def items(self, *, states: Iterable[str] = (PENDING,), channel: str | None = None) -> list[OutboxItem]:
+        wanted = tuple(states)
+        query = f"SELECT {_COLUMNS} FROM outbox WHERE state IN ({','.join('?' * len(wanted))})"
+        args: list[object] = list(wanted)
+        if channel is not None:
+            query += " AND channel = ?"
+            args.append(channel)
+        with self._lock:
+            rows = self._conn.execute(query + " ORDER BY id", args).fetchall()
+        return [OutboxItem(*row) for row in rows]
+
+    def next_pending(self, channel: str) -> OutboxItem | None:
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM outbox WHERE channel = ? AND state = ? ORDER BY id LIMIT 1",
+                (channel, PENDING),
+            ).fetchone()
+        return OutboxItem(*row) if row else None
+
+    def channels_pending(self) -> list[str]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT DISTINCT channel FROM outbox WHERE state = ? ORDER BY channel", (PENDING,)
+            ).fetchall()
+        return [str(row[0]) for row in rows]
+
+    # -- state changes ----------------------------------------------------------------------------------
+    def mark_done(self, item_id: int, now: float | None = None) -> None:
+        with self._lock:
+            self._conn.execute(
+                "UPDATE outbox SET state = ?, sent_at = ?, last_error = NULL WHERE id = ?",
+                (DONE, now if now is not None else time.time(), item_id),
+            )
+
+    def mark_failed(self, item_id: int, error: str, now: float | None = None, *, cap: float = BACKOFF_MAX) -> float:
+        """Count a failed attempt; returns when the next attempt is due."""
+        at = now if now is not None else time.time()
+        with self._lock:
+            row = self._conn.execute("SELECT attempts FROM outbox WHERE id = ?", (item_id,)).fetchone()
+            attempts = (int(row[0]) if row else 0) + 1
+            due = at + min(cap, backoff(attempts))
+            self._conn.execute(
+                "UPDATE outbox SET attempts = ?, next_try = ?, last_error = ? WHERE id = ?",
+                (attempts, due, error[:500], item_id),
+            )
+        return due
+
+    def retry(self, ids: Iterable[int] | None = None) -> int:
+        """Make pending (or dropped) items due now; all pending ones when ``ids`` is None."""
+        with self._lock:
+            if ids is None:
+                cur = self._conn.execute("UPDATE outbox SET next_try = 0 WHERE state = ?", (PENDING,))
+            else:
+                wanted = list(ids)
+                for item_id in wanted:
+                    self.get(item_id)
+                cur = self._conn.execute(
+                    f"UPDATE outbox SET next_try = 0, state = ? WHERE state != ? AND id IN "
+                    f"({','.join('?' * len(wanted))})",
+                    (PENDING, DONE, *wanted),
+                )
+            return int(cur.rowcount)
+
+    def drop(self, ids: Iterable[int] | None = None) -> int:
+        """Give up on items (they stay in the table, state 'dropped'); all pending ones when ``ids`` is None."""
+        with self._lock:
+            if ids is None:
+                cur = self._conn.execute("UPDATE outbox SET state = ? WHERE state = ?", (DROPPED, PENDING))
+            else:
+                wanted = list(ids)
+                for item_id in wanted:
+                    self.get(item_id)
+                cur = self._conn.execute(
+                    f"UPDATE outbox SET state = ? WHERE state = ? AND id IN ({','.join('?' * len(wanted))})",
+                    (DROPPED, PENDING, *wanted),
+                )
+            return int(cur.rowcount)
+
+    def prune(self, keep_seconds: float, now: float | None = None) -> int:
+        """Forget delivered items older than ``keep_seconds`` (their payloads are the bulk of the file)."""
+        limit = (now if now is not None else time.time()) - keep_seconds
+        with self._lock:
+            cur = self._conn.execute("DELETE FROM outbox WHERE state = ? AND sent_at < ?", (DONE, limit))
+            return int(cur.rowcount)
+
+    # -- delivery ---------------------------------------------------------------------------------------
+    def deliver(
+        self,
+        channel: str,
+        send: Callable[[OutboxItem, bytes], None],
+        *,
+        now: Callable[[], float] = time.time,
+        force: bool = False,
+        stop: threading.Event | None = None,
+        cap: float = BACKOFF_MAX,
+    ) -> DeliveryResult:
+        """Send ``channel``'s pending items oldest first until one fails or none is left.
+
+        An item waiting for its back-off stops the run unless ``force`` (a new report cycle, ``push --once``
+        or ``outbox retry`` ignore the back-off). ``send`` raises on failure; the error text is kept.
+        """
+        sent = failed = 0
+        error: str | None = None
+        while stop is None or not stop.is_set():
+            item = self.next_pending(channel)
+            if item is None:
+                break
+            if not force and item.next_try > now():
+                break
+            try:
+                send(item, self.payload(item.id))
+            except Exception as exc:
+                error = str(exc)
+                self.mark_failed(item.id, error, now(), cap=cap)
+                failed += 1
+                break
+            self.mark_done(item.id, now())
+            sent += 1
+        waiting = len(self.items(channel=channel))
+        return DeliveryResult(sent, failed, waiting, error)
