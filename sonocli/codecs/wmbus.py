@@ -1,0 +1,398 @@
+"""The wireless telegram pipeline: link layer -> ELL -> AFL -> TPL -> security -> application records.
+
+Security failures do not raise: the result carries the error, so a receiver can still report who sent
+the telegram (header, RSSI) and count the failure, and `decode` can print the header before saying why
+it could not decrypt. Structural problems (truncated, bad CRC) raise DecodeError: there is nothing to show.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sonocli.codecs import crypto
+from sonocli.codecs.wmbus_link import (
+    ELL_CIS,
+    LONG_TPL_CIS,
+    NO_TPL_CIS,
+    SHORT_TPL_CIS,
+    Address,
+    Afl,
+    Ell,
+    LinkHeader,
+    Tpl,
+    crc16_en13757,
+    is_manufacturer_ci,
+    normalise_frame,
+    parse_afl,
+    parse_ell,
+    parse_link_header,
+    parse_tpl,
+)
+from sonocli.errors import (
+    DecodeError,
+    MacError,
+    NoKeyError,
+    SecurityError,
+    UnsupportedSecurityError,
+    WrongKeyError,
+)
+
+if TYPE_CHECKING:
+    from sonocli.model import MeterValue
+
+KeyLookup = Mapping[str, bytes] | Callable[[str], bytes | None]
+
+COMPACT_CIS = frozenset({0x79, 0x7B, 0x73})
+NO_APL_CIS = frozenset({0x8A, 0x8B})
+
+
+@dataclass(frozen=True, slots=True)
+class Security:
+    """What happened to the telegram's encryption; ``state`` is one of the STATE_* words."""
+
+    mode: int
+    state: str
+    error: SecurityError | None = None
+
+    @property
+    def decrypted(self) -> bool:
+        return self.state in ("decrypted", "predecrypted")
+
+
+@dataclass(frozen=True, slots=True)
+class WmbusTelegram:
+    raw: bytes
+    link: LinkHeader
+    ell: Ell | None
+    afl: Afl | None
+    tpl: Tpl | None
+    app_ci: int | None
+    security: Security
+    payload: bytes = b""
+    records: tuple[MeterValue, ...] = ()
+    more_records_follow: bool = False
+    manufacturer_data: bytes = b""
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def meter(self) -> Address:
+        """The meter itself: the long TPL header's address when present (radio converters), else the DLL."""
+        if self.tpl is not None and self.tpl.address is not None:
+            return self.tpl.address
+        return self.link.address
+
+    @property
+    def access_number(self) -> int | None:
+        if self.tpl is not None and self.tpl.acc is not None:
+            return self.tpl.acc
+        return self.ell.acc if self.ell is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    signature: int
+    entries: tuple[tuple[bytes, int], ...]
+
+
+class FormatCache:
+    """Compact-frame formats learnt from full frames, keyed by (M, version, type, signature); bounded LRU."""
+
+    def __init__(self, size: int = 1000) -> None:
+        self._size = max(1, size)
+        self._items: OrderedDict[tuple[int, int, int, int], _Layout] = OrderedDict()
+
+    def learn(self, meter: Address, layout: _Layout) -> None:
+        key = (meter.manufacturer, meter.version, meter.device_type, layout.signature)
+        self._items[key] = layout
+        self._items.move_to_end(key)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+    def find(self, meter: Address, signature: int) -> _Layout | None:
+        return self._items.get((meter.manufacturer, meter.version, meter.device_type, signature))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@dataclass
+class DecodeOptions:
+    keys: KeyLookup = field(default_factory=dict)
+    cache: FormatCache = field(default_factory=FormatCache)
+    frame_format: str = "auto"
+    decode_application: bool = True
+
+
+def _lookup(keys: KeyLookup, meter_id: str) -> bytes | None:
+    if callable(keys):
+        return keys(meter_id)
+    return keys.get(meter_id)
+
+
+# --- DIF/VIF layout (lengths only), for compact frames ---------------------------------------------
+
+_DATA_LENGTHS = (0, 1, 2, 3, 4, 4, 6, 8, 0, 1, 2, 3, 4, -1, 6, 0)
+
+
+def record_layout(apl: bytes) -> tuple[tuple[bytes, int], ...] | None:
+    """Split full-frame records into (DIF/VIF bytes, data length); None if the data is not plain records."""
+    out: list[tuple[bytes, int]] = []
+    pos = 0
+    n = len(apl)
+    while pos < n:
+        start = pos
+        dif = apl[pos]
+        if dif == 0x2F:
+            pos += 1
+            continue
+        if dif in (0x0F, 0x1F):
+            break
+        pos += 1
+        ext = dif & 0x80
+        while ext:
+            if pos >= n:
+                return None
+            ext = apl[pos] & 0x80
+            pos += 1
+        if pos >= n:
+            return None
+        vif = apl[pos]
+        pos += 1
+        ext = vif & 0x80
+        if vif & 0x7F == 0x7C:
+            if pos >= n:
+                return None
+            pos += 1 + apl[pos]
+        while ext:
+            if pos >= n:
+                return None
+            ext = apl[pos] & 0x80
+            pos += 1
+        length = _DATA_LENGTHS[dif & 0x0F]
+        if length < 0:
+            if pos >= n:
+                return None
+            lvar = apl[pos]
+            length = 1 + (lvar if lvar < 0xC0 else (lvar - 0xC0) if lvar < 0xE0 else (lvar - 0xE0))
+        out.append((bytes(apl[start:pos]), length))
+        pos += length
+        if pos > n:
+            return None
+    return tuple(out)
+
+
+def _layout_from_full(apl: bytes) -> _Layout | None:
+    entries = record_layout(apl)
+    if not entries:
+        return None
+    return _Layout(crc16_en13757(b"".join(e[0] for e in entries)), entries)
+
+
+def _expand_compact(apl: bytes, meter: Address, cache: FormatCache) -> bytes:
+    if len(apl) < 4:
+        raise DecodeError("compact frame truncated: no format signature")
+    signature = int.from_bytes(apl[0:2], "little")
+    full_crc = int.from_bytes(apl[2:4], "little")
+    layout = cache.find(meter, signature)
+    if layout is None:
+        raise DecodeError(
+            f"compact frame with format signature {signature:04X}: no full frame with this format seen yet"
+        )
+    data = apl[4:]
+    full = bytearray()
+    pos = 0
+    for difvif, length in layout.entries:
+        if pos + length > len(data):
+            raise DecodeError("compact frame shorter than its format says")
+        full += difvif + data[pos : pos + length]
+        pos += length
+    if crc16_en13757(bytes(full)) != full_crc:
+        raise DecodeError(f"compact frame full-frame CRC mismatch (format {signature:04X})")
+    return bytes(full) + data[pos:]
+
+
+# --- the pipeline ----------------------------------------------------------------------------------
+
+
+def decode_telegram(data: bytes, options: DecodeOptions | None = None) -> WmbusTelegram:
+    """Decode one telegram (with or without DLL CRCs, as dongles deliver it)."""
+    opts = options or DecodeOptions()
+    telegram, trailing = normalise_frame(bytes(data), opts.frame_format)
+    link = parse_link_header(telegram)
+    warnings: list[str] = []
+    pos = 10
+    ell = None
+    afl = None
+    tpl = None
+    security = Security(0, "none")
+    body = telegram
+
+    ci = body[pos]
+    if ci in ELL_CIS or ci == 0x86:
+        ell, pos = parse_ell(body, pos)
+        if ell.ci in (0x8D, 0x8F):
+            body, security, trailing = _open_ell(body, pos, link, ell, trailing, opts, warnings)
+            if security.error is not None:
+                return WmbusTelegram(telegram, link, ell, None, None, None, security, warnings=tuple(warnings))
+            pos += 2
+        if pos >= len(body):
+            return WmbusTelegram(body, link, ell, None, None, None, security, warnings=tuple(warnings))
+        ci = body[pos]
+    afl_end = pos
+    if ci == 0x90:
+        afl, pos = parse_afl(body, pos)
+        afl_end = pos
+        if pos >= len(body):
+            raise DecodeError("telegram ends after the AFL", offset=pos)
+        ci = body[pos]
+
+    if is_manufacturer_ci(ci) or not (ci in SHORT_TPL_CIS or ci in LONG_TPL_CIS or ci in NO_TPL_CIS):
+        return WmbusTelegram(
+            body, link, ell, afl, None, ci, security, payload=body[pos + 1 :], warnings=tuple(warnings)
+        )
+    tpl, apl_start = parse_tpl(body, pos)
+    meter = tpl.address or link.address
+    apl = body[apl_start:]
+    mode = tpl.security_mode
+    if mode != 0 and security.state == "none":
+        apl, security = _open_tpl(apl, trailing, body[afl_end:], meter, tpl, afl, opts, warnings)
+        if security.error is not None:
+            return WmbusTelegram(body, link, ell, afl, tpl, ci, security, warnings=tuple(warnings))
+    elif mode != 0:
+        security = Security(mode, security.state)
+
+    if ci in NO_APL_CIS:
+        return WmbusTelegram(body, link, ell, afl, tpl, ci, security, payload=apl, warnings=tuple(warnings))
+    if ci in COMPACT_CIS:
+        apl = _expand_compact(apl, meter, opts.cache)
+    elif ci in (0x78, 0x7A, 0x72):
+        layout = _layout_from_full(apl)
+        if layout is not None:
+            opts.cache.learn(meter, layout)
+    records: tuple[MeterValue, ...] = ()
+    more = False
+    mfct = b""
+    if opts.decode_application and ci not in (0x69, 0x6A, 0x6B):
+        from sonocli.codecs.mbus_app import decode_records
+
+        records, more, mfct = decode_records(apl)
+    return WmbusTelegram(body, link, ell, afl, tpl, ci, security, apl, records, more, mfct, tuple(warnings))
+
+
+def _open_ell(
+    body: bytes,
+    pos: int,
+    link: LinkHeader,
+    ell: Ell,
+    trailing: bytes,
+    opts: DecodeOptions,
+    warnings: list[str],
+) -> tuple[bytes, Security, bytes]:
+    """Check the ELL payload CRC, decrypting with AES-CTR first when the SN says so."""
+    payload = body[pos:]
+    if len(payload) < 3:
+        raise DecodeError("ELL payload truncated", offset=len(body))
+
+    def crc_ok(chunk: bytes) -> bool:
+        return int.from_bytes(chunk[:2], "little") == crc16_en13757(chunk[2:])
+
+    if ell.encryption == 0:
+        if not crc_ok(payload):
+            raise DecodeError("ELL payload CRC mismatch", offset=pos)
+        return body, Security(0, "none"), trailing
+    if ell.encryption != 1:
+        unsupported = UnsupportedSecurityError(
+            f"ELL encryption {ell.encryption} is not supported (only 1, AES-CTR)"
+        )
+        return body, Security(ell.encryption, "unsupported", unsupported), trailing
+    key = _lookup(opts.keys, link.address.id)
+    assert ell.sn is not None
+    if key is not None:
+        plain = crypto.ell_ctr_crypt(key, link.address.raw, ell.cc, ell.sn, payload)
+        if crc_ok(plain):
+            return body[:pos] + plain, Security(1, "decrypted"), trailing
+    if crc_ok(payload):
+        warnings.append("ELL announces AES-CTR but the payload is plaintext (decrypted by the receiver)")
+        return body, Security(1, "predecrypted"), trailing
+    if key is None:
+        err: SecurityError = NoKeyError(f"no key for meter {link.address.id} ({link.address.manufacturer_text})")
+        return body, Security(1, "no key", err), trailing
+    wrong = WrongKeyError(
+        f"wrong key for meter {link.address.id}: ELL payload CRC does not match after AES-CTR decryption"
+    )
+    return body, Security(1, "wrong key", wrong), trailing
+
+
+def _open_tpl(
+    apl: bytes,
+    trailing: bytes,
+    after_afl: bytes,
+    meter: Address,
+    tpl: Tpl,
+    afl: Afl | None,
+    opts: DecodeOptions,
+    warnings: list[str],
+) -> tuple[bytes, Security]:
+    mode = tpl.security_mode
+    if mode not in (5, 7):
+        err = UnsupportedSecurityError(f"security mode {mode} is not supported (supported: 0, 5, 7)")
+        return apl, Security(mode, "unsupported", err)
+    blocks = tpl.encrypted_blocks
+    if blocks and blocks * 16 > len(apl) and blocks * 16 <= len(apl) + len(trailing):
+        # Some captures have an L-field that is too short (jMBus MAD example): use the extra bytes.
+        warnings.append("L-field shorter than the encrypted blocks: used the bytes beyond L")
+        apl = apl + trailing[: blocks * 16 - len(apl)]
+    predecrypted = apl[:2] == b"\x2f\x2f"
+    key = _lookup(opts.keys, meter.id)
+    if key is None:
+        if predecrypted:
+            warnings.append(f"mode {mode} announced but the payload is plaintext (decrypted by the receiver)")
+            return apl, Security(mode, "predecrypted")
+        err2 = NoKeyError(f"no key for meter {meter.id} ({meter.manufacturer_text}), security mode {mode}")
+        return apl, Security(mode, "no key", err2)
+    try:
+        if mode == 5:
+            assert tpl.acc is not None
+            iv = crypto.mode5_iv(meter.raw, tpl.acc)
+            plain = crypto.decrypt_cbc_blocks(key, iv, apl, blocks, what=f"meter {meter.id} mode 5")
+        else:
+            plain = _mode7(key, apl, after_afl, meter, tpl, afl, blocks)
+    except WrongKeyError as exc:
+        if predecrypted:
+            warnings.append(f"mode {mode} announced but the payload is plaintext (decrypted by the receiver)")
+            return apl, Security(mode, "predecrypted")
+        return apl, Security(mode, "wrong key", WrongKeyError(f"wrong key for meter {meter.id}: {exc}"))
+    except MacError as exc:
+        return apl, Security(mode, "mac mismatch", MacError(f"meter {meter.id}: {exc}"))
+    except UnsupportedSecurityError as exc:
+        return apl, Security(mode, "unsupported", exc)
+    return plain, Security(mode, "decrypted")
+
+
+def _mode7(
+    key: bytes, apl: bytes, after_afl: bytes, meter: Address, tpl: Tpl, afl: Afl | None, blocks: int
+) -> bytes:
+    kdf = ((tpl.cfg_ext or 0) >> 4) & 0x03
+    if kdf != 1:
+        raise UnsupportedSecurityError(f"mode 7 key derivation {kdf} is not supported (only 1, KDF-A)")
+    if afl is None or afl.mcr is None:
+        raise UnsupportedSecurityError("mode 7 without an AFL message counter cannot derive its key")
+    kenc = crypto.kdf_a(key, 0x00, afl.mcr, meter.id_bytes)
+    if afl.mac:
+        kmac = crypto.kdf_a(key, 0x01, afl.mcr, meter.id_bytes)
+        crypto.verify_afl_mac(kmac, afl.mcl or 0, afl.mcr, afl.ml, after_afl, afl.mac)
+    return crypto.decrypt_cbc_blocks(kenc, bytes(16), apl, blocks, what=f"meter {meter.id} mode 7")
+
+
+def security_error_kind(error: SecurityError | None) -> str:
+    if error is None:
+        return ""
+    return {
+        NoKeyError: "no key",
+        WrongKeyError: "wrong key",
+        MacError: "mac mismatch",
+        UnsupportedSecurityError: "unsupported",
+    }.get(type(error), "security")

@@ -1,0 +1,379 @@
+"""EN 13757-4 link layer: frame formats A and B, CRC-16/EN-13757, DLL address, ELL/AFL/TPL headers.
+
+Pure functions over bytes. Receivers disagree on what they hand over (CUL keeps the block CRCs, most
+sticks strip them, some append an RSSI byte), so ``normalise_frame`` accepts all of these and returns one
+canonical form: the telegram without CRCs, L rewritten to count the bytes after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sonocli.errors import DecodeError
+
+
+def _make_table(poly: int) -> tuple[int, ...]:
+    table = []
+    for byte in range(256):
+        crc = byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ poly) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+        table.append(crc)
+    return tuple(table)
+
+
+_EN13757_TABLE = _make_table(0x3D65)
+
+
+def crc16_en13757(data: bytes) -> int:
+    """CRC-16/EN-13757 (poly 0x3D65, init 0, MSB first, xorout 0xFFFF); check value 0xC2B7."""
+    crc = 0
+    table = _EN13757_TABLE
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFF) ^ table[(crc >> 8) ^ byte]
+    return crc ^ 0xFFFF
+
+
+def _block_crc_ok(block: bytes, crc_bytes: bytes) -> bool:
+    return crc16_en13757(block) == int.from_bytes(crc_bytes, "big")
+
+
+def format_a_length(l_field: int) -> int:
+    """Bytes on the wire of a format A frame with its CRCs, L-field included."""
+    data_after_block1 = max(l_field - 9, 0)
+    return l_field + 1 + 2 * (1 + (data_after_block1 + 15) // 16)
+
+
+def strip_format_a(frame: bytes) -> bytes:
+    """Check and remove the CRCs of a format A frame (block 1 = 10 bytes, then 16-byte blocks)."""
+    if len(frame) < 12:
+        raise DecodeError(f"format A frame too short: {len(frame)} bytes, need at least 12")
+    length = frame[0]
+    total = format_a_length(length)
+    if len(frame) < total:
+        raise DecodeError(f"format A frame truncated: L={length} needs {total} bytes, got {len(frame)}")
+    if not _block_crc_ok(frame[:10], frame[10:12]):
+        raise DecodeError("format A block 1 CRC mismatch", offset=10)
+    out = bytearray(frame[:10])
+    pos = 12
+    remaining = length - 9
+    while remaining > 0:
+        size = min(16, remaining)
+        block = frame[pos : pos + size]
+        if not _block_crc_ok(block, frame[pos + size : pos + size + 2]):
+            raise DecodeError("format A data block CRC mismatch", offset=pos + size)
+        out += block
+        pos += size + 2
+        remaining -= size
+    return bytes(out)
+
+
+def strip_format_b(frame: bytes) -> bytes:
+    """Check and remove the CRCs of a format B frame (L counts the CRC bytes); L is rewritten."""
+    if len(frame) < 12:
+        raise DecodeError(f"format B frame too short: {len(frame)} bytes, need at least 12")
+    length = frame[0]
+    if len(frame) < length + 1:
+        raise DecodeError(f"format B frame truncated: L={length} needs {length + 1} bytes, got {len(frame)}")
+    frame = frame[: length + 1]
+    if length + 1 <= 128:
+        if not _block_crc_ok(frame[:-2], frame[-2:]):
+            raise DecodeError("format B CRC mismatch", offset=length - 1)
+        body = frame[1:-2]
+    else:
+        if not _block_crc_ok(frame[:126], frame[126:128]):
+            raise DecodeError("format B block 2 CRC mismatch", offset=126)
+        if len(frame) < 131 or not _block_crc_ok(frame[128:-2], frame[-2:]):
+            raise DecodeError("format B block 3 CRC mismatch", offset=length - 1)
+        body = frame[1:126] + frame[128:-2]
+    return bytes([len(body)]) + body
+
+
+def normalise_frame(data: bytes, frame_format: str = "auto") -> tuple[bytes, bytes]:
+    """Return (telegram without CRCs, trailing bytes beyond L) for a frame in any of the usual forms.
+
+    ``frame_format``: "A" / "B" (CRCs present and checked), "none" (already stripped), or "auto":
+    a frame whose length and CRCs fit format A or B is stripped; otherwise it is taken as already
+    stripped. Bytes beyond L+1 (an RSSI byte some sticks append) are returned separately.
+    """
+    if len(data) < 11:
+        raise DecodeError(f"telegram too short: {len(data)} bytes, a wM-Bus frame has at least 11")
+    length = data[0]
+    if length < 10:
+        raise DecodeError(f"L-field {length} is too small (at least 10: C, M, A, CI)", offset=0)
+    if frame_format == "A":
+        total = format_a_length(length)
+        return strip_format_a(data), bytes(data[total:])
+    if frame_format == "B":
+        return strip_format_b(data), bytes(data[length + 1 :])
+    if frame_format == "auto":
+        total = format_a_length(length)
+        if len(data) >= total and _block_crc_ok(data[:10], data[10:12]):
+            try:
+                return strip_format_a(data), bytes(data[total:])
+            except DecodeError:
+                pass
+        if len(data) >= length + 1 and length + 1 >= 12:
+            try:
+                return strip_format_b(data), bytes(data[length + 1 :])
+            except DecodeError:
+                pass
+    elif frame_format != "none":
+        raise DecodeError(f"frame format {frame_format!r} unknown; allowed: A, B, none, auto")
+    if len(data) < length + 1:
+        raise DecodeError(
+            f"telegram truncated: L-field says {length + 1} bytes, got {len(data)}", offset=len(data)
+        )
+    return bytes(data[: length + 1]), bytes(data[length + 1 :])
+
+
+# --- addresses -------------------------------------------------------------------------------------
+
+
+def manufacturer_code(m_field: int) -> str:
+    """Three letters from the 15-bit M-field; codes outside A..Z print as '?' (seen on broken meters)."""
+    letters = []
+    for shift in (10, 5, 0):
+        value = (m_field >> shift) & 0x1F
+        letters.append(chr(value + 64) if 1 <= value <= 26 else "?")
+    return "".join(letters)
+
+
+def meter_id_text(id_bytes: bytes) -> str:
+    """The 4-byte ID as printed on the meter: BCD LSB first; non-BCD IDs are shown as hex the same way."""
+    return id_bytes[::-1].hex().upper()
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """M-field and A-field (ID, version, device type) as sent; ``raw`` keeps the 8 bytes for IVs."""
+
+    manufacturer: int
+    id: str
+    version: int
+    device_type: int
+    raw: bytes
+
+    @property
+    def manufacturer_text(self) -> str:
+        return manufacturer_code(self.manufacturer)
+
+    @property
+    def id_bytes(self) -> bytes:
+        return self.raw[2:6]
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Address:
+        """From M(2) ID(4) version(1) type(1), the order of the DLL."""
+        return cls(int.from_bytes(raw[0:2], "little"), meter_id_text(raw[2:6]), raw[6], raw[7], bytes(raw))
+
+    @classmethod
+    def from_tpl(cls, raw: bytes) -> Address:
+        """From ID(4) M(2) version(1) type(1), the order of the long TPL header; ``raw`` is re-ordered to M,A."""
+        return cls.from_bytes(raw[4:6] + raw[0:4] + raw[6:8])
+
+
+@dataclass(frozen=True, slots=True)
+class LinkHeader:
+    length: int
+    c_field: int
+    address: Address
+
+
+C_FIELD_NAMES = {
+    0x44: "SND_NR",
+    0x46: "SND_IR",
+    0x47: "ACC_NR",
+    0x48: "ACC_DMD",
+    0x40: "SND_NKE",
+    0x08: "RSP_UD",
+    0x53: "SND_UD",
+    0x73: "SND_UD",
+    0x5A: "REQ_UD1",
+    0x7A: "REQ_UD1",
+    0x5B: "REQ_UD2",
+    0x7B: "REQ_UD2",
+    0x06: "ACK",
+}
+
+
+def parse_link_header(telegram: bytes) -> LinkHeader:
+    if len(telegram) < 11:
+        raise DecodeError(f"telegram too short: {len(telegram)} bytes, need at least 11 (L C M A CI)")
+    return LinkHeader(telegram[0], telegram[1], Address.from_bytes(telegram[2:10]))
+
+
+# --- extended link layer ---------------------------------------------------------------------------
+
+ELL_CIS = {0x8C: 2, 0x8D: 8, 0x8E: 10, 0x8F: 16}
+
+
+@dataclass(frozen=True, slots=True)
+class Ell:
+    """ELL header; ``payload_crc`` is None for ELL-I/III (no session number, no payload CRC)."""
+
+    ci: int
+    cc: int
+    acc: int
+    address2: Address | None = None
+    sn: int | None = None
+
+    @property
+    def encryption(self) -> int:
+        """SN bits 29-31: 0 none, 1 AES-128-CTR."""
+        return 0 if self.sn is None else (self.sn >> 29) & 0x07
+
+
+def parse_ell(data: bytes, pos: int) -> tuple[Ell, int]:
+    """Parse the ELL at ``pos`` (the CI); returns the header and the offset after it (payload CRC excluded)."""
+    ci = data[pos]
+    if ci == 0x86:
+        raise DecodeError("ELL-V (CI 0x86, variable length) is not supported", offset=pos)
+    size = ELL_CIS[ci]
+    if len(data) < pos + 1 + size:
+        raise DecodeError(f"ELL (CI 0x{ci:02X}) truncated: needs {size} bytes", offset=len(data))
+    body = data[pos + 1 : pos + 1 + size]
+    cc, acc = body[0], body[1]
+    address2 = None
+    sn = None
+    if ci in (0x8E, 0x8F):
+        address2 = Address.from_bytes(body[2:10])
+    if ci == 0x8D:
+        sn = int.from_bytes(body[2:6], "little")
+    elif ci == 0x8F:
+        sn = int.from_bytes(body[10:14], "little")
+    end = pos + 1 + size
+    if ci in (0x8D, 0x8F):
+        end -= 2  # the payload CRC belongs to the (possibly encrypted) payload
+    return Ell(ci, cc, acc, address2, sn), end
+
+
+# --- authentication and fragmentation layer --------------------------------------------------------
+
+_AFL_MAC_LENGTHS = {3: 2, 4: 4, 5: 8, 6: 12, 7: 16, 8: 12}
+
+
+@dataclass(frozen=True, slots=True)
+class Afl:
+    fcl: int
+    mcl: int | None
+    ki: int | None
+    mcr: bytes | None
+    ml: int | None
+    mac: bytes
+
+    @property
+    def more_fragments(self) -> bool:
+        return bool(self.fcl & 0x4000)
+
+    @property
+    def fragment_id(self) -> int:
+        return self.fcl & 0xFF
+
+    @property
+    def counter(self) -> int | None:
+        return None if self.mcr is None else int.from_bytes(self.mcr, "little")
+
+
+def parse_afl(data: bytes, pos: int) -> tuple[Afl, int]:
+    """Parse the AFL (CI 0x90) at ``pos``; fragmented messages are refused (no reassembly buffer)."""
+    if len(data) < pos + 4:
+        raise DecodeError("AFL truncated", offset=len(data))
+    afll = data[pos + 1]
+    end = pos + 2 + afll
+    if len(data) < end or afll < 2:
+        raise DecodeError(f"AFL length {afll} does not fit the telegram", offset=pos + 1)
+    fcl = int.from_bytes(data[pos + 2 : pos + 4], "little")
+    cur = pos + 4
+    mcl = ki = ml = None
+    mcr = None
+    mac = b""
+
+    def take(count: int) -> bytes:
+        nonlocal cur
+        if cur + count > end:
+            raise DecodeError("AFL fields exceed the AFL length", offset=cur)
+        chunk = data[cur : cur + count]
+        cur += count
+        return chunk
+
+    if fcl & 0x2000:
+        mcl = take(1)[0]
+    if fcl & 0x0200:
+        ki = int.from_bytes(take(2), "little")
+    if fcl & 0x0800:
+        mcr = take(4)
+    if fcl & 0x1000:
+        ml = int.from_bytes(take(2), "little")
+    if fcl & 0x0400:
+        auth = (mcl or 0) & 0x0F
+        mac_len = _AFL_MAC_LENGTHS.get(auth)
+        if mac_len is None:
+            raise DecodeError(f"AFL authentication type {auth} unknown", offset=pos + 4)
+        mac = take(mac_len)
+    afl = Afl(fcl, mcl, ki, mcr, ml, mac)
+    if afl.more_fragments or afl.fragment_id > 1:
+        raise DecodeError(
+            f"AFL fragment {afl.fragment_id} of a fragmented message: reassembly is not supported",
+            offset=pos + 2,
+        )
+    return afl, end
+
+
+# --- transport layer -------------------------------------------------------------------------------
+
+SHORT_TPL_CIS = frozenset({0x7A, 0x7B, 0x6A, 0x8A, 0x5A, 0x6E, 0x74, 0x7D})
+LONG_TPL_CIS = frozenset({0x72, 0x73, 0x6B, 0x8B, 0x53, 0x5B, 0x6F, 0x75, 0x7C})
+NO_TPL_CIS = frozenset({0x78, 0x79, 0x69, 0x70, 0x51})
+
+
+@dataclass(frozen=True, slots=True)
+class Tpl:
+    """TPL header; ``address`` is set for long headers (the meter's own address, used for the IV)."""
+
+    ci: int
+    acc: int | None = None
+    status: int | None = None
+    cfg: int = 0
+    cfg_ext: int | None = None
+    address: Address | None = None
+
+    @property
+    def security_mode(self) -> int:
+        return (self.cfg >> 8) & 0x1F
+
+    @property
+    def encrypted_blocks(self) -> int:
+        return (self.cfg >> 4) & 0x0F
+
+
+def parse_tpl(data: bytes, pos: int) -> tuple[Tpl, int]:
+    """Parse the TPL header at ``pos`` (the CI); returns the header and where the APL starts."""
+    ci = data[pos]
+    cur = pos + 1
+    address = None
+    if ci in NO_TPL_CIS:
+        return Tpl(ci), cur
+    if ci in LONG_TPL_CIS:
+        if len(data) < cur + 8:
+            raise DecodeError("long TPL header truncated", offset=len(data))
+        address = Address.from_tpl(data[cur : cur + 8])
+        cur += 8
+    elif ci not in SHORT_TPL_CIS:
+        raise DecodeError(f"CI-field 0x{ci:02X} is not a TPL CI", offset=pos)
+    if len(data) < cur + 4:
+        raise DecodeError("TPL header truncated", offset=len(data))
+    acc, status = data[cur], data[cur + 1]
+    cfg = int.from_bytes(data[cur + 2 : cur + 4], "little")
+    cur += 4
+    cfg_ext = None
+    if (cfg >> 8) & 0x1F == 7:
+        if len(data) < cur + 1:
+            raise DecodeError("TPL configuration extension missing", offset=len(data))
+        cfg_ext = data[cur]
+        cur += 1
+    return Tpl(ci, acc, status, cfg, cfg_ext, address), cur
+
+
+def is_manufacturer_ci(ci: int) -> bool:
+    return 0xA0 <= ci <= 0xB7
