@@ -53,8 +53,10 @@ def suggest(name: str) -> str:
 class ChipIni:
     """A loaded chip.ini. Missing parameters read as their defaults."""
 
-    def __init__(self, lines: list[str], file: str | None = None) -> None:
+    def __init__(self, lines: list[str], file: str | None = None, *, errors: list[ConfigError] | None = None) -> None:
+        """``errors``: collect every invalid line there instead of raising at the first (``config check``)."""
         self._lines = lines
+        self._errors = errors
         self._file = file
         self._schema = by_name()
         self._entries: dict[str, Entry] = {}
@@ -75,7 +77,7 @@ class ChipIni:
         return cls.from_bytes(data, str(path))
 
     @classmethod
-    def from_bytes(cls, data: bytes, file: str | None = None) -> ChipIni:
+    def from_bytes(cls, data: bytes, file: str | None = None, *, errors: list[ConfigError] | None = None) -> ChipIni:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -86,7 +88,7 @@ class ChipIni:
                 line=line,
                 hint="save chip.ini as UTF-8 without BOM",
             ) from None
-        return cls(text.splitlines(keepends=True), file)
+        return cls(text.splitlines(keepends=True), file, errors=errors)
 
     @classmethod
     def from_text(cls, text: str, file: str | None = None) -> ChipIni:
@@ -106,11 +108,14 @@ class ChipIni:
                 continue
             match = _ENTRY.match(line.rstrip("\r\n"))
             if match is None:
-                raise ConfigError(
-                    f"expected KEY=VALUE, [SECTION] or a ; comment, found {stripped[:40]!r}",
-                    file=self._file,
-                    line=number,
+                self._fail(
+                    ConfigError(
+                        f"expected KEY=VALUE, [SECTION] or a ; comment, found {stripped[:40]!r}",
+                        file=self._file,
+                        line=number,
+                    )
                 )
+                continue
             key, text = match.group(2).strip(), match.group(4)
             name = key.upper()
             param = self._schema.get(name)
@@ -120,11 +125,17 @@ class ChipIni:
             try:
                 value = param.parse(text)
             except ValueError as exc:
-                raise ConfigError(f"{param.name}={text!r}: {exc}", file=self._file, line=number) from None
+                self._fail(ConfigError(f"{param.name}={text!r}: {exc}", file=self._file, line=number))
+                continue
             if name in self._entries:
                 self._duplicates.append((name, number))
             self._entries[name] = Entry(section, key, text, number)
             self._values[name] = value
+
+    def _fail(self, error: ConfigError) -> None:
+        if self._errors is None:
+            raise error
+        self._errors.append(error)
 
     # -- queries -------------------------------------------------------------------------------------
     def param(self, name: str) -> Param:

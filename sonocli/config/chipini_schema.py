@@ -72,7 +72,7 @@ class Param:
             number = int(raw)
             if self.type == "bool":
                 if number not in (0, 1):
-                    raise ValueError(f"allowed: {self.allowed()}")
+                    raise ValueError(f"out of range; allowed: {self.allowed()}")
                 return bool(number)
             assert self.minimum is not None and self.maximum is not None
             if not self.minimum <= number <= self.maximum:
@@ -82,19 +82,19 @@ class Param:
             for choice in self.choices:
                 if str(choice).upper() == raw.upper():
                     return choice
-            raise ValueError(f"allowed: {self.allowed()}")
+            raise ValueError(f"not one of the choices; allowed: {self.allowed()}")
         if self.type == "ip":
             if raw == "" and self.default == "":
                 return ""
             try:
                 ipaddress.IPv4Address(raw)
             except ValueError:
-                raise ValueError(f"allowed: {self.allowed()}") from None
+                raise ValueError(f"not an IPv4 address; allowed: {self.allowed()}") from None
             return raw
         if self.type == "mask":
             digits = raw[2:] if raw.lower().startswith("0x") else raw
             if not re.fullmatch(r"[0-9A-Fa-f]+", digits) or len(digits) > (self.max_length or 0):
-                raise ValueError(f"allowed: {self.allowed()}")
+                raise ValueError(f"not a hex mask; allowed: {self.allowed()}")
             return raw
         if self.max_length is not None and len(raw) > self.max_length:
             raise ValueError(f"{len(raw)} characters; allowed: {self.allowed()}")

@@ -74,7 +74,7 @@ def format_obis(parts: tuple[int, ...] | bytes) -> str:
 
 
 # ------------------------------------------------------------------------------------------- parsing
-def _hex_bytes(text: str) -> bytes:
+def parse_hex_bytes(text: str) -> bytes:
     """``0x82 0xB0 ...`` (the device's spelling), also ``82 B0 ...`` or one run of hex digits."""
     tokens = text.split()
     if len(tokens) == 1 and not tokens[0].lower().startswith("0x") and len(tokens[0]) > 2:
@@ -99,7 +99,7 @@ def _bool01(text: str) -> bool:
     return bool(value)
 
 
-def _exponent(text: str) -> int:
+def parse_scale(text: str) -> int:
     """``1e-3`` -> -3; any power of ten is accepted, other factors are not (the CSV/XML exponent is an int)."""
     number = float(text)
     if number <= 0:
@@ -144,7 +144,7 @@ def _meter_fields(children: list[Any], file: str | None) -> dict[str, Any]:
             elif tag == "version":
                 values["version"] = _checked(_int(text), 0, 255)
             elif tag == "medium":
-                values["medium"] = _medium(text)
+                values["medium"] = parse_medium(text)
             elif tag == "primaryaddress":
                 values["primary_address"] = _checked(_int(text), 0, 255)
             elif tag == "addressmode":
@@ -154,7 +154,7 @@ def _meter_fields(children: list[Any], file: str | None) -> dict[str, Any]:
             elif tag == "maxvaluecount":
                 values["max_value_count"] = _checked(_int(text), 0, 65535)
             elif tag == "encryptionkey":
-                key = _hex_bytes(text)
+                key = parse_hex_bytes(text)
                 values["key"] = None if key in (b"", b"\x00") else key  # Table 26: "Not set, 0"
             elif tag == "active":
                 values["active"] = _bool01(text)
@@ -186,7 +186,7 @@ def _checked(value: int, low: int, high: int) -> int:
     return value
 
 
-def _medium(text: str) -> int:
+def parse_medium(text: str) -> int:
     stripped = text.strip()
     if re.fullmatch(r"0x[0-9A-Fa-f]{1,2}|\d{1,3}", stripped):
         return _checked(_int(stripped), 0, 255)
@@ -206,7 +206,7 @@ def _value_config(element: Any, file: str | None) -> ValueConfig:
             if tag in ("description", "unit", "encodetype"):
                 values[tag] = text.strip()
             elif tag == "scale":
-                values["exponent"] = _exponent(text)
+                values["exponent"] = parse_scale(text)
             elif tag == "valuetype":
                 values["valuetype"] = ValueType(text.strip().lower())
             elif tag == "storagenum":
@@ -214,7 +214,7 @@ def _value_config(element: Any, file: str | None) -> ValueConfig:
             elif tag == "tariff":
                 values["tariff"] = _int(text)
             elif tag == "confdata":
-                data = _hex_bytes(text)
+                data = parse_hex_bytes(text)
                 if len(data) == 6:
                     values["obis"] = format_obis(data)
                 else:  # generic data that is no OBIS code: keep it as found
