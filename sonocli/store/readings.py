@@ -1,0 +1,483 @@
+"""Readings in SQLite: every readout and every received telegram, rebuilt exactly for export.
+
+Each reading stores its values as rows (value index, measurement, unit, exponent, typed raw value, function,
+storage, tariff, subunit, meter timestamp, DIF/VIF and data bytes) and points at the meter-list
+configuration it was taken with (user labels, OBIS IDs, …). Configurations are kept as immutable,
+content-addressed snapshots: editing the meter list adds a snapshot and never rewrites or drops history —
+unlike the device, which empties its log when the configuration changes.
+
+Timestamps are stored as integer microseconds since the epoch (UTC). ``Reading.taken_at`` should be
+timezone-aware; a naive one is taken to be UTC (and comes back aware). Meter timestamps and date values may
+be naive (meters send local time without a zone); they come back naive.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import json
+import math
+import sqlite3
+import struct
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+from sonocli.model.values import (
+    AddressMode,
+    Interface,
+    Meter,
+    MeterValue,
+    Reading,
+    ValueConfig,
+    ValueType,
+)
+from sonocli.store.db import connect
+
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO: Final = timedelta(microseconds=1)
+FETCH_CHUNK: Final = 2000
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
+
+
+class RawType(enum.IntEnum):
+    """Tag telling how ``reading_values.raw`` is to be read back."""
+
+    NONE = 0
+    INT = 1
+    BIGINT = 2  # beyond SQLite's signed 64 bits (unsigned 64-bit or 12-digit+ BCD): decimal text
+    FLOAT = 3
+    FLOAT_TEXT = 4  # NaN, which SQLite would turn into NULL
+    STR = 5
+    BYTES = 6
+    DATETIME = 7
+    BOOL = 8
+
+
+_TS_NAIVE: Final = 1
+_RAW_NAIVE: Final = 2
+
+
+def to_micros(moment: datetime) -> int:
+    """Microseconds since the epoch; a naive datetime counts as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - EPOCH) // _MICRO
+
+
+def from_micros(value: int, *, naive: bool = False) -> datetime:
+    moment = EPOCH + timedelta(microseconds=value)
+    return moment.replace(tzinfo=None) if naive else moment
+
+
+# --- meter configuration snapshots -------------------------------------------------------------------------
+
+_METER_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Meter))
+_VALUE_FIELDS: Final = tuple(f.name for f in dataclasses.fields(ValueConfig))
+# Fields that vary per telegram are kept in the readings row, not in the snapshot.
+_PER_READING: Final = frozenset({"rssi"})
+
+
+def _encode_value_config(config: ValueConfig) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in _VALUE_FIELDS:
+        value = getattr(config, name)
+        if name == "valuetype":
+            value = ValueType(value).value
+        elif name == "extra":
+            value = [list(pair) for pair in value]
+        out[name] = value
+    return out
+
+
+def _decode_value_config(data: dict[str, Any]) -> ValueConfig:
+    kwargs = dict(data)
+    kwargs["valuetype"] = ValueType(kwargs["valuetype"])
+    kwargs["extra"] = tuple(tuple(pair) for pair in kwargs["extra"])
+    return ValueConfig(**kwargs)
+
+
+def encode_meter(meter: Meter) -> str:
+    """The meter's configuration as canonical JSON (sorted keys), without the per-telegram RSSI."""
+    out: dict[str, Any] = {}
+    for name in _METER_FIELDS:
+        if name in _PER_READING:
+            continue
+        value = getattr(meter, name)
+        if name in ("interface", "address_mode"):
+            value = int(value)
+        elif name == "key":
+            value = None if value is None else bytes(value).hex()
+        elif name == "values":
+            value = [_encode_value_config(config) for config in value]
+        elif name == "extra":
+            value = [list(pair) for pair in value]
+        out[name] = value
+    return json.dumps(out, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_meter(body: str, *, rssi: int) -> Meter:
+    data = json.loads(body)
+    data["interface"] = Interface(data["interface"])
+    data["address_mode"] = AddressMode(data["address_mode"])
+    data["key"] = None if data["key"] is None else bytes.fromhex(data["key"])
+    data["values"] = tuple(_decode_value_config(item) for item in data["values"])
+    data["extra"] = tuple(tuple(pair) for pair in data["extra"])
+    data["rssi"] = rssi
+    return Meter(**data)
+
+
+def _device_key(meter: Meter) -> str:
+    def part(value: object) -> str:
+        return "" if value is None else str(value)
+
+    return "|".join(
+        (str(int(meter.interface)), meter.serial, part(meter.manufacturer), part(meter.version), part(meter.medium))
+    )
+
+
+# --- values ------------------------------------------------------------------------------------------------
+
+
+def _encode_raw(raw: object) -> tuple[int, object, int]:
+    """(type tag, SQLite value, flags) for a raw value."""
+    if raw is None:
+        return RawType.NONE, None, 0
+    if isinstance(raw, bool):
+        return RawType.BOOL, int(raw), 0
+    if isinstance(raw, int):
+        if _INT64_MIN <= raw <= _INT64_MAX:
+            return RawType.INT, raw, 0
+        return RawType.BIGINT, str(raw), 0
+    if isinstance(raw, float):
+        if math.isnan(raw):
+            return RawType.FLOAT_TEXT, repr(raw), 0
+        return RawType.FLOAT, raw, 0
+    if isinstance(raw, str):
+        return RawType.STR, raw, 0
+    if isinstance(raw, bytes | bytearray | memoryview):
+        return RawType.BYTES, bytes(raw), 0
+    if isinstance(raw, datetime):
+        return RawType.DATETIME, to_micros(raw), _RAW_NAIVE if raw.tzinfo is None else 0
+    raise TypeError(f"raw value of type {type(raw).__name__} cannot be stored")
+
+
+def _decode_raw(tag: int, value: Any, flags: int) -> int | float | str | bytes | datetime | None:
+    kind = RawType(tag)
+    if kind is RawType.NONE:
+        return None
+    if kind is RawType.BOOL:
+        return bool(value)
+    if kind is RawType.INT:
+        return int(value)
+    if kind is RawType.BIGINT:
+        return int(value)
+    if kind in (RawType.FLOAT, RawType.FLOAT_TEXT):
+        return float(value)
+    if kind is RawType.STR:
+        return str(value)
+    if kind is RawType.BYTES:
+        return bytes(value)
+    return from_micros(int(value), naive=bool(flags & _RAW_NAIVE))
+
+
+def _value_row(reading_id: int, position: int, value: MeterValue) -> tuple[object, ...]:
+    tag, raw, flags = _encode_raw(value.raw)
+    ts = None
+    if value.timestamp is not None:
+        ts = to_micros(value.timestamp)
+        if value.timestamp.tzinfo is None:
+            flags |= _TS_NAIVE
+    return (
+        reading_id,
+        position,
+        value.index,
+        value.measurement,
+        value.unit,
+        value.exponent,
+        tag,
+        raw,
+        ValueType(value.function).value,
+        value.storage,
+        value.tariff,
+        value.subunit,
+        ts,
+        flags,
+        bytes(value.dif_vif),
+        bytes(value.data),
+        value.encoding,
+        value.text,
+    )
+
+
+def _value_from_row(row: Sequence[Any]) -> MeterValue:
+    (idx, measurement, unit, exponent, tag, raw, function, storage, tariff, subunit, ts, flags, dif_vif, data,
+     encoding, text) = row  # fmt: skip
+    return MeterValue(
+        index=idx,
+        measurement=measurement,
+        unit=unit,
+        exponent=exponent,
+        raw=_decode_raw(tag, raw, flags),
+        function=ValueType(function),
+        storage=storage,
+        tariff=tariff,
+        subunit=subunit,
+        timestamp=None if ts is None else from_micros(ts, naive=bool(flags & _TS_NAIVE)),
+        dif_vif=bytes(dif_vif),
+        data=bytes(data),
+        encoding=encoding,
+        text=text,
+    )
+
+
+def pack_frames(frames: Sequence[bytes]) -> bytes | None:
+    if not frames:
+        return None
+    return b"".join(struct.pack(">I", len(frame)) + bytes(frame) for frame in frames)
+
+
+def unpack_frames(blob: bytes | None) -> tuple[bytes, ...]:
+    if not blob:
+        return ()
+    frames: list[bytes] = []
+    offset = 0
+    while offset < len(blob):
+        (length,) = struct.unpack_from(">I", blob, offset)
+        offset += 4
+        frames.append(bytes(blob[offset : offset + length]))
+        offset += length
+    return tuple(frames)
+
+
+_SELECT: Final = """
+SELECT r.id, r.config_id, r.taken_at, r.rssi, r.meter_rssi, r.frames,
+       v.position, v.idx, v.measurement, v.unit, v.exponent, v.raw_type, v.raw, v.function, v.storage,
+       v.tariff, v.subunit, v.ts, v.flags, v.dif_vif, v.data, v.encoding, v.text
+FROM readings AS r LEFT JOIN reading_values AS v ON v.reading_id = r.id
+"""
+
+_MEMO_LIMIT: Final = 4096
+
+
+class ReadingStore:
+    """The readings table of the sonocli database; one instance per thread (sqlite3's rule)."""
+
+    def __init__(self, path: Path) -> None:
+        self._conn = connect(path)
+        # Lookup caches filled only after a successful commit, so a rolled-back id never lingers.
+        self._meter_ids: dict[str, int] = {}
+        self._config_ids: dict[bytes, int] = {}
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> ReadingStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        return self._conn
+
+    # --- writing ---------------------------------------------------------------------------------------------
+
+    def add(self, reading: Reading) -> int:
+        """Store one reading in one transaction and return its id."""
+        return self.add_many((reading,))[0]
+
+    def add_many(self, readings: Iterable[Reading]) -> list[int]:
+        """Store readings in one transaction (all or none) and return their ids in order."""
+        conn = self._conn
+        ids: list[int] = []
+        new_meters: dict[str, int] = {}
+        new_configs: dict[bytes, int] = {}
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for reading in readings:
+                meter = reading.meter
+                key = _device_key(meter)
+                meter_id = self._meter_ids.get(key) or new_meters.get(key)
+                if meter_id is None:
+                    meter_id = self._meter_id(meter, key)
+                    new_meters[key] = meter_id
+                body = encode_meter(meter)
+                digest = hashlib.sha256(body.encode("utf-8")).digest()
+                config_id = self._config_ids.get(digest) or new_configs.get(digest)
+                if config_id is None:
+                    config_id = self._config_id(meter_id, digest, body)
+                    new_configs[digest] = config_id
+                cursor = conn.execute(
+                    "INSERT INTO readings (meter_id, config_id, taken_at, rssi, meter_rssi, frames) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        meter_id,
+                        config_id,
+                        to_micros(reading.taken_at),
+                        reading.rssi,
+                        meter.rssi,
+                        pack_frames(reading.raw_frames),
+                    ),
+                )
+                reading_id = cursor.lastrowid
+                assert reading_id is not None
+                conn.executemany(
+                    "INSERT INTO reading_values VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [_value_row(reading_id, position, value) for position, value in enumerate(reading.values)],
+                )
+                ids.append(reading_id)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._meter_ids.update(new_meters)
+        self._config_ids.update(new_configs)
+        return ids
+
+    def _meter_id(self, meter: Meter, key: str) -> int:
+        row = self._conn.execute("SELECT id FROM meters WHERE device_key = ?", (key,)).fetchone()
+        if row is not None:
+            return int(row[0])
+        cursor = self._conn.execute(
+            "INSERT INTO meters (device_key, interface, serial, manufacturer, version, medium, device_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (key, int(meter.interface), meter.serial, meter.manufacturer, meter.version, meter.medium,
+             meter.device_id),
+        )  # fmt: skip
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def _config_id(self, meter_id: int, digest: bytes, body: str) -> int:
+        row = self._conn.execute("SELECT id FROM meter_configs WHERE digest = ?", (digest,)).fetchone()
+        if row is not None:
+            return int(row[0])
+        cursor = self._conn.execute(
+            "INSERT INTO meter_configs (meter_id, digest, body) VALUES (?, ?, ?)", (meter_id, digest, body)
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    # --- reading ---------------------------------------------------------------------------------------------
+
+    def latest_id(self) -> int:
+        """The id of the newest reading, 0 for an empty store (ids only grow)."""
+        row = self._conn.execute("SELECT max(id) FROM readings").fetchone()
+        return int(row[0] or 0)
+
+    def count(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        meter: str | None = None,
+        after_id: int | None = None,
+    ) -> int:
+        where, params = _where(since, until, meter, after_id)
+        row = self._conn.execute(f"SELECT count(*) FROM readings AS r {where}", params).fetchone()
+        return int(row[0])
+
+    def max_value_count(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        meter: str | None = None,
+        after_id: int | None = None,
+    ) -> int:
+        """The largest number of values of one reading in the selection (the CSV header's width)."""
+        where, params = _where(since, until, meter, after_id)
+        row = self._conn.execute(
+            "SELECT max((SELECT count(*) FROM reading_values AS v WHERE v.reading_id = r.id)) "
+            f"FROM readings AS r {where}",
+            params,
+        ).fetchone()
+        return int(row[0] or 0)
+
+    def meter_known(self, meter: str) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM meters WHERE serial = ? OR device_id = ? COLLATE NOCASE LIMIT 1", (meter, meter)
+        ).fetchone()
+        return row is not None
+
+    def iter_readings(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        meter: str | None = None,
+        after_id: int | None = None,
+    ) -> Iterator[Reading]:
+        """Readings with ``since <= taken_at <= until`` (both inclusive), ordered by time then id.
+
+        Streams: rows are fetched in chunks from one cursor, so memory stays flat for any selection.
+        ``meter`` matches the serial number or the Device-ID (``MAN-SERIAL-VV-MM``); ``after_id`` keeps only
+        readings stored after that id (the push outbox's high-water mark).
+        """
+        where, params = _where(since, until, meter, after_id)
+        cursor = self._conn.execute(f"{_SELECT} {where} ORDER BY r.taken_at, r.id, v.position", params)
+        configs: dict[int, Meter] = {}
+        current: int | None = None
+        head: tuple[Any, ...] = ()
+        values: list[MeterValue] = []
+        try:
+            while True:
+                rows = cursor.fetchmany(FETCH_CHUNK)
+                if not rows:
+                    break
+                for row in rows:
+                    if row[0] != current:
+                        if current is not None:
+                            yield self._build(head, values, configs)
+                        current = row[0]
+                        head = row[:6]
+                        values = []
+                    if row[6] is not None:
+                        values.append(_value_from_row(row[7:]))
+            if current is not None:
+                yield self._build(head, values, configs)
+        finally:
+            cursor.close()
+
+    def _build(self, head: tuple[Any, ...], values: list[MeterValue], configs: dict[int, Meter]) -> Reading:
+        _id, config_id, taken_at, rssi, meter_rssi, frames = head
+        meter = configs.get(config_id)
+        if meter is None:
+            row = self._conn.execute("SELECT body FROM meter_configs WHERE id = ?", (config_id,)).fetchone()
+            meter = decode_meter(row[0], rssi=meter_rssi)
+            if len(configs) >= _MEMO_LIMIT:
+                configs.clear()
+            configs[config_id] = meter
+        if meter.rssi != meter_rssi:
+            meter = dataclasses.replace(meter, rssi=meter_rssi)
+        return Reading(
+            meter=meter,
+            taken_at=from_micros(taken_at),
+            values=tuple(values),
+            rssi=rssi,
+            raw_frames=unpack_frames(frames),
+        )
+
+
+def _where(
+    since: datetime | None, until: datetime | None, meter: str | None, after_id: int | None
+) -> tuple[str, list[object]]:
+    clauses: list[str] = []
+    params: list[object] = []
+    if since is not None:
+        clauses.append("r.taken_at >= ?")
+        params.append(to_micros(since))
+    if until is not None:
+        clauses.append("r.taken_at <= ?")
+        params.append(to_micros(until))
+    if meter is not None:
+        clauses.append("r.meter_id IN (SELECT id FROM meters WHERE serial = ? OR device_id = ? COLLATE NOCASE)")
+        params.extend((meter, meter))
+    if after_id is not None:
+        clauses.append("r.id > ?")
+        params.append(after_id)
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
