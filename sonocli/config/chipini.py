@@ -227,8 +227,9 @@ class ChipIni:
                 if section.upper() == param.group:
                     last_in_group = index
                 continue
-            if section.upper() == param.group and raw.strip():
-                last_in_group = index
+            stripped = raw.strip()
+            if section.upper() == param.group and stripped and stripped[0] not in ";#":
+                last_in_group = index  # after the group's last entry, before comments that follow it
         if last_in_group is None:
             if self._lines and self._lines[-1].strip():
                 self._lines.append(newline)
