@@ -1,0 +1,624 @@
+"""EN 13757-3 application layer: CI headers, DIF/DIFE/VIF/VIFE records, data types, manufacturer data.
+
+Two passes per telegram keep the hot path cheap: the first walks the bytes and splits each record into
+its DIB/VIB ("header") and data, looking the header up in a memo of parsed headers (a meter repeats the
+same headers in every telegram, so the table lookups happen once per distinct header); the second builds
+the frozen MeterValues, attaching the meter's own timestamp (VIF 0x6D) to the values of the same storage
+number and subunit, as the guide asks ("timestamps ... are automatically assigned to the other values").
+
+Tolerances for real meters, each documented where it happens: plain-text VIFs in libmbus order (DIF,
+0xFC, LEN, ASCII, VIFE — the order Elvaco and others send), idle fillers anywhere, BCD with a leading
+F (negative) and hex digits A–E (kept as text, as error markers).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Final, NamedTuple
+
+from sonocli.codecs import vif as V
+from sonocli.errors import DecodeError
+from sonocli.model.tables import measurement_index
+from sonocli.model.values import MeterValue, ValueType
+
+MAX_DIFE: Final = 10
+MAX_VIFE: Final = 10
+
+_FUNCTIONS: Final = (ValueType.INSTANTANEOUS, ValueType.MAXIMUM, ValueType.MINIMUM, ValueType.ERRORGATE)
+
+# device_handle.cfg encodetype names, by DIF data field.
+ENCODINGS: Final = (
+    "NODATA", "INT8", "INT16", "INT24", "INT32", "REAL32", "INT48", "INT64",
+    "READOUT", "BCD2", "BCD4", "BCD6", "BCD8", "VARLEN", "BCD12", "SPECIAL",
+)  # fmt: skip
+_LENGTHS: Final = (0, 1, 2, 3, 4, 4, 6, 8, 0, 1, 2, 3, 4, -1, 6, 0)
+
+# data decoders
+_D_NONE, _D_INT, _D_UINT, _D_REAL, _D_BCD, _D_LVAR, _D_DATE_G, _D_DATE_F, _D_DATE_I, _D_TIME_J = range(10)
+
+APPLICATION_ERRORS: Final[dict[int, str]] = {
+    0: "unspecified error",
+    1: "unimplemented CI-field",
+    2: "buffer too long, truncated",
+    3: "too many records",
+    4: "premature end of record",
+    5: "more than 10 DIFEs",
+    6: "more than 10 VIFEs",
+    7: "reserved",
+    8: "application busy",
+    9: "too many readouts",
+}
+
+_TEXT_ALLOWED: Final = frozenset(range(0x20, 0x7F))
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """The data header: secondary address (long header only), access number, status, signature."""
+
+    id: str
+    manufacturer: str
+    version: int
+    medium: int
+    access_number: int
+    status: int
+    signature: int
+
+
+@dataclass(frozen=True, slots=True)
+class AppData:
+    """A decoded application layer. ``application_error`` is set for CI 0x6E/0x6F/0x70 (code, -1 = none
+    given), ``alarm`` for CI 0x71/0x74/0x75; ``warnings`` name tolerated deviations from EN 13757-3."""
+
+    ci: int
+    header: Header | None
+    values: tuple[MeterValue, ...]
+    more_records_follow: bool
+    manufacturer_data: bytes
+    application_error: int | None = None
+    alarm: int | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def application_error_text(self) -> str | None:
+        if self.application_error is None:
+            return None
+        if self.application_error < 0:
+            return "error (no code given)"
+        return APPLICATION_ERRORS.get(self.application_error, f"error code {self.application_error}")
+
+
+# ---- manufacturer --------------------------------------------------------------------------------------
+
+
+def manufacturer_text(code: int) -> str:
+    """Three letters from the 15-bit FLAG code (bit 15, used by some as a flag, is ignored)."""
+    return (
+        chr(((code >> 10) & 0x1F) + 64) + chr(((code >> 5) & 0x1F) + 64) + chr((code & 0x1F) + 64)
+    )
+
+
+def manufacturer_code(man: str) -> int:
+    """The FLAG code of three letters A–Z (``KAM`` → 0x2C2D)."""
+    text = man.strip().upper()
+    if len(text) != 3 or not all("A" <= ch <= "Z" for ch in text):
+        raise DecodeError(f"manufacturer {man!r} must be three letters A-Z")
+    return ((ord(text[0]) - 64) << 10) | ((ord(text[1]) - 64) << 5) | (ord(text[2]) - 64)
+
+
+# ---- record headers ------------------------------------------------------------------------------------
+
+
+class _Spec(NamedTuple):
+    """What a DIB/VIB says, everything but the data: parsed once per distinct header."""
+
+    length: int  # data bytes; -1 = LVAR
+    decoder: int
+    measurement: int
+    unit: str
+    exponent: int
+    function: ValueType
+    storage: int
+    tariff: int
+    subunit: int
+    encoding: str
+    text: str | None
+    is_meter_time: bool  # VIF 0x6D: the meter's own date/time, attached to the other values
+
+
+_TIMESTAMP: Final = measurement_index("Timestamp")
+
+
+@lru_cache(maxsize=2048)
+def _parse_header(head: bytes, text_at: int, text_len: int, libmbus_order: bool) -> _Spec:
+    """Parse one DIB+VIB (already split and checked for length by the caller).
+
+    ``text_at``/``text_len`` locate a plain-text VIF's ASCII inside ``head`` (0/0 when there is none).
+    lru_cache memoises a pure function of immutable bytes: no state leaks between telegrams.
+    """
+    dif = head[0]
+    storage = (dif >> 6) & 1
+    tariff = 0
+    subunit = 0
+    pos = 1
+    shift_storage = 1
+    shift_tariff = 0
+    b = dif
+    while b & 0x80:
+        b = head[pos]
+        pos += 1
+        storage |= (b & 0x0F) << shift_storage
+        tariff |= ((b >> 4) & 0x03) << shift_tariff
+        subunit |= ((b >> 6) & 0x01) << (shift_tariff // 2)
+        shift_storage += 4
+        shift_tariff += 2
+    dfield = dif & 0x0F
+    vif = head[pos]
+    pos += 1
+    code = vif & 0x7F
+    info = V.PRIMARY[code]
+    text: str | None = info.text
+    if not text_len and info.kind != V.TEXT_VIF:
+        vifes = head[pos:]
+    elif libmbus_order:
+        vifes = head[text_at + text_len :]
+    else:
+        vifes = head[pos : text_at - 1]  # VIFEs, then LEN, then the ASCII
+    if info.kind in (V.EXT_FB, V.EXT_FD):
+        if vifes:
+            table = V.EXTENSION_FB if info.kind == V.EXT_FB else V.EXTENSION_FD
+            info = table[vifes[0] & 0x7F]
+            text = info.text
+            vifes = vifes[1:]
+        else:
+            # 0x7B/0x7D without the extension bit: no table entry follows (seen on Sensus PolluTherm)
+            info = V.VifInfo(measurement_index("Reserved"), "Res", 0, V.NUMBER)
+            text = f"VIF 0x{vif:02X} without extension"
+    elif info.kind == V.TEXT_VIF:
+        raw_text = head[text_at : text_at + text_len][::-1]
+        text = raw_text.decode("latin-1")
+    measurement, unit, exponent = info.measurement, info.unit, info.exponent
+    is_date = info.kind in (V.DATE, V.DATETIME)
+    words: list[str] = [text] if text else []
+    if info.kind == V.MANUFACTURER and vifes:
+        words.append("VIFE " + vifes.hex(" ").upper())
+    elif vifes:
+        combined = V.combinable(vifes)
+        exponent += combined.exponent_shift
+        is_date = is_date or combined.is_date
+        words.extend(combined.words)
+    length = _LENGTHS[dfield]
+    binary = info.kind == V.BINARY
+    if dfield in (0, 8):
+        decoder = _D_NONE
+    elif dfield == 0x0D:
+        decoder = _D_LVAR
+    elif dfield == 0x05:
+        decoder = _D_REAL
+    elif dfield >= 0x09:
+        decoder = _D_BCD
+    elif is_date and length == 2:
+        decoder = _D_DATE_G
+    elif is_date and length == 4:
+        decoder = _D_DATE_F
+    elif is_date and length == 6:
+        decoder = _D_DATE_I
+    elif is_date and length == 3:
+        decoder = _D_TIME_J
+    else:
+        decoder = _D_UINT if binary else _D_INT
+    if decoder in (_D_DATE_G, _D_DATE_F, _D_DATE_I, _D_TIME_J):
+        exponent = 0
+    final_text = "; ".join(words) if words else None
+    if info.kind == V.TEXT_VIF:
+        final_text = "; ".join([text or "", *words[1:]]) if len(words) > 1 else text
+    return _Spec(
+        length,
+        decoder,
+        measurement,
+        unit,
+        exponent,
+        _FUNCTIONS[(dif >> 4) & 0x03],
+        storage,
+        tariff,
+        subunit,
+        ENCODINGS[dfield],
+        final_text,
+        code == 0x6D and is_date and measurement == _TIMESTAMP,
+    )
+
+
+# ---- data types ----------------------------------------------------------------------------------------
+
+
+def _bcd(data: bytes) -> int | str:
+    """BCD, least significant byte first; a leading F nibble means negative (EN 13757-3 Annex A)."""
+    text = data[::-1].hex()
+    if text.isdigit():
+        return int(text)
+    if text[0] == "f" and (len(text) == 1 or text[1:].isdigit()):
+        return -int(text[1:] or "0")
+    return text.upper()  # hex digits A-E mark errors or non-BCD identifiers: keep them visible
+
+
+def _century(year: int, hundred: int) -> int:
+    if hundred == 0 and year <= 80:
+        hundred = 1  # two-digit years of old meters: 00-80 are 2000-2080
+    return 1900 + 100 * hundred + year
+
+
+def _date_g(d: bytes) -> datetime | None:
+    day = d[0] & 0x1F
+    month = d[1] & 0x0F
+    year = ((d[0] & 0xE0) >> 5) | ((d[1] & 0xF0) >> 1)
+    try:
+        return datetime(2000 + year, month, day, tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _date_f(d: bytes) -> datetime | None:
+    if d[0] & 0x80:  # IV: time invalid
+        return None
+    year = ((d[2] & 0xE0) >> 5) | ((d[3] & 0xF0) >> 1)
+    try:
+        return datetime(
+            _century(year, (d[1] & 0x60) >> 5), d[3] & 0x0F, d[2] & 0x1F, d[1] & 0x1F, d[0] & 0x3F, tzinfo=UTC
+        )
+    except ValueError:
+        return None
+
+
+def _date_i(d: bytes) -> datetime | None:
+    if d[1] & 0x80:
+        return None
+    year = ((d[3] & 0xE0) >> 5) | ((d[4] & 0xF0) >> 1)
+    try:
+        return datetime(2000 + year, d[4] & 0x0F, d[3] & 0x1F, d[2] & 0x1F, d[1] & 0x3F, d[0] & 0x3F, tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _time_j(d: bytes) -> str | None:
+    sec, minute, hour = d[0] & 0x3F, d[1] & 0x3F, d[2] & 0x1F
+    if sec > 59 or minute > 59 or hour > 23:
+        return None
+    return f"{hour:02d}:{minute:02d}:{sec:02d}"
+
+
+def _lvar_length(lvar: int, offset: int) -> int:
+    if lvar <= 0xBF:
+        return lvar
+    if lvar <= 0xDF:
+        return lvar & 0x0F  # (LVAR-C0h)·2 BCD digits = LVAR-C0h bytes; D0h.. the same, negative
+    if lvar <= 0xEF:
+        return lvar - 0xE0
+    if lvar <= 0xF4:
+        return (lvar - 0xEC) * 4
+    if lvar == 0xF5:
+        return 48
+    if lvar == 0xF6:
+        return 64
+    raise DecodeError(f"LVAR 0x{lvar:02X} is reserved", offset=offset)
+
+
+def _lvar_value(lvar: int, d: bytes) -> int | str | bytes:
+    if lvar <= 0xBF:
+        # text, transmitted last character first
+        return d[::-1].decode("latin-1")
+    if lvar <= 0xCF:
+        return _bcd(d) if d else 0
+    if lvar <= 0xDF:
+        value = _bcd(d) if d else 0
+        return -value if isinstance(value, int) else "-" + value
+    if lvar <= 0xEF and len(d) <= 8:
+        return int.from_bytes(d, "little")
+    return bytes(d)
+
+
+# ---- records -------------------------------------------------------------------------------------------
+
+_REAL = struct.Struct("<f")
+
+
+def decode_records(
+    data: bytes, *, base_offset: int = 0, msb_first: bool = False
+) -> tuple[tuple[MeterValue, ...], bool, bytes]:
+    """Records of a variable data structure: (values, more_records_follow, manufacturer data).
+
+    ``base_offset`` is where ``data`` starts in the frame, so errors name frame offsets.
+    """
+    values, more, mfr, _warnings = _records(bytes(data), base_offset, msb_first)
+    return values, more, mfr
+
+
+def _records(
+    data: bytes, base: int, msb_first: bool
+) -> tuple[tuple[MeterValue, ...], bool, bytes, tuple[str, ...]]:
+    n = len(data)
+    pos = 0
+    rows: list[tuple[_Spec, bytes, bytes, int | float | str | bytes | datetime | None]] = []
+    more = False
+    mfr = b""
+    warnings: list[str] = []
+    parse = _parse_header
+    while pos < n:
+        start = pos
+        dif = data[pos]
+        if dif & 0x0F == 0x0F:
+            if dif == 0x2F:  # idle filler
+                pos += 1
+                continue
+            if dif in (0x0F, 0x1F):
+                more = dif == 0x1F
+                mfr = data[pos + 1 :]
+                break
+            if dif == 0x7F:  # global readout request (master to slave): no data, nothing to show
+                pos += 1
+                continue
+            raise DecodeError(f"DIF 0x{dif:02X} is a reserved special function", offset=base + pos)
+        pos += 1
+        b = dif
+        ndife = 0
+        while b & 0x80:
+            if pos >= n:
+                raise DecodeError("record ends inside its DIFEs", offset=base + pos)
+            b = data[pos]
+            pos += 1
+            ndife += 1
+            if ndife > MAX_DIFE:
+                raise DecodeError(f"more than {MAX_DIFE} DIFEs in one record", offset=base + pos - 1)
+        if pos >= n:
+            raise DecodeError("record ends before its VIF", offset=base + pos)
+        vif = data[pos]
+        pos += 1
+        text_at = text_len = 0
+        libmbus_order = False
+        # Plain-text VIF 0xFC: EN 13757-3 puts the VIFEs first and LEN + ASCII after them; libmbus and the
+        # meters it was written against send LEN + ASCII right after the VIF. Take that order when the
+        # byte after 0xFC reads as a short length of printable ASCII.
+        if vif == 0xFC and pos < n and _looks_like_text(data, pos, n):
+            libmbus_order = True
+            text_len = data[pos]
+            text_at = pos + 1 - start
+            pos += 1 + text_len
+            warnings.append(f"record at byte {base + start}: plain-text VIF before its VIFEs (libmbus order)")
+        b = vif
+        nvife = 0
+        while b & 0x80:
+            if pos >= n:
+                raise DecodeError("record ends inside its VIFEs", offset=base + pos)
+            b = data[pos]
+            pos += 1
+            nvife += 1
+            if nvife > MAX_VIFE:
+                raise DecodeError(f"more than {MAX_VIFE} VIFEs in one record", offset=base + pos - 1)
+        if vif & 0x7F == 0x7C and not libmbus_order:
+            if pos >= n:
+                raise DecodeError("record ends before the plain-text VIF length", offset=base + pos)
+            text_len = data[pos]
+            text_at = pos + 1 - start
+            pos += 1 + text_len
+            if pos > n:
+                raise DecodeError("record ends inside its plain-text VIF", offset=base + n)
+        elif libmbus_order and pos > n:
+            raise DecodeError("record ends inside its plain-text VIF", offset=base + n)
+        head = data[start:pos]
+        spec = parse(head, text_at, text_len, libmbus_order)
+        length = spec.length
+        decoder = spec.decoder
+        if length < 0:
+            if pos >= n:
+                raise DecodeError("record ends before its LVAR byte", offset=base + pos)
+            lvar = data[pos]
+            length = _lvar_length(lvar, base + pos) + 1
+        end = pos + length
+        if end > n:
+            raise DecodeError(
+                f"record data needs {length} bytes but only {n - pos} remain", offset=base + pos
+            )
+        raw_data = data[pos:end]
+        d = raw_data[::-1] if msb_first and length > 1 else raw_data
+        raw: int | float | str | bytes | datetime | None
+        if decoder == _D_INT:
+            raw = int.from_bytes(d, "little", signed=True)
+        elif decoder == _D_BCD:
+            raw = _bcd(d)
+        elif decoder == _D_UINT:
+            raw = int.from_bytes(d, "little")
+        elif decoder == _D_DATE_F:
+            raw = _date_f(d)
+        elif decoder == _D_REAL:
+            raw = _REAL.unpack(d)[0]
+        elif decoder == _D_NONE:
+            raw = None
+        elif decoder == _D_DATE_G:
+            raw = _date_g(d)
+        elif decoder == _D_DATE_I:
+            raw = _date_i(d)
+        elif decoder == _D_TIME_J:
+            raw = _time_j(d)
+        else:
+            raw = _lvar_value(raw_data[0], raw_data[1:][::-1] if msb_first else raw_data[1:])
+        rows.append((spec, head, raw_data, raw))
+        pos = end
+    return _build(rows), more, mfr, tuple(warnings)
+
+
+def _looks_like_text(data: bytes, pos: int, n: int) -> bool:
+    length = data[pos]
+    if not 0 < length <= 16 or pos + 1 + length > n:
+        return False
+    return all(ch in _TEXT_ALLOWED for ch in data[pos + 1 : pos + 1 + length])
+
+
+def _build(
+    rows: list[tuple[_Spec, bytes, bytes, int | float | str | bytes | datetime | None]],
+) -> tuple[MeterValue, ...]:
+    times: dict[tuple[int, int], datetime] = {}
+    for spec, _head, _data, raw in rows:
+        if spec.is_meter_time and isinstance(raw, datetime) and spec.function is ValueType.INSTANTANEOUS:
+            times.setdefault((spec.storage, spec.subunit), raw)
+    out: list[MeterValue] = []
+    append = out.append
+    for index, (spec, head, raw_data, raw) in enumerate(rows):
+        stamp = times.get((spec.storage, spec.subunit)) if times and not spec.is_meter_time else None
+        append(
+            MeterValue(
+                index,
+                spec.measurement,
+                spec.unit,
+                spec.exponent,
+                raw,
+                spec.function,
+                spec.storage,
+                spec.tariff,
+                spec.subunit,
+                stamp,
+                head,
+                raw_data,
+                spec.encoding,
+                spec.text,
+            )
+        )
+    return tuple(out)
+
+
+# ---- fixed data structure (CI 0x73 / 0x77, EN 1434-3) --------------------------------------------------
+
+_FIXED_MEDIA: Final = (0, 1, 2, 3, 4, 5, 6, 7, 8, 15, 3, 4, 6, 7, 8, 15)  # 4-bit code → Table 16 index
+
+
+def _fixed_units() -> tuple[tuple[int, str, int, str | None], ...]:
+    energy, power, volume, flow = (measurement_index(t) for t in ("Energy", "Power", "Volume", "Volume flow"))
+    table: list[tuple[int, str, int, str | None]] = [
+        (measurement_index("Time"), "None", 0, "h,m,s"),
+        (measurement_index("Time point"), "None", 0, "D,M,Y"),
+    ]
+    for measurement, unit, first in (
+        (energy, "Wh", 0), (energy, "Wh", 3), (energy, "Wh", 6),
+        (energy, "J", 3), (energy, "J", 6), (energy, "J", 9),
+        (power, "W", 0), (power, "W", 3), (power, "W", 6),
+        (power, "J/h", 3), (power, "J/h", 6), (power, "J/h", 9),
+        (volume, "m³", -6), (volume, "m³", -3), (volume, "m³", 0),
+        (flow, "m³/h", -6), (flow, "m³/h", -3), (flow, "m³/h", 0),
+    ):  # fmt: skip
+        table.extend((measurement, unit, first + k, None) for k in range(3))
+    table.append((0, "degree C", -3, "temperature"))
+    table.append((measurement_index("Units for H.C.A."), "", 0, None))
+    table.extend((measurement_index("Reserved"), "Res", 0, "reserved unit") for _ in range(4))
+    table.append((-1, "", 0, "same unit as counter 1, historic value"))
+    table.append((0, "", 0, "without units"))
+    return tuple(table)
+
+
+_FIXED_UNITS: Final = _fixed_units()
+
+
+def _fixed(ci: int, data: bytes, base: int) -> AppData:
+    if len(data) < 16:
+        raise DecodeError(f"fixed data structure needs 16 bytes after the CI, got {len(data)}", offset=base + len(data))
+    msb = ci == 0x77
+    ident = data[0:4][::-1] if not msb else data[0:4]
+    acc, status, mu1, mu2 = data[4], data[5], data[6], data[7]
+    medium = _FIXED_MEDIA[((mu1 >> 6) & 0x03) | ((mu2 >> 6) << 2)]
+    header = Header(ident.hex().upper(), "", 0, medium, acc, status, 0)
+    binary = bool(status & 0x80)
+    storage = 1 if status & 0x40 else 0
+    values: list[MeterValue] = []
+    first_unit = _FIXED_UNITS[mu1 & 0x3F]
+    for index, (mu, counter) in enumerate(((mu1, data[8:12]), (mu2, data[12:16]))):
+        measurement, unit, exponent, text = _FIXED_UNITS[mu & 0x3F]
+        record_storage = storage
+        if measurement < 0:  # "same but historic": counter 2 repeats counter 1's unit as a stored value
+            measurement, unit, exponent, _ = first_unit
+            record_storage = 1
+        d = counter[::-1] if msb else counter
+        raw: int | str = int.from_bytes(d, "little", signed=True) if binary else _bcd(d)
+        values.append(
+            MeterValue(
+                index, max(measurement, 0), unit, exponent, raw, ValueType.INSTANTANEOUS, record_storage,
+                dif_vif=bytes((mu,)), data=bytes(counter), encoding="INT32" if binary else "BCD8", text=text,
+            )
+        )  # fmt: skip
+    return AppData(ci, header, tuple(values), False, bytes(data[16:]))
+
+
+# ---- CI dispatch ---------------------------------------------------------------------------------------
+
+_LONG, _SHORT, _NONE = 12, 4, 0
+# CI -> (header size, payload kind, msb first)
+_CI: Final[dict[int, tuple[int, str, bool]]] = {
+    0x72: (_LONG, "records", False),
+    0x76: (_LONG, "records", True),
+    0x7A: (_SHORT, "records", False),
+    0x78: (_NONE, "records", False),
+    0x51: (_NONE, "records", False),  # SND_UD data to a slave
+    0x70: (_NONE, "error", False),
+    0x6E: (_SHORT, "error", False),
+    0x6F: (_LONG, "error", False),
+    0x71: (_NONE, "alarm", False),
+    0x74: (_SHORT, "alarm", False),
+    0x75: (_LONG, "alarm", False),
+    0x50: (_NONE, "raw", False),  # application reset (optional subcode)
+    0x52: (_NONE, "raw", False),  # selection by secondary address
+}
+
+SUPPORTED_CI: Final = frozenset((*_CI, 0x73, 0x77))
+
+
+def _header(ci: int, data: bytes, size: int, msb: bool, base: int) -> Header | None:
+    if size == _NONE:
+        return None
+    if len(data) < size:
+        raise DecodeError(
+            f"CI 0x{ci:02X} needs a {size}-byte header but only {len(data)} bytes follow", offset=base + len(data)
+        )
+    if size == _SHORT:
+        sig = int.from_bytes(data[2:4], "big" if msb else "little")
+        return Header("", "", 0, 0, data[0], data[1], sig)
+    ident = data[0:4] if msb else data[0:4][::-1]
+    man = int.from_bytes(data[4:6], "big" if msb else "little")
+    sig = int.from_bytes(data[10:12], "big" if msb else "little")
+    return Header(ident.hex().upper(), manufacturer_text(man), data[6], data[7], data[8], data[9], sig)
+
+
+def decode_application(ci: int, data: bytes, *, base_offset: int = 0) -> AppData:
+    """Decode what follows the CI field. ``base_offset`` is the frame offset of ``data[0]``."""
+    data = bytes(data)
+    if ci in (0x73, 0x77):
+        return _fixed(ci, data, base_offset)
+    entry = _CI.get(ci)
+    if entry is None:
+        raise DecodeError(f"CI 0x{ci:02X} is not supported", offset=base_offset - 1)
+    size, kind, msb = entry
+    header = _header(ci, data, size, msb, base_offset)
+    body = data[size:]
+    if kind == "records":
+        values, more, mfr, warnings = _records(body, base_offset + size, msb)
+        return AppData(ci, header, values, more, mfr, warnings=warnings)
+    if kind == "error":
+        code = body[0] if body else -1
+        return AppData(ci, header, (), False, body[1:], application_error=code)
+    if kind == "alarm":
+        return AppData(ci, header, (), False, body[1:], alarm=body[0] if body else 0)
+    return AppData(ci, header, (), False, body)
+
+
+def decode_wired(frame: bytes) -> AppData:
+    """A whole long frame (68 L L 68 … 16) to its application data; link errors are DecodeErrors too."""
+    from sonocli.codecs.mbus_link import LongFrame, decode_frame
+
+    frame = bytes(frame)
+    decoded, used = decode_frame(frame)
+    if used != len(frame):
+        raise DecodeError(f"{len(frame) - used} bytes follow the end of the frame", offset=used)
+    if not isinstance(decoded, LongFrame):
+        ci = getattr(decoded, "ci", None)
+        if ci is None:
+            raise DecodeError(f"a {type(decoded).__name__} carries no application data", offset=0)
+        return decode_application(ci, b"", base_offset=7)
+    return decode_application(decoded.ci, decoded.data, base_offset=7)
