@@ -21,6 +21,7 @@ from sonocli.model.values import MeterValue
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _OBIS_RE: Final = re.compile(r"^\s*(\d{1,3})-(\d{1,3})[:\-](\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\*(\d{1,3}))?\s*$")
+_NOT_XML: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _OBIS_HEX_RE: Final = re.compile(r"^\s*(?:0x[0-9a-fA-F]{1,2}\s+){5}0x[0-9a-fA-F]{1,2}\s*$")
 
 
@@ -107,3 +108,8 @@ def format_obis(text: str | None, *, style: str) -> str:
 def value_timestamp(value: MeterValue) -> int:
     """TimestampX: the meter's own time for the value, 0 when it sent none (Table 19)."""
     return 0 if value.timestamp is None else unix_seconds(value.timestamp)
+
+
+def xml_safe(text: str) -> str:
+    """Replace characters XML 1.0 cannot carry (control bytes from a meter's text record) with U+FFFD."""
+    return _NOT_XML.sub("\ufffd", text)
