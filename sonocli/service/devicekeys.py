@@ -1,0 +1,127 @@
+"""regenerate-server-keys (guide Table 24): the concentrator's TLS key and certificate and its SSH host key.
+
+Files in ``app/`` (the device keeps its keys in the application partition too):
+
+``device.key`` / ``device.crt``
+    EC P-256 private key (PKCS#8 PEM, mode 0600) and a self-signed X.509 certificate, CN
+    ``sonocli-<MUC-ID>``, SAN the host name and ``localhost``, valid 10 years: what a TLS server or a
+    client-certificate login on the head-end presents.
+``ssh_host_ed25519_key`` / ``ssh_host_ed25519_key.pub``
+    Ed25519 host key in OpenSSH format (written by cryptography; no paramiko needed) for sshd / SFTP.
+
+All four are generated first and staged as temp files beside their targets (fsync'd); only then are they
+renamed into place one after another, so a failure while generating leaves every old file as it was and
+key and certificate are never from different generations except during the four renames.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import os
+import socket
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from sonocli.fsutil import fsync_directory
+
+TLS_KEY = "device.key"
+TLS_CERT = "device.crt"
+SSH_KEY = "ssh_host_ed25519_key"
+SSH_PUB = "ssh_host_ed25519_key.pub"
+VALID_DAYS = 3650
+
+
+@dataclass(frozen=True)
+class GeneratedKeys:
+    files: tuple[Path, ...]
+    tls_fingerprint: str  # SHA-256 of the certificate (DER), as browsers show it
+    ssh_fingerprint: str  # OpenSSH style "SHA256:..." of the host key
+
+
+def _material(common_name: str) -> dict[str, tuple[bytes, int]]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+    from cryptography.x509.oid import NameOID
+
+    tls_key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = dt.datetime.now(dt.UTC)
+    hosts = sorted({socket.gethostname(), "localhost"})
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(tls_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=VALID_DAYS))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in hosts]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(tls_key, hashes.SHA256())
+    )
+    ssh_key = ed25519.Ed25519PrivateKey.generate()
+    comment = f" {common_name}".encode()
+    return {
+        TLS_KEY: (
+            tls_key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ),
+            0o600,
+        ),
+        TLS_CERT: (cert.public_bytes(serialization.Encoding.PEM), 0o644),
+        SSH_KEY: (
+            ssh_key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+            ),
+            0o600,
+        ),
+        SSH_PUB: (
+            ssh_key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+            + comment
+            + b"\n",
+            0o644,
+        ),
+    }
+
+
+def ssh_fingerprint(pub_line: bytes) -> str:
+    import base64
+
+    blob = base64.b64decode(pub_line.split()[1])
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+def regenerate(app_dir: Path, common_name: str) -> GeneratedKeys:
+    """Replace the device keys in ``app_dir``; returns the files and fingerprints to show the user."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    app_dir.mkdir(parents=True, exist_ok=True)
+    material = _material(common_name)
+    staged: list[tuple[str, Path]] = []
+    try:
+        for name, (data, mode) in material.items():
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=app_dir)
+            staged.append((name, Path(tmp_name)))
+            os.fchmod(fd, mode)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        for name, staged_path in staged:
+            os.replace(staged_path, app_dir / name)
+    finally:
+        for _, leftover in staged:
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+    fsync_directory(app_dir)
+    cert = x509.load_pem_x509_certificate(material[TLS_CERT][0])
+    return GeneratedKeys(
+        files=tuple(app_dir / name for name in material),
+        tls_fingerprint=hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest(),
+        ssh_fingerprint=ssh_fingerprint(material[SSH_PUB][0]),
+    )
