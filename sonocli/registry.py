@@ -12,7 +12,7 @@ from typing import Any
 from sonocli.errors import UsageError
 
 TRANSPORTS: dict[str, str] = {
-    "sim": "sonocli.transports.sim_url:Serial",
+    "sim": "sonocli.transports.protocol_sim:Serial",
 }
 
 DONGLES: dict[str, str] = {
