@@ -377,3 +377,33 @@ def parse_tpl(data: bytes, pos: int) -> tuple[Tpl, int]:
 
 def is_manufacturer_ci(ci: int) -> bool:
     return 0xA0 <= ci <= 0xB7
+
+
+# --- encoders (simulated radio, tests) -------------------------------------------------------------
+
+
+def add_format_a_crcs(telegram: bytes) -> bytes:
+    """Insert the block CRCs of frame format A into a CRC-less telegram (L unchanged)."""
+    out = bytearray(telegram[:10])
+    out += crc16_en13757(telegram[:10]).to_bytes(2, "big")
+    for start in range(10, len(telegram), 16):
+        block = telegram[start : start + 16]
+        out += block + crc16_en13757(block).to_bytes(2, "big")
+    return bytes(out)
+
+
+def add_format_b_crcs(telegram: bytes) -> bytes:
+    """Frame format B from a CRC-less telegram: L rewritten to count the CRCs, one or two CRCs added."""
+    body = telegram[1:]
+    if len(body) + 2 <= 127:
+        head = bytes([len(body) + 2]) + body
+        return head + crc16_en13757(head).to_bytes(2, "big")
+    length = len(body) + 4
+    head = bytes([length]) + body[:125]
+    rest = body[125:]
+    return (
+        head
+        + crc16_en13757(head).to_bytes(2, "big")
+        + rest
+        + crc16_en13757(rest).to_bytes(2, "big")
+    )

@@ -1,1 +1,177 @@
-"""dongles package."""
+"""Receiver dongle framings: pure byte-stream framers plus the set-up commands each stick needs.
+
+A driver never touches a port. ``feed(bytes)`` returns events: a received telegram with its RSSI, a reply
+to a set-up command, or a note that garbage was skipped. Binary framers resync by trying the next start
+byte; a frame that claims more bytes than have arrived does not block a complete, valid frame behind it.
+The stick side of each framing (``encode_indication``, ``answer``) lives next to the parser so the
+simulated radio speaks exactly what the driver understands, and a real stick is the only other party.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from sonocli.errors import UsageError
+
+MODES = ("T1", "C1", "S1", "C1T1")
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A telegram as the stick delivered it; ``frame_format`` tells the link layer whether CRCs are in."""
+
+    telegram: bytes
+    rssi: int | None = None
+    frame_format: str = "none"
+    timestamp: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An answer of the stick to a command (``code`` is driver specific, compared with SetupStep.expect)."""
+
+    code: str
+    payload: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Garbage:
+    """Bytes skipped while hunting for a frame, and why (the receiver counts and logs them)."""
+
+    data: bytes
+    reason: str
+
+
+Event = Received | Reply | Garbage
+
+
+@dataclass(frozen=True, slots=True)
+class SetupStep:
+    """Write ``command``; if ``expect`` is set, wait for a Reply whose code starts with it."""
+
+    command: bytes
+    expect: str | None
+    what: str
+
+
+def check_mode(mode: str, allowed: tuple[str, ...], dongle: str) -> str:
+    wanted = mode.upper().replace("+", "").replace("-", "")
+    if wanted == "T1C1":
+        wanted = "C1T1"
+    if wanted not in allowed:
+        raise UsageError(f"--mode {mode!r} is not supported by the {dongle} dongle; allowed: {', '.join(allowed)}")
+    return wanted
+
+
+# Outcome of trying to read one frame at a position of the buffer.
+NEED = -1
+BAD = -2
+
+
+class DongleDriver(ABC):
+    """Common state and the resynchronising feed loop; subclasses parse one frame at a position."""
+
+    name = "dongle"
+    baudrate = 9600
+    modes: tuple[str, ...] = MODES
+    max_buffer = 4096
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def setup(self, mode: str) -> list[SetupStep]:
+        """Commands that put the stick into ``mode`` (T1, C1, S1 or C1T1 where the stick can)."""
+        check_mode(mode, self.modes, self.name)
+        return []
+
+    def feed(self, data: bytes) -> list[Event]:
+        self._buf += data
+        events: list[Event] = []
+        buf = self._buf
+        pos = 0
+        garbage_from = -1
+        while pos < len(buf):
+            used, event = self._try(buf, pos)
+            if used == BAD:
+                if garbage_from < 0:
+                    garbage_from = pos
+                pos += 1
+                continue
+            if used == NEED:
+                later = self._complete_frame_after(buf, pos)
+                if later is None:
+                    break
+                if garbage_from < 0:
+                    garbage_from = pos
+                pos = later
+                continue
+            if garbage_from >= 0:
+                events.append(Garbage(bytes(buf[garbage_from:pos]), self._garbage_reason()))
+                garbage_from = -1
+            if event is not None:
+                events.append(event)
+            pos += used
+        if garbage_from >= 0:
+            events.append(Garbage(bytes(buf[garbage_from:pos]), self._garbage_reason()))
+        del buf[:pos]
+        if len(buf) > self.max_buffer:
+            events.append(Garbage(bytes(buf), "buffer overflow: no frame end found"))
+            buf.clear()
+        return events
+
+    def _complete_frame_after(self, buf: bytearray, pos: int) -> int | None:
+        """The start of a later complete, valid frame, so a false start cannot block it."""
+        for start in range(pos + 1, len(buf)):
+            used, _ = self._try(buf, start)
+            if used >= 0 and self._strong(buf, start):
+                return start
+        return None
+
+    def _strong(self, buf: bytearray, pos: int) -> bool:
+        """Whether a frame at ``pos`` is checked well enough (CRC/checksum) to skip a pending start for it."""
+        return True
+
+    def _garbage_reason(self) -> str:
+        return f"{self.name}: bytes outside a valid frame skipped"
+
+    @abstractmethod
+    def _try(self, buf: bytearray, pos: int) -> tuple[int, Event | None]:
+        """(bytes used, event or None) for a frame at ``pos``; (NEED, None) or (BAD, None)."""
+
+
+class LineDriver(DongleDriver):
+    """Text framings, one record a line; a line that does not parse is reported as garbage."""
+
+    max_line = 2048
+
+    def _try(self, buf: bytearray, pos: int) -> tuple[int, Event | None]:
+        end = buf.find(b"\n", pos)
+        if end < 0:
+            if len(buf) - pos > self.max_line:
+                return len(buf) - pos, Garbage(bytes(buf[pos:]), f"{self.name}: line too long")
+            return NEED, None
+        raw = bytes(buf[pos:end])
+        line = raw.decode("ascii", "replace").strip()
+        used = end + 1 - pos
+        if not line:
+            return used, None
+        return used, self.parse_line(line, raw)
+
+    def _complete_frame_after(self, buf: bytearray, pos: int) -> int | None:
+        return None
+
+    @abstractmethod
+    def parse_line(self, line: str, raw: bytes) -> Event | None: ...
+
+
+def hex_bytes(text: str) -> bytes | None:
+    text = text.strip()
+    if text[:2].lower() == "0x":
+        text = text[2:]
+    if len(text) % 2:
+        return None
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        return None

@@ -1,0 +1,35 @@
+"""rtl-wmbus text output: ``MODE;CRC_OK;3OUTOF6OK;TIMESTAMP;PACKET_RSSI;CURRENT_RSSI;ID;0x<hex>``.
+
+The hex is the telegram without CRCs (rtl-wmbus has checked them; CRC_OK says the result). PACKET_RSSI is
+rtl-wmbus's own relative level, not dBm; it is passed on as is.
+"""
+
+from __future__ import annotations
+
+from sonocli.codecs.dongles import Event, Garbage, LineDriver, Received, hex_bytes
+
+
+def encode_indication(
+    telegram: bytes, mode: str = "T1", rssi: int = 90, when: str = "2026-01-01 00:00:00.000"
+) -> bytes:
+    return f"{mode};1;1;{when};{rssi};{rssi};00000000;0x{telegram.hex()}\n".encode()
+
+
+class RtlWmbusDriver(LineDriver):
+    name = "rtlwmbus"
+    baudrate = 0
+
+    def parse_line(self, line: str, raw: bytes) -> Event | None:
+        fields = line.split(";")
+        if len(fields) < 8:
+            return Garbage(raw, "rtlwmbus: expected 8 ';'-separated fields")
+        if fields[1].strip() != "1":
+            return Garbage(raw, "rtlwmbus: telegram with CRC_OK=0 (CRC failed in rtl-wmbus)")
+        data = hex_bytes(fields[-1])
+        if data is None or len(data) < 11:
+            return Garbage(raw, "rtlwmbus: telegram field is not hex")
+        try:
+            rssi: int | None = int(fields[4])
+        except ValueError:
+            rssi = None
+        return Received(data, rssi, "none")
