@@ -218,12 +218,14 @@ def add_meters(meters: MeterList, template: Meter, count: int, limits: Limits) -
             f"{count} more meter(s) would make {total}; METER_MAXDEVICECOUNT allows {limits.max_devices}",
             hint="sonocli config set METER_MAXDEVICECOUNT N (0: no limit)",
         )
-    _check_value_totals([*meters.meters, *new], limits)
+    if any(meter.values for meter in new):
+        _check_value_totals([*meters.meters, *new], limits, new)
     return replace(meters, meters=(*meters.meters, *new)), new
 
 
-def _check_value_totals(items: Sequence[Meter], limits: Limits) -> None:
-    for meter in items:
+def _check_value_totals(items: Sequence[Meter], limits: Limits, changed: Sequence[Meter]) -> None:
+    """Limits apply to what is being added: meters read with more values before are not touched."""
+    for meter in changed:
         limit = meter.max_value_count or limits.max_values
         if limit and len(meter.values) > limit:
             raise UsageError(
@@ -255,7 +257,7 @@ def add_values(
     updated = replace(meter, values=(*meter.values, *new))
     items = list(meters.meters)
     items[index] = updated
-    _check_value_totals(items, limits)
+    _check_value_totals(items, limits, [updated])
     return replace(meters, meters=tuple(items)), new
 
 
@@ -355,7 +357,7 @@ def same_meter(a: Meter, b: Meter) -> bool:
     """Scan results match list entries by interface and secondary address (serial, manufacturer, version, medium)."""
     return (
         a.interface == b.interface
-        and a.serial.upper() == b.serial.upper()
+        and a.serial.upper().zfill(8) == b.serial.upper().zfill(8)
         and (a.manufacturer or "").upper() == (b.manufacturer or "").upper()
         and (a.version or 0) == (b.version or 0)
         and (a.medium or 0) == (b.medium or 0)
