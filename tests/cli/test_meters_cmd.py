@@ -1,0 +1,206 @@
+"""``sonocli meters``: the tab Meter on the command line; refused changes leave device_handle.cfg untouched."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sonocli.cli.root import cli
+from sonocli.config.device_handle import load_meter_list
+
+DATA = Path(__file__).parent.parent / "data" / "config"
+KEY = "0x82 0xB0 0x55 0x11 0x91 0xF5 0x1D 0x66 0xEF 0xCD 0xAB 0x89 0x67 0x45 0x23 0x01"
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    (tmp_path / "app").mkdir()
+    shutil.copy(DATA / "device_handle.cfg", tmp_path / "app" / "device_handle.cfg")
+    (tmp_path / "app" / "chip.ini").write_text("[CONFIG]\nMUC_METERDESCRIPTIONENABLEFLAGS=3\n")
+    return tmp_path
+
+
+def run(root: Path, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["--root", str(root), "meters", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def cfg(root: Path) -> Path:
+    return root / "app" / "device_handle.cfg"
+
+
+def test_list_and_json(root: Path) -> None:
+    code, out, _ = run(root, "list")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "# 4 meter(s)"
+    assert lines[2].split("\t")[:8] == ["1", "M-Bus", "30101198", "DFS", "Heat (outlet)", "1", "3", "3"]
+    assert lines[3].split("\t")[6] == "123"  # wM-Bus shows RSSI
+    data = json.loads(run(root, "list", "--json")[1])
+    assert data[1]["key"] == "82 B0 55 11 91 F5 1D 66 EF CD AB 89 67 45 23 01"
+    assert data[0]["values"][1]["obis"] == "8-0:1.0.0*255"
+
+
+def test_keys_hidden_when_show_keys_is_0(root: Path) -> None:
+    (root / "app" / "chip.ini").write_text("[CONFIG]\nSHOW_KEYS=0\n")
+    assert json.loads(run(root, "list", "--json")[1])[1]["key"] == "********"
+
+
+def test_show_uses_the_description_mode(root: Path) -> None:
+    code, out, _ = run(root, "show", "DFS-30101198-01-04")
+    assert code == 0
+    assert "device id        DFS-30101198-01-04" in out
+    assert "\n2\tVolume [2] <3>\t\t1e-3\tm³\t8-0:1.0.0*255\tno\tOG-1-Re\n" in out
+    assert "\n3\tNone {max}\t" in out
+    (root / "app" / "chip.ini").write_text("[CONFIG]\nMUC_METERDESCRIPTIONENABLEFLAGS=0\n")
+    assert "\n2\t\t\t1e-3\t" in run(root, "show", "1")[1]
+
+
+def test_add_meters_and_values_then_file_reads_back(root: Path) -> None:
+    code, out, _ = run(
+        root,
+        "add",
+        "--interface",
+        "wM-Bus",
+        "--serial",
+        "11111111",
+        "--manufacturer",
+        "kam",
+        "--medium",
+        "Water",
+        "--version",
+        "0x1B",
+        "--key",
+        KEY,
+        "--count",
+        "2",
+    )
+    assert code == 0, out
+    assert out == "added meter 5: KAM-11111111-1B-07 (wM-Bus)\nadded meter 6: KAM-11111112-1B-07 (wM-Bus)\n"
+    code, out, err = run(
+        root,
+        "add",
+        "--to",
+        "3",
+        "--value",
+        "12.5",
+        "--scale",
+        "1e-3",
+        "--unit",
+        "kWh",
+        "--obis",
+        "1-0:2.8.0*255",
+        "--user",
+        "Hall 2",
+        "--description",
+        "Energy",
+    )
+    assert code == 0, err
+    meters = load_meter_list(cfg(root)).meters
+    assert len(meters) == 6 and meters[5].key == bytes.fromhex(KEY.replace("0x", "").replace(" ", ""))
+    added = meters[2].values[1]
+    assert (added.value, added.exponent, added.unit, added.obis, added.user) == (
+        12.5,
+        -3,
+        "kWh",
+        "1-0:2.8.0*255",
+        "Hall 2",
+    )
+    # everything that was there before is unchanged, comments and unknown elements included
+    assert '<vendorflag mode="x">7</vendorflag>' in cfg(root).read_text()
+    assert "<!-- added by hand on site -->" in cfg(root).read_text()
+
+
+def test_add_json(root: Path) -> None:
+    code, out, _ = run(root, "add", "--interface", "DLDE", "--serial", "5", "--json")
+    assert code == 0 and json.loads(out)[0]["device_id"] == "----00000005-00-00"
+
+
+def test_edit_activate_deactivate_delete(root: Path) -> None:
+    assert run(root, "edit", "1", "--user", "Keller", "--cycle", "60")[0] == 0
+    assert run(root, "edit", "3/1", "--value", "300.5", "--obis", "1-0:1.8.1")[0] == 0
+    assert run(root, "deactivate", "1")[0] == 0
+    meters = load_meter_list(cfg(root)).meters
+    assert (meters[0].user, meters[0].readout_cycle, meters[0].active) == ("Keller", 60, False)
+    assert not any(v.active for v in meters[0].values)
+    assert (meters[2].values[0].value, meters[2].values[0].obis) == (300.5, "1-0:1.8.1*255")
+    assert run(root, "activate", "1/2")[0] == 0
+    meters = load_meter_list(cfg(root)).meters
+    assert meters[0].active and [v.active for v in meters[0].values] == [False, True, False]
+    code, out, _ = run(root, "delete", "3/1", "4")
+    assert code == 0 and out == "deleted SLV-00000001-00-02/1\ndeleted ----87654321-00-00\n"
+    meters = load_meter_list(cfg(root)).meters
+    assert len(meters) == 3 and meters[2].values == ()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("show", "9"), "meter 9 does not exist; the list has 4 meter(s) (1..4)"),
+        (("show", "DFS-99999999-01-04"), "meter 'DFS-99999999-01-04' does not exist"),
+        (("delete", "1/1"), "deleting single values of an M-Bus meter is not allowed"),
+        (("delete", "2", "7"), "meter 7 does not exist"),
+        (("activate", "1/9"), "value '1/9' does not exist; meter 1 has 3 value(s)"),
+        (("edit", "1", "--user", 'say "hi"'), "user label 'say \"hi\"': character '\"' is not allowed"),
+        (("edit", "3/1", "--obis", "1-0:1.8.0*256"), "OBIS code '1-0:1.8.0*256': 256 is outside 0..255"),
+        (("edit", "1", "--serial", "1"), "serial cannot be changed"),
+        (("edit", "1/1", "--unit", "kWh"), "unit cannot be changed"),
+        (("edit", "1"), "nothing to change"),
+        (("add", "--to", "1", "--value", "1"), "values are added only to S0 and DLDE meters"),
+        (("add", "--to", "3", "--count", "2"), "S0 values are added one at a time"),
+        (("add", "--interface", "S0", "--count", "2"), "S0 impulse meters are added one at a time"),
+        (("add", "--interface", "M-Bus", "--key", "0x01 0x02"), "encryption key has 2 bytes"),
+        (("add", "--interface", "M-Bus", "--key", "0xZZ"), "--key: '0xZZ' is not a byte"),
+        (("add", "--interface", "M-Bus", "--medium", "Lava"), "--medium: medium 'Lava' is not a text of Table 16"),
+        (("add", "--serial", "1"), "--interface is required"),
+        (("add", "--to", "3", "--scale", "2e3"), "--scale: the scale must be a power of ten"),
+        (("add", "--interface", "DLDE", "--user", "x<y"), "character '<' is not allowed"),
+    ],
+)
+def test_bad_input_exit_2_file_untouched(root: Path, args: tuple[str, ...], message: str) -> None:
+    before = cfg(root).read_bytes()
+    code, _, err = run(root, *args)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sonocli: error: ") and message in lines[0], err
+    assert cfg(root).read_bytes() == before
+
+
+def test_device_count_limit_from_chip_ini(root: Path) -> None:
+    (root / "app" / "chip.ini").write_text("[CONFIG]\nMETER_MAXDEVICECOUNT=5\n")
+    before = cfg(root).read_bytes()
+    code, _, err = run(root, "add", "--interface", "DLDE", "--count", "2")
+    assert code == 2 and "METER_MAXDEVICECOUNT allows 5" in err
+    assert cfg(root).read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"<root>\n<meter>\n<user>\xff</user></meter></root>", ":3: not UTF-8"),
+        (b"<root>\n<meter>\n</root>", ":3: not well-formed XML"),
+        (b'<?xml version="1.0"?>\n<!DOCTYPE a [<!ENTITY a "aaaa">]><root>&a;</root>', ":2: DOCTYPE/ENTITY"),
+    ],
+)
+def test_broken_file_is_one_line_with_file_and_line(root: Path, data: bytes, message: str) -> None:
+    cfg(root).write_bytes(data)
+    code, _, err = run(root, "add", "--interface", "DLDE")
+    assert code == 2
+    assert err.strip().splitlines() == [err.strip()] and f"{cfg(root)}{message}" in err
+    assert cfg(root).read_bytes() == data
+
+
+def test_real_process(root: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "sonocli", "--root", str(root), "meters", "show", "42"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert done.stderr == "sonocli: error: meter 42 does not exist; the list has 4 meter(s) (1..4)\n"
