@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Final, NamedTuple
 
 from sonocli.codecs import vif as V
-from sonocli.errors import DecodeError
+from sonocli.errors import DecodeError, NoKeyError
 from sonocli.model.tables import measurement_index
 from sonocli.model.values import MeterValue, ValueType
 
@@ -586,6 +586,25 @@ def _header(ci: int, data: bytes, size: int, msb: bool, base: int) -> Header | N
     return Header(ident.hex().upper(), manufacturer_text(man), data[6], data[7], data[8], data[9], sig)
 
 
+def security_mode(header: Header) -> int:
+    """OMS security mode from the configuration field (the header's signature word), bits 8-12."""
+    return (header.signature >> 8) & 0x1F
+
+
+def _refuse_encrypted(header: Header, body: bytes, offset: int) -> None:
+    """AES modes 5 and 7 encrypt N 16-byte blocks (cfg bits 4-7); decrypted data start with 2F 2F.
+
+    Other non-zero "modes" are left alone: old wired meters put arbitrary values in the signature word.
+    """
+    mode = security_mode(header)
+    blocks = (header.signature >> 4) & 0x0F
+    if mode in (5, 7) and blocks and len(body) >= 16 * blocks and body[:2] != b"\x2f\x2f":
+        raise NoKeyError(
+            f"the payload is encrypted (security mode {mode}, {blocks} block(s) of 16 bytes at byte {offset});"
+            " a key is needed to decode it"
+        )
+
+
 def decode_application(ci: int, data: bytes, *, base_offset: int = 0) -> AppData:
     """Decode what follows the CI field. ``base_offset`` is the frame offset of ``data[0]``."""
     data = bytes(data)
@@ -597,6 +616,8 @@ def decode_application(ci: int, data: bytes, *, base_offset: int = 0) -> AppData
     size, kind, msb = entry
     header = _header(ci, data, size, msb, base_offset)
     body = data[size:]
+    if kind == "records" and header is not None and header.signature:
+        _refuse_encrypted(header, body, base_offset + size)
     if kind == "records":
         values, more, mfr, warnings = _records(body, base_offset + size, msb)
         return AppData(ci, header, values, more, mfr, warnings=warnings)
