@@ -246,6 +246,8 @@ class WiredSegment:
             if ci == link.CI_APPLICATION_RESET:
                 meter.app_resets += 1
                 meter.reset_link()
+            elif ci == link.CI_DATA_SEND and len(data) == 3 and data[:2] == b"\x01\x7a":
+                meter.primary = data[2]  # set primary address (DIF 01 VIF 7A), used by the ALLOC scans
             elif ci == link.CI_DATA_SEND and data[:1] == b"\x7f":
                 meter.get_all_data += 1
             elif ci == link.CI_DATA_SEND and data.endswith(b"\xfe\x0b"):

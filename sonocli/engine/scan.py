@@ -1,0 +1,185 @@
+"""M-Bus scans (MBUS_SCANMODE): primary address sweep and the secondary-address wildcard tree search.
+
+Secondary search: probe the configured mask (MBUS_SECMASK_*, all wildcards by default) first; only a
+collision (several slaves answering) makes the search descend, one wildcard nibble at a time: the eight ID
+digits (0-9), then the hex nibbles of manufacturer, version and medium, so meters that share an ID are
+still told apart. SECONDARYSCANREVERSE walks the ID digits from the last to the first, which resolves
+meters with consecutive serial numbers (one delivery batch) far faster. A colliding node whose first nine
+children were all silent must hold at least two meters in its last child, so that child is descended into
+without probing it.
+
+ALLOC variants (Table 25 SECONDARYSCANALLOC…): each meter found gets the next free primary address
+(SND_UD to the selected slave, DIF 01 VIF 7A) and is then listed with that primary address but keeps
+secondary addressing, as section 5.1.1 says meters keep the mode they were first found with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from sonocli.codecs import mbus_link as link
+from sonocli.engine.master import (
+    Identity,
+    Master,
+    Outcome,
+    check_mask,
+    identity_of,
+    meter_from_identity,
+)
+from sonocli.errors import UsageError
+from sonocli.model import AddressMode, Meter
+
+ID_DIGITS = "0123456789"
+HEX_DIGITS = "0123456789ABCDE"  # F is the wildcard itself
+
+Progress = Callable[[int, int | None, str], None]
+
+
+@dataclass
+class ScanResult:
+    meters: list[Meter] = field(default_factory=list)
+    probes: int = 0
+    collisions_unresolved: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+    stopped_at_limit: bool = False
+
+
+def _noop(done: int, total: int | None, info: str = "") -> None:
+    return None
+
+
+def primary_scan(
+    master: Master,
+    first: int | None = None,
+    last: int | None = None,
+    *,
+    limit: int | None = None,
+    known: Iterable[int] = (),
+    on_progress: Progress = _noop,
+) -> ScanResult:
+    """SND_NKE to each address in MBUS_MIN..MAXPRIMARYADDRESS; a found meter is read once for its ID."""
+    s = master.settings
+    lo = s.min_primary if first is None else first
+    hi = s.max_primary if last is None else last
+    if not 0 <= lo <= hi <= 250:
+        raise UsageError(f"primary address range {lo}..{hi} is not within 0..250")
+    limit = s.max_device_count if limit is None else limit
+    result = ScanResult()
+    start = master.clock.now()
+    total = hi - lo + 1
+    for index, address in enumerate(range(lo, hi + 1)):
+        result.probes += 1
+        if master.probe_primary(address):
+            ident = _read_identity(master, address)
+            if ident is not None:
+                result.meters.append(meter_from_identity(ident, primary=address, mode=AddressMode.PRIMARY))
+            else:
+                result.collisions_unresolved.append(f"primary address {address}")
+            if limit and len(result.meters) >= limit:
+                result.stopped_at_limit = True
+                on_progress(total, total, f"{len(result.meters)} found (limit)")
+                break
+        on_progress(index + 1, total, f"{len(result.meters)} found")
+    result.elapsed = master.clock.now() - start
+    return result
+
+
+def _read_identity(master: Master, address: int) -> Identity | None:
+    master.nke(address)
+    got = master.transact(link.req_ud2(address, not master.settings.first_fcb_neg))
+    if isinstance(got.frame, link.LongFrame):
+        return identity_of(got.frame)
+    return None
+
+
+@dataclass
+class _Mask:
+    """16 nibbles as text: ID (8, most significant first), manufacturer (4), version (2), medium (2)."""
+
+    chars: list[str]
+
+    @classmethod
+    def start(cls, serial: str, manufacturer: int, version: int, medium: int) -> _Mask:
+        text = check_mask(serial) + f"{manufacturer:04X}{version:02X}{medium:02X}"
+        return cls(list(text))
+
+    def with_digit(self, pos: int, digit: str) -> _Mask:
+        chars = list(self.chars)
+        chars[pos] = digit
+        return _Mask(chars)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.chars)
+
+    def select_bytes(self) -> bytes:
+        text = self.text
+        return bytes.fromhex(text[0:8])[::-1] + bytes.fromhex(text[8:12])[::-1] + bytes.fromhex(text[12:16])
+
+
+def secondary_scan(
+    master: Master,
+    *,
+    reverse: bool = False,
+    alloc: bool = False,
+    mask: str | None = None,
+    limit: int | None = None,
+    used_primary: Iterable[int] = (),
+    on_progress: Progress = _noop,
+) -> ScanResult:
+    """The wildcard tree search; ``reverse`` for SECONDARYSCANREVERSE, ``alloc`` for the ALLOC variants."""
+    s = master.settings
+    root = _Mask.start(mask or s.secmask_serial, s.secmask_manufacturer, s.secmask_version, s.secmask_medium)
+    id_order = list(range(7, -1, -1)) if reverse else list(range(8))
+    order = id_order + list(range(8, 16))
+    limit = s.max_device_count if limit is None else limit
+    result = ScanResult()
+    seen: set[Identity] = set()
+    used = set(used_primary)
+    free = [a for a in range(1, 251) if a not in used]
+    start = master.clock.now()
+
+    def found(ident: Identity) -> None:
+        if ident in seen:
+            return
+        seen.add(ident)
+        primary = 0
+        if alloc and free:
+            primary = free.pop(0)
+            master.transact(link.snd_ud(link.ADDRESS_NETWORK, link.CI_DATA_SEND, bytes((0x01, 0x7A, primary))))
+        result.meters.append(meter_from_identity(ident, primary=primary, mode=AddressMode.SECONDARY))
+        if limit and len(result.meters) >= limit:
+            result.stopped_at_limit = True
+
+    def explore(node: _Mask, known_collision: bool) -> Outcome:
+        if result.stopped_at_limit:
+            return Outcome.NOTHING
+        if known_collision:
+            outcome, ident = Outcome.COLLISION, None
+        else:
+            result.probes += 1
+            outcome, ident = master.probe_secondary(node.select_bytes())
+            # The ID tree has no size known in advance: report probes done and meters found.
+            on_progress(result.probes, None, f"{len(result.meters)} found, mask {node.text}")
+        if outcome is Outcome.SINGLE and ident is not None:
+            found(ident)
+        if outcome is not Outcome.COLLISION:
+            return outcome
+        pos = next((p for p in order if node.chars[p] == "F"), None)
+        if pos is None:
+            result.collisions_unresolved.append(node.text)
+            return outcome
+        digits = ID_DIGITS if pos < 8 else HEX_DIGITS
+        all_silent = True
+        for index, digit in enumerate(digits):
+            child = node.with_digit(pos, digit)
+            # Two or more BCD meters and nine silent digits: the last digit holds them all.
+            inferred = pos < 8 and all_silent and index == len(digits) - 1
+            if explore(child, inferred) is not Outcome.NOTHING:
+                all_silent = False
+        return outcome
+
+    explore(root, False)
+    result.elapsed = master.clock.now() - start
+    return result
