@@ -117,6 +117,9 @@ def get(ctx: click.Context, name: str, as_json: bool) -> None:
 @click.pass_context
 def set_(ctx: click.Context, name: str, value: str) -> None:
     """Change one parameter; the file is rewritten atomically with comments, order and unknown keys kept."""
+    from sonocli.config.locking import locked
+
+    ctx.with_resource(locked(_chip_ini_path(ctx)))  # load to save: a concurrent set loses nothing
     ini = _load(ctx)
     param = ini.param(name)
     before = param.format(ini.get(param.name))

@@ -49,6 +49,13 @@ def _save(ctx: click.Context, meters: Any) -> None:
     save_meter_list(_layout(ctx).device_handle, meters)
 
 
+def _lock(ctx: click.Context) -> None:
+    """Hold the meter list's lock until the command ends (load to save), so concurrent writers lose nothing."""
+    from sonocli.config.locking import locked
+
+    ctx.with_resource(locked(_layout(ctx).device_handle))
+
+
 def _limits(ctx: click.Context) -> Any:
     from sonocli.engine.meterlist import Limits
 
@@ -319,6 +326,7 @@ def add(
     from sonocli.errors import UsageError
     from sonocli.model.values import AddressMode, Interface, Meter, ValueConfig
 
+    _lock(ctx)
     meter_list = _load(ctx)
     limits = _limits(ctx)
     if to is not None:
@@ -428,6 +436,7 @@ def edit(
     from sonocli.errors import UsageError
     from sonocli.model.values import AddressMode
 
+    _lock(ctx)
     meter_list = _load(ctx)
     _meter_ref, value_number = meterlist.split_ref(ref)
     changes: dict[str, Any] = {}
@@ -510,6 +519,7 @@ def delete(ctx: click.Context, refs: tuple[str, ...]) -> None:
     """Delete meters and values of S0/DLDE meters (single M-Bus/wM-Bus values cannot be deleted)."""
     from sonocli.engine import meterlist
 
+    _lock(ctx)
     updated, removed = meterlist.delete(_load(ctx), refs)
     _save(ctx, updated)
     for item in removed:
@@ -519,6 +529,7 @@ def delete(ctx: click.Context, refs: tuple[str, ...]) -> None:
 def _set_active(ctx: click.Context, refs: tuple[str, ...], active: bool) -> None:
     from sonocli.engine import meterlist
 
+    _lock(ctx)
     meter_list = _load(ctx)
     for ref in refs:
         meter_list = meterlist.set_active(meter_list, ref, active)

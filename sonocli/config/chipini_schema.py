@@ -43,6 +43,7 @@ class Param:
     choices: tuple[str | int, ...] = ()
     max_length: int | None = None
     default_note: str = ""  # shown instead of the default where the guide computes it
+    charset: str = ""  # for masks: the digits allowed (default: all hex digits)
 
     @property
     def key(self) -> str:
@@ -60,7 +61,8 @@ class Param:
             tail = " or empty" if self.default == "" else ""
             return f"an IPv4 address 0.0.0.0..255.255.255.255{tail}"
         if self.type == "mask":
-            return f"up to {self.max_length} hex digits, e.g. 0x{'F' * (self.max_length or 1)}"
+            digits = "digits 0-9 or F (F: any)" if self.charset else "hex digits"
+            return f"up to {self.max_length} {digits}, e.g. 0x{'F' * (self.max_length or 1)}"
         return f"text of at most {self.max_length} characters"
 
     def parse(self, text: str) -> Value:
@@ -93,7 +95,8 @@ class Param:
             return raw
         if self.type == "mask":
             digits = raw[2:] if raw.lower().startswith("0x") else raw
-            if not re.fullmatch(r"[0-9A-Fa-f]+", digits) or len(digits) > (self.max_length or 0):
+            charset = self.charset or "0123456789ABCDEFabcdef"
+            if not digits or any(c not in charset for c in digits) or len(digits) > (self.max_length or 0):
                 raise ValueError(f"not a hex mask; allowed: {self.allowed()}")
             return raw
         if self.max_length is not None and len(raw) > self.max_length:
@@ -127,8 +130,8 @@ def _ip(group: str, name: str, default: str, help: str, tab: str) -> Param:
     return Param(group, name, "ip", default, help, tab)
 
 
-def _mask(group: str, name: str, digits: int, default: str, help: str) -> Param:
-    return Param(group, name, "mask", default, help, "configuration", max_length=digits)
+def _mask(group: str, name: str, digits: int, default: str, help: str, charset: str = "") -> Param:
+    return Param(group, name, "mask", default, help, "configuration", max_length=digits, charset=charset)
 
 
 _IP, _DEV, _C = "IP", "DEVICE", "CONFIG"
@@ -206,7 +209,14 @@ PARAMETERS: tuple[Param, ...] = (
     _choice(_C, "MBUS_SCANMODE", _SCANMODES, "SECONDARYSCAN", "Scan mode for M-Bus.", _K),
     _mask(_C, "MBUS_SECMASKMANUFACTURER", 4, "0xFFFF", "Manufacturer ID for the secondary scan (0xFFFF: any)."),
     _mask(_C, "MBUS_SECMASKMEDIUM", 2, "0xFF", "Medium for the secondary scan (0xFF: any)."),
-    _mask(_C, "MBUS_SECMASKSERIAL", 8, "0xFFFFFFFF", "Serial number mask for the secondary scan (F: wildcard)."),
+    _mask(
+        _C,
+        "MBUS_SECMASKSERIAL",
+        8,
+        "0xFFFFFFFF",
+        "Serial number mask for the secondary scan (F: wildcard).",
+        "0123456789Ff",
+    ),
     _mask(_C, "MBUS_SECMASKVERSION", 2, "0xFF", "Version for the secondary scan (0xFF: any)."),
     _int(
         _C,

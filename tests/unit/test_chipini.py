@@ -197,7 +197,8 @@ def _valid_text(param: Param) -> st.SearchStrategy[str]:
     if param.type == "ip":
         return st.ip_addresses(v=4).map(str)
     if param.type == "mask":
-        return st.text("0123456789ABCDEFabcdef", min_size=1, max_size=param.max_length or 1).map(lambda s: "0x" + s)
+        digits = param.charset or "0123456789ABCDEFabcdef"
+        return st.text(digits, min_size=1, max_size=param.max_length or 1).map(lambda s: "0x" + s)
     alphabet = st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp"), blacklist_characters="\x85")
     return st.text(alphabet, max_size=param.max_length or 40).map(str.strip)
 
