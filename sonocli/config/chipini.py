@@ -248,6 +248,13 @@ class ChipIni:
         atomic_write_text(Path(path), self.text())
 
 
+def load_for_root(root: Path) -> ChipIni:
+    """The chip.ini of a sonocli root (``ROOT/app/chip.ini``), e.g. for a command's ``--port`` default."""
+    from sonocli.config.layout import RootLayout
+
+    return ChipIni.load(RootLayout(Path(root)).chip_ini)
+
+
 def default_text() -> str:
     """A chip.ini with every parameter at its default, each with its meaning and range as a comment."""
     out = [

@@ -65,6 +65,8 @@ def parse_document(data: bytes, file: str | None) -> Any:
         return etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
         message = str(exc.msg).split(", line ")[0] if exc.msg else "not well-formed XML"
+        # libxml2 suggests lifting its limits; for a configuration file that is the wrong advice
+        message = re.sub(r",? (use|try) XML_PARSE_HUGE( option)?", "", message)
         raise ConfigError(f"not well-formed XML: {message}", file=file, line=exc.lineno or None) from None
 
 

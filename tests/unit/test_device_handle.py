@@ -259,3 +259,22 @@ def test_property_write_then_read_is_identity(meters: list[Meter], style: XmlSty
     assert read.style == style
     # and writing what was read gives the same bytes, also without the saved source
     assert render_meter_list(replace(read, source=None)) == data
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            b"<root><meter><interface>M-Bus</interface><x>" + b"<a>" * 5000 + b"</a>" * 5000 + b"</x></meter></root>",
+            "Excessive depth in document: 256",
+        ),
+        (
+            b"<root><meter><interface>M-Bus</interface><user>" + b"A" * 20_000_000 + b"</user></meter></root>",
+            "Text node too long",
+        ),
+    ],
+)
+def test_resource_limits_hold(tmp_path: Path, data: bytes, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        load_meter_list(_write(tmp_path, data))
+    assert "XML_PARSE_HUGE" not in str(info.value)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sonocli.config.chipini import ChipIni
+from sonocli.config.chipini import ChipIni, load_for_root
 from sonocli.config.device_handle import load_meter_list
 from sonocli.config.layout import RootLayout, default_root, init_root, resolve_root
 
@@ -50,3 +50,12 @@ def test_resolve_root_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     expected = Path("/") if Path("/app/chip.ini").is_file() else tmp_path / "xdg" / "sonocli"
     assert resolve_root(None) == expected == default_root()
+
+
+def test_load_for_root_reads_the_roots_chip_ini(tmp_path: Path) -> None:
+    layout = init_root(tmp_path)
+    ini = ChipIni.load(layout.chip_ini)
+    ini.set("MBUS_PORT", "socket://127.0.0.1:10001")
+    ini.save(layout.chip_ini)
+    assert load_for_root(tmp_path)["MBUS_PORT"] == "socket://127.0.0.1:10001"
+    assert load_for_root(tmp_path / "empty")["MBUS_PORT"] == ""
