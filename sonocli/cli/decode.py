@@ -1,0 +1,147 @@
+"""`sonocli decode`: one frame from the command line, stdin or a file, as a table or JSON.
+
+Input is hex (spaces and newlines allowed) or, from a file or stdin, raw binary. ``_decode_bytes`` is the
+single dispatch point from bytes to the printed dict, so wireless telegrams and keys plug in there.
+"""
+
+from __future__ import annotations
+
+import string
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sonocli.errors import DecodeError, UsageError
+
+_HEX_TEXT = frozenset(string.hexdigits + string.whitespace)
+
+
+def parse_hex(text: str) -> bytes:
+    """Hex digits with optional whitespace; errors name the character position and what is wrong."""
+    digits: list[str] = []
+    for position, ch in enumerate(text):
+        if ch in string.whitespace:
+            continue
+        if ch not in string.hexdigits:
+            raise DecodeError(f"input is not hex: {ch!r} at character {position + 1}")
+        digits.append(ch)
+    if not digits:
+        raise DecodeError("no input: give a frame as hex, '-' for stdin, or --file PATH")
+    if len(digits) % 2:
+        raise DecodeError(f"odd number of hex digits ({len(digits)}): the last byte is incomplete")
+    return bytes.fromhex("".join(digits))
+
+
+def _bytes_from_blob(blob: bytes) -> bytes:
+    """File or stdin content: hex text when it is only hex digits and whitespace, else binary."""
+    if blob and all(b in _HEX_TEXT_BYTES for b in blob):
+        return parse_hex(blob.decode("ascii"))
+    if not blob:
+        raise DecodeError("no input: the file or stdin is empty")
+    return blob
+
+
+_HEX_TEXT_BYTES = frozenset(ord(ch) for ch in _HEX_TEXT)
+
+
+def _decode_bytes(data: bytes) -> dict[str, Any]:
+    """Bytes to the dict that ``--json`` prints (dispatch point for other kinds of frames)."""
+    from sonocli.codecs import mbus_link
+    from sonocli.codecs.mbus_app import decode_application
+    from sonocli.outputs.records_json import app_to_dict
+
+    frame, used = mbus_link.decode_frame(data)
+    if used != len(data):
+        raise DecodeError(f"{len(data) - used} bytes follow the end of the frame", offset=used)
+    if isinstance(frame, mbus_link.Ack):
+        return {"kind": "mbus", "frame": "ack"}
+    if isinstance(frame, mbus_link.ShortFrame):
+        return {"kind": "mbus", "frame": "short", "control": frame.control, "address": frame.address}
+    payload = frame.data if isinstance(frame, mbus_link.LongFrame) else b""
+    app = decode_application(frame.ci, payload, base_offset=7)
+    out = app_to_dict(app)
+    if app.warnings:
+        out["warnings"] = list(app.warnings)
+    return out
+
+
+def _format_value(record: dict[str, Any]) -> str:
+    value = record["value"]
+    if isinstance(value, float):
+        return f"{value:.10g}"
+    return "" if value is None else str(value)
+
+
+def _print_text(result: dict[str, Any]) -> None:
+    from sonocli.cli.output import print_table
+
+    if "frame" in result:
+        details = ", ".join(f"{k} 0x{v:02X}" for k, v in result.items() if isinstance(v, int))
+        click.echo(f"{result['frame']} frame" + (f": {details}" if details else ""))
+        return
+    header = result.get("header")
+    title = None
+    if header:
+        if header["id"] is not None:
+            title = (
+                f"{header['manufacturer'] or '---'}-{header['id']}-{header['version']:02X} "
+                f"{header['medium']}, access number {header['access_number']}, status 0x{header['status']:02X}"
+            )
+        else:
+            title = f"access number {header['access_number']}, status 0x{header['status']:02X}"
+    if "application_error" in result:
+        err = result["application_error"]
+        click.echo(f"application error {err['code']}: {err['text']}")
+        return
+    rows = [
+        (
+            r["index"],
+            r["function"],
+            r["storage"],
+            r["tariff"],
+            r["subunit"],
+            r["description"],
+            _format_value(r),
+            r["unit"],
+            r["dif_vif"],
+        )
+        for r in result["records"]
+    ]
+    columns = ("#", "function", "storage", "tariff", "subunit", "description", "value", "unit", "DIF/VIF")
+    print_table(title, columns, rows)
+    if result["more_records_follow"]:
+        click.echo("more records follow (DIF 0x1F): send REQ_UD2 again")
+
+
+@click.command("decode")
+@click.argument("frame", nargs=-1)
+@click.option(
+    "--file", "file_", type=click.Path(dir_okay=False, path_type=Path), help="Read the frame (hex or binary)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def decode(frame: tuple[str, ...], file_: Path | None, as_json: bool) -> None:
+    """Decode a wired M-Bus frame given as HEX (spaces allowed), '-' for stdin, or --file PATH."""
+    if file_ is not None and frame:
+        raise UsageError("give the frame either as HEX/'-' or with --file, not both")
+    if file_ is not None:
+        try:
+            data = _bytes_from_blob(file_.read_bytes())
+        except OSError as exc:
+            raise UsageError(f"--file {file_}: cannot read it ({exc.strerror})") from exc
+    elif frame == ("-",):
+        data = _bytes_from_blob(sys.stdin.buffer.read())
+    elif frame:
+        data = parse_hex(" ".join(frame))
+    else:
+        raise UsageError("give the frame as HEX, '-' for stdin, or --file PATH")
+    result = _decode_bytes(data)
+    for warning in result.get("warnings", ()):
+        click.echo(f"sonocli: warning: {warning}", err=True)
+    if as_json:
+        from sonocli.cli.output import emit_json
+
+        emit_json(result)
+    else:
+        _print_text(result)

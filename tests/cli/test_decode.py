@@ -1,0 +1,142 @@
+"""`sonocli decode`: exact JSON, table output, stdin and files, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sonocli.cli.root import cli
+from sonocli.codecs import mbus_link
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+# KAM electricity meter 14839120: energy 12345 × 10^3 Wh (DIF 04 VIF 06), then a 2-byte flow temperature
+KAM_DATA = bytes.fromhex("20918314 2D2C 01 02 04 00 0000 0406 39300000 025B 1500")
+KAM = mbus_link.encode(mbus_link.LongFrame(0x08, 0x01, 0x72, KAM_DATA)).hex(" ").upper()
+
+EXPECTED = {
+    "kind": "mbus",
+    "header": {
+        "id": "14839120",
+        "manufacturer": "KAM",
+        "version": 1,
+        "medium": "Electricity",
+        "access_number": 4,
+        "status": 0,
+    },
+    "records": [
+        {
+            "index": 0, "function": "instantaneous", "storage": 0, "tariff": 0, "subunit": 0,
+            "description": "Energy", "unit": "Wh", "scale": 1000.0, "raw": 12345, "value": 12345000.0,
+            "dif_vif": "04 06",
+        },
+        {
+            "index": 1, "function": "instantaneous", "storage": 0, "tariff": 0, "subunit": 0,
+            "description": "Flow temperature", "unit": "degree C", "scale": 1.0, "raw": 21, "value": 21.0,
+            "dif_vif": "02 5B",
+        },
+    ],
+    "more_records_follow": False,
+}  # fmt: skip
+
+
+def run(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), input=stdin)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_json_shape_and_key_order() -> None:
+    code, out, err = run("decode", "--json", KAM)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc == EXPECTED
+    assert list(doc) == ["kind", "header", "records", "more_records_follow"]
+    assert list(doc["header"]) == list(EXPECTED["header"])  # type: ignore[call-overload]
+    assert list(doc["records"][0]) == list(EXPECTED["records"][0])  # type: ignore[index]
+
+
+def test_hex_in_several_arguments_and_without_spaces() -> None:
+    a = run("decode", "--json", *KAM.split())[1]
+    b = run("decode", "--json", KAM.replace(" ", "").lower())[1]
+    assert json.loads(a) == json.loads(b) == EXPECTED
+
+
+def test_table_output() -> None:
+    code, out, _err = run("decode", KAM)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "# KAM-14839120-01 Electricity, access number 4, status 0x00"
+    columns = ["#", "function", "storage", "tariff", "subunit", "description", "value", "unit", "DIF/VIF"]
+    assert lines[1].split("\t") == columns
+    assert lines[2].split("\t") == ["0", "instantaneous", "0", "0", "0", "Energy", "12345000", "Wh", "04 06"]
+
+
+def test_stdin_hex_and_binary_file(tmp_path: Path) -> None:
+    assert json.loads(run("decode", "--json", "-", stdin=KAM.encode() + b"\n")[1]) == EXPECTED
+    binary = tmp_path / "frame.bin"
+    binary.write_bytes(bytes.fromhex(KAM))
+    assert json.loads(run("decode", "--json", "--file", str(binary))[1]) == EXPECTED
+    text = tmp_path / "frame.hex"
+    text.write_text(KAM + "\n")
+    assert json.loads(run("decode", "--json", "--file", str(text))[1]) == EXPECTED
+
+
+def test_libmbus_frame_from_file() -> None:
+    code, out, _err = run("decode", "--json", "--file", str(DATA / "libmbus" / "test-frames" / "EDC.hex"))
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["header"]["manufacturer"] == "EDC" and len(doc["records"]) == 21
+    assert doc["records"][16]["value"] == "2012-07-10T15:25:00+00:00"
+
+
+def test_application_error_frame() -> None:
+    code, out, _err = run("decode", "--json", "68 04 04 68 08 01 70 08 81 16")
+    assert code == 0
+    assert json.loads(out)["application_error"] == {"code": 8, "text": "application busy"}
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("68 04 04 68 08 01 70 08 82 16",), "checksum 0x82 is wrong (expected 0x81) (at byte 8)"),
+        (("68 04 04 68 08 01 70 08 81",), "frame incomplete"),
+        (("680",), "odd number of hex digits (3)"),
+        (("68 0G",), "input is not hex: 'G' at character 5"),
+        ((DATA / "libmbus" / "error-frames" / "too_many_dife.hex").read_text().split(), "more than 10 DIFEs"),
+        ((DATA / "libmbus" / "error-frames" / "premature_end_of_data1.hex").read_text().split(), "record data"),
+        (("E5 E5",), "1 bytes follow the end of the frame"),
+        ((), "give the frame"),
+        (("--file", "/nonexistent/frame.hex"), "cannot read it"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], words: str) -> None:
+    code, out, err = run("decode", *args)
+    assert code == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1 and words in err and "Traceback" not in err
+
+
+def test_short_frame_and_ack() -> None:
+    assert json.loads(run("decode", "--json", "10 7B 01 7C 16")[1]) == {
+        "kind": "mbus", "frame": "short", "control": 0x7B, "address": 1,
+    }  # fmt: skip
+    assert json.loads(run("decode", "--json", "E5")[1]) == {"kind": "mbus", "frame": "ack"}
+
+
+def test_real_subprocess() -> None:
+    ok = subprocess.run(
+        [sys.executable, "-m", "sonocli", "decode", "--json", KAM], capture_output=True, text=True, check=False
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout) == EXPECTED
+    bad = subprocess.run(
+        [sys.executable, "-m", "sonocli", "decode", KAM[:-5] + "17 16"], capture_output=True, text=True, check=False
+    )
+    assert bad.returncode == 2
+    assert bad.stdout == ""
+    assert bad.stderr.startswith("sonocli: error: checksum") and "Traceback" not in bad.stderr
