@@ -1,0 +1,679 @@
+#!/usr/bin/env python3
+"""Generate the man page and the bash/zsh/fish completions from sonocli's click command tree.
+
+    python scripts/gen_docs.py                 # rewrite man/sonocli.1 and completions/* in the repo
+    python scripts/gen_docs.py --out DIR       # write them below DIR instead
+    python scripts/gen_docs.py --check         # exit 1 if the committed files are out of date
+
+Every command module named in ``sonocli.cli.root.COMMANDS`` is imported. A module that does not exist
+yet (a command still being written) is skipped with a warning; a module that exists but fails to import
+is an error: the generator stops with its traceback.
+
+The completions are static scripts (commands, subcommands, options, choice values, file/directory
+arguments) rather than click's runtime ``_SONOCLI_COMPLETE`` protocol, which would start Python and
+import sonocli on every TAB: on a slow ARM concentrator that is a noticeable pause per keypress. The
+price is that completions must be regenerated when commands change; tests/cli/test_docs_uptodate.py
+fails when they are stale.
+
+The chip.ini section of the man page comes from the declarative table ``PARAMETERS`` of
+``sonocli.config.chipini`` (re-exported from ``chipini_schema``), the same table that validates files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+REPO = Path(__file__).resolve().parents[1]
+OUTPUTS = ("man/sonocli.1", "completions/sonocli.bash", "completions/_sonocli", "completions/sonocli.fish")
+
+# Environment variables sonocli reads that are not click options (click options' envvars are found in
+# the tree), with what they do.
+EXTRA_ENV = {
+    "XDG_DATA_HOME": "Base of the default root directory ($XDG_DATA_HOME/sonocli, else "
+    "~/.local/share/sonocli) when /app/chip.ini does not exist and neither --root nor SONOCLI_ROOT is given.",
+    "NO_COLOR": "When set, tables and progress bars on a terminal are drawn without colour (rich).",
+}
+
+FILES = (
+    ("app/chip.ini", "System configuration (guide 7.4.1, Table 25); see CHIP.INI PARAMETERS."),
+    ("app/device_handle.cfg", "The meter list (guide 7.4.2, Table 26), XML, UTF-8."),
+    ("app/update-pubkey.pem", "Ed25519 public key that update images must be signed with (update-system)."),
+    (
+        "app/device.key, app/device.crt",
+        "The concentrator's TLS key and self-signed certificate (service regenerate-keys).",
+    ),
+    ("app/ssh_host_ed25519_key, app/ssh_host_ed25519_key.pub", "SSH host key (service regenerate-keys)."),
+    ("ext/sonocli.db", "Readings and the outbox of reports waiting for delivery (SQLite, WAL)."),
+    ("ext/log/", "CSV log files (MUC_CSVLOG_ENABLE) and ext/log/daemon-console.log of a restarted daemon."),
+    ("ext/tmp/", "Temporary files; delete them after changing the meter list (guide 7.4.2)."),
+    ("ext/Upd/", "Upload directory for update images; exactly one image may reside there (guide 7.1.1)."),
+    ("ext/sonocli-daemon.pid", "PID file of the running daemon; SIGHUP reloads, SIGTERM stops."),
+    (
+        "PREFIX/current, PREFIX/versions/VERSION/, PREFIX/bin/sonocli",
+        "The installation that update-system manages (see update-system --prefix).",
+    ),
+)
+
+EXIT_CODES = (
+    ("0", "Success."),
+    (
+        "1",
+        "Operational failure: a meter or server did not answer, a port could not be opened, an update "
+        "failed its self-check (and was rolled back), the daemon is not running.",
+    ),
+    (
+        "2",
+        "Usage error or bad input: unknown options, invalid values, malformed frames or files, a missing, "
+        "tampered or wrongly signed update image, a refused downgrade.",
+    ),
+    ("3", "Partial success: some meters or reports failed while others succeeded."),
+    ("130", "Interrupted (Ctrl-C)."),
+)
+
+
+# --- the command tree ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Opt:
+    names: list[str]
+    help: str
+    takes_value: bool
+    metavar: str
+    kind: str  # "file", "dir", "choice", "none"
+    choices: list[str]
+    envvars: list[str]
+    default: str | None
+    repeatable: bool
+
+
+@dataclass
+class Arg:
+    name: str
+    kind: str
+    choices: list[str]
+    many: bool
+    required: bool
+
+
+@dataclass
+class Node:
+    path: tuple[str, ...]
+    usage: str
+    help: str
+    short: str
+    options: list[Opt]
+    args: list[Arg]
+    subs: dict[str, Node] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return " ".join(self.path)
+
+    def walk(self) -> Iterator[Node]:
+        yield self
+        for sub in self.subs.values():
+            yield from sub.walk()
+
+
+def _kind(ptype: click.ParamType) -> tuple[str, list[str]]:
+    if isinstance(ptype, click.Choice):
+        return "choice", [str(c) for c in ptype.choices]
+    if isinstance(ptype, click.Path):
+        return ("dir" if not ptype.file_okay else "file"), []
+    if isinstance(ptype, click.File):
+        return "file", []
+    return "none", []
+
+
+def _help_text(text: str | None) -> str:
+    text = inspect.cleandoc(text or "")
+    return text.split("\f", 1)[0].strip()
+
+
+def _opt(param: click.Option, ctx: click.Context) -> Opt:
+    kind, choices = _kind(param.type)
+    takes_value = not param.is_flag and not param.count
+    envvars = [param.envvar] if isinstance(param.envvar, str) else list(param.envvar or [])
+    default = None
+    if param.show_default and not callable(param.default) and param.default not in (None, False, ()):
+        default = param.show_default if isinstance(param.show_default, str) else str(param.default)
+    metavar = param.metavar or (param.type.get_metavar(param, ctx) if takes_value else None) or param.type.name.upper()
+    return Opt(
+        names=sorted(param.opts + param.secondary_opts, key=lambda n: (n.startswith("--"), n)),
+        help=_help_text(param.help),
+        takes_value=takes_value,
+        metavar=metavar if takes_value else "",
+        kind=kind if takes_value else "none",
+        choices=choices,
+        envvars=envvars,
+        default=default,
+        repeatable=bool(param.multiple or param.count),
+    )
+
+
+def _node(cmd: click.Command, path: tuple[str, ...], ctx: click.Context, short: str) -> Node:
+    options = [_opt(p, ctx) for p in cmd.get_params(ctx) if isinstance(p, click.Option) and not p.hidden]
+    args = []
+    for p in cmd.params:
+        if isinstance(p, click.Argument):
+            kind, choices = _kind(p.type)
+            args.append(Arg(p.human_readable_name, kind, choices, p.nargs == -1, p.required))
+    extra = getattr(cmd, "extra_positional", None)
+    if extra:
+        args.append(Arg(extra[0], extra[1], [], False, False))
+    node = Node(
+        path=path,
+        usage=" ".join([*path, *cmd.collect_usage_pieces(ctx)]),
+        help=_help_text(cmd.help),
+        short=short or cmd.get_short_help_str(limit=90),
+        options=options,
+        args=args,
+    )
+    if isinstance(cmd, click.Group):
+        for name in cmd.list_commands(ctx):
+            sub = cmd.get_command(ctx, name)
+            if sub is None or sub.hidden:
+                continue
+            sub_ctx = click.Context(sub, info_name=name, parent=ctx)
+            node.subs[name] = _node(sub, (*path, name), sub_ctx, "")
+    return node
+
+
+def build_tree() -> Node:
+    root_module = importlib.import_module("sonocli.cli.root")
+    group: click.Group = root_module.cli
+    table: dict[str, tuple[str, str]] = root_module.COMMANDS
+    ctx = click.Context(group, info_name="sonocli")
+    node = _node(click.Command("sonocli", params=group.params, help=group.help), ("sonocli",), ctx, "")
+    node.usage = "sonocli [OPTIONS] COMMAND [ARGS]..."
+    for name in group.list_commands(ctx):
+        module_name = table[name][0].partition(":")[0]
+        try:
+            cmd = group.get_command(ctx, name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            print(
+                f"gen_docs: warning: command {name!r} skipped: module {module_name} does not exist yet", file=sys.stderr
+            )
+            continue
+        assert cmd is not None
+        sub_ctx = click.Context(cmd, info_name=name, parent=ctx)
+        node.subs[name] = _node(cmd, ("sonocli", name), sub_ctx, table[name][1])
+    return node
+
+
+# --- man page --------------------------------------------------------------------------------------------
+
+
+def _esc(text: str) -> str:
+    out = []
+    for ch in text.replace("\\", "\\e"):
+        if ch == "-":
+            out.append("\\-")
+        elif ord(ch) > 126:
+            out.append(f"\\[u{ord(ch):04X}]")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _line(text: str) -> str:
+    text = _esc(text)
+    return "\\&" + text if text.startswith((".", "'")) else text
+
+
+def _paragraphs(text: str) -> list[str]:
+    lines: list[str] = []
+    for block in re.split(r"\n\s*\n", text):
+        if not block.strip():
+            continue
+        if block.lstrip().startswith("\b"):
+            body = block.lstrip()[1:].strip("\n")
+            lines += [".PP", ".nf", *[_line(b) for b in body.splitlines()], ".fi"]
+        else:
+            lines += [".PP", _line(" ".join(part.strip() for part in block.splitlines()))]
+    return lines
+
+
+def _opt_heading(opt: Opt) -> str:
+    names = ", ".join(f"\\fB{_esc(n)}\\fR" for n in opt.names)
+    return f"{names} \\fI{_esc(opt.metavar)}\\fR" if opt.takes_value else names
+
+
+def _opt_body(opt: Opt) -> str:
+    text = opt.help
+    if opt.choices and "one of" not in text.lower():
+        text += f" One of: {', '.join(opt.choices)}."
+    if opt.default is not None:
+        text += f" [default: {opt.default}]"
+    for env in opt.envvars:
+        if env not in text:
+            text += f" [env: {env}]"
+    return _line(text.strip())
+
+
+def _options(options: list[Opt]) -> list[str]:
+    lines: list[str] = []
+    for opt in options:
+        lines += [".TP", _opt_heading(opt), _opt_body(opt)]
+    return lines
+
+
+def _chip_ini_section() -> list[str]:
+    try:
+        module = importlib.import_module("sonocli.config.chipini")
+    except ModuleNotFoundError as exc:
+        if exc.name != "sonocli.config.chipini":
+            raise
+        return []
+    params = getattr(module, "PARAMETERS", ())
+    lines = [
+        ".SH CHIP.INI PARAMETERS",
+        ".PP",
+        _line(
+            "app/chip.ini holds KEY=VALUE lines in [SECTION]s; a parameter not set takes its default "
+            "(guide 7.4.1, Table 25). sonocli config check validates a file, config show lists the values."
+        ),
+    ]
+    group = None
+    for param in params:
+        if getattr(param, "group", None) != group:
+            group = getattr(param, "group", None)
+            lines.append(f'.SS "[{_esc(str(group))}]"')
+        allowed = param.allowed() if hasattr(param, "allowed") else ""
+        default = getattr(param, "default_note", "") or (
+            param.format(param.default) if hasattr(param, "format") else str(param.default)
+        )
+        lines += [
+            ".TP",
+            f"\\fB{_esc(param.name)}\\fR",
+            _line(f"{param.help} Allowed: {allowed}. Default: {default if default != '' else '(empty)'}."),
+        ]
+    return lines
+
+
+def _env_section(tree: Node) -> list[str]:
+    env: dict[str, list[str]] = {}
+    helps: dict[str, str] = {}
+    for node in tree.walk():
+        for opt in node.options:
+            for var in opt.envvars:
+                env.setdefault(var, []).append(f"{node.name} {opt.names[-1]}")
+                helps.setdefault(var, re.sub(r"\s*\[env:[^\]]*\]", "", opt.help))
+    lines = [".SH ENVIRONMENT"]
+    for var in sorted(env):
+        where = ", ".join(sorted(set(env[var])))
+        lines += [".TP", f"\\fB{_esc(var)}\\fR", _line(f"{helps[var]} (Same as {where}.)")]
+    for var, text in EXTRA_ENV.items():
+        if var not in env:
+            lines += [".TP", f"\\fB{_esc(var)}\\fR", _line(text)]
+    return lines
+
+
+def render_man(tree: Node) -> str:
+    from sonocli import __version__
+
+    root_help = tree.help.split("\n\n")
+    lines = [
+        '.\\" Generated by scripts/gen_docs.py from the click command tree; do not edit.',
+        f'.TH SONOCLI 1 "" "sonocli {_esc(__version__)}" "User Commands"',
+        ".SH NAME",
+        "sonocli \\- " + _esc(root_help[0].split(" - ", 1)[-1].rstrip(".")),
+        ".SH SYNOPSIS",
+        ".B sonocli",
+        "[\\fIOPTIONS\\fR] \\fICOMMAND\\fR [\\fIARGS\\fR]...",
+        ".SH DESCRIPTION",
+        ".PP",
+        _line(
+            "sonocli does in software what a SonoCollect 111 data concentrator does: scan and read wired "
+            "M-Bus meters, receive wireless M-Bus telegrams, keep the meter list, log readings, export them "
+            "as CSV or XML and deliver them to a head-end. It keeps the device's layout below a root "
+            "directory: app/ for configuration, ext/ for data (see FILES)."
+        ),
+        *_paragraphs("\n\n".join(root_help[1:])),
+        ".PP",
+        _line("Every command accepts -h/--help. Commands that print data accept --json."),
+        ".SH OPTIONS",
+        *_options(tree.options),
+        ".SH COMMANDS",
+    ]
+    for node in tree.walk():
+        if node is tree:
+            continue
+        lines += [f'.SS "{_esc(node.name)}"', ".PP", f"\\fB{_esc(node.usage)}\\fR", *_paragraphs(node.help)]
+        if node.subs:
+            lines += [".PP", "Subcommands: " + ", ".join(f"\\fB{_esc(s)}\\fR" for s in node.subs) + "."]
+        lines += _options([o for o in node.options if "--help" not in o.names])
+    lines += _chip_ini_section()
+    lines += _env_section(tree)
+    lines.append(".SH FILES")
+    lines.append(".PP")
+    lines.append(_line("Paths are relative to the root directory (--root, SONOCLI_ROOT; / on a concentrator)."))
+    for name, text in FILES:
+        lines += [".TP", f"\\fI{_esc(name)}\\fR", _line(text)]
+    lines.append(".SH EXIT STATUS")
+    for code, text in EXIT_CODES:
+        lines += [".TP", f"\\fB{code}\\fR", _line(text)]
+    lines += [
+        ".SH SEE ALSO",
+        "\\fBpython3\\fR(1), EN 13757\\-2, EN 13757\\-3, EN 13757\\-4, OMS specification volume 2,",
+        "SonoCollect 111 operating guide.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# --- completions -----------------------------------------------------------------------------------------
+
+
+def _first_line(text: str, limit: int = 80) -> str:
+    text = re.sub(r"\s*\[env:[^\]]*\]", "", text.replace("\b", "")).strip()
+    line = " ".join(text.split("\n\n", 1)[0].split())
+    sentence = re.split(r"(?<=\.)\s", line, maxsplit=1)[0]
+    return sentence if len(sentence) <= limit else sentence[: limit - 3].rstrip() + "..."
+
+
+def _header(comment: str) -> str:
+    return f"{comment} Generated by scripts/gen_docs.py from sonocli's click command tree; do not edit.\n"
+
+
+def render_bash(tree: Node) -> str:
+    nodes, vals = [], []
+    for node in tree.walk():
+        opts = " ".join(n for o in node.options for n in o.names)
+        valopts = " ".join(n for o in node.options if o.takes_value for n in o.names)
+        nodes.append(
+            f'        "{node.name}") _sn_subs="{" ".join(node.subs)}"; _sn_opts="{opts}"; '
+            f'_sn_valopts="{valopts}"; _sn_npos={len(node.args)};;'
+        )
+        for opt in node.options:
+            if opt.takes_value and opt.kind != "none":
+                for n in opt.names:
+                    vals.append(
+                        f'        "{node.name}|{n}") _sv_kind={opt.kind}; _sv_choices="{" ".join(opt.choices)}";;'
+                    )
+        for index, arg in enumerate(node.args):
+            if arg.kind != "none":
+                vals.append(
+                    f'        "{node.name}|#{index}") _sv_kind={arg.kind}; _sv_choices="{" ".join(arg.choices)}";;'
+                )
+                if arg.many:
+                    vals.append(
+                        f'        "{node.name}|#*") _sv_kind={arg.kind}; _sv_choices="{" ".join(arg.choices)}";;'
+                    )
+    body = "\n".join(nodes)
+    values = "\n".join(vals)
+    return (
+        _header("#")
+        + f"""# Install: source it from ~/.bashrc, or copy to /usr/share/bash-completion/completions/sonocli.
+
+_sonocli_node() {{
+    _sn_subs=""; _sn_opts=""; _sn_valopts=""; _sn_npos=0
+    case "$1" in
+{body}
+    esac
+}}
+
+_sonocli_values() {{
+    _sv_kind=none; _sv_choices=""
+    case "$1|$2" in
+{values}
+    esac
+}}
+
+_sonocli_reply() {{
+    local cur="$1"
+    case "$_sv_kind" in
+        choice) mapfile -t COMPREPLY < <(compgen -W "$_sv_choices" -- "$cur") ;;
+        dir) compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -d -- "$cur") ;;
+        file) compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;
+        *) COMPREPLY=() ;;
+    esac
+}}
+
+_sonocli() {{
+    local cur="${{COMP_WORDS[COMP_CWORD]}}" path="sonocli" w opt i skip=0 npos=0
+    COMPREPLY=()
+    [[ "$cur" == "=" ]] && cur=""
+    _sonocli_node "$path"
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        w="${{COMP_WORDS[i]}}"
+        if [[ "$w" == "=" ]]; then skip=1; continue; fi
+        if ((skip)); then skip=0; continue; fi
+        case "$w" in
+            --*=*) continue ;;
+            -*) [[ " $_sn_valopts " == *" $w "* ]] && skip=1; continue ;;
+        esac
+        if [[ " $_sn_subs " == *" $w "* ]] && ((npos == 0)); then
+            path="$path $w"; _sonocli_node "$path"
+        else
+            npos=$((npos + 1))
+        fi
+    done
+    if ((skip)); then
+        opt="${{COMP_WORDS[COMP_CWORD-1]}}"
+        [[ "$opt" == "=" ]] && opt="${{COMP_WORDS[COMP_CWORD-2]}}"
+        _sonocli_values "$path" "$opt"
+        _sonocli_reply "$cur"
+        return 0
+    fi
+    if [[ "$cur" == -* ]]; then
+        mapfile -t COMPREPLY < <(compgen -W "$_sn_opts" -- "$cur")
+        return 0
+    fi
+    _sonocli_values "$path" "#$npos"
+    [[ "$_sv_kind" == none ]] && _sonocli_values "$path" "#*"
+    if [[ "$_sv_kind" != none ]]; then
+        _sonocli_reply "$cur"
+    fi
+    if ((npos == 0)) && [[ -n "$_sn_subs" ]]; then
+        mapfile -t -O "${{#COMPREPLY[@]}}" COMPREPLY < <(compgen -W "$_sn_subs" -- "$cur")
+    fi
+    return 0
+}}
+
+complete -F _sonocli sonocli
+"""
+    )
+
+
+def _zq(text: str) -> str:
+    """Inside a single-quoted zsh word."""
+    return text.replace("'", "'\\''")
+
+
+def _zdesc(text: str) -> str:
+    return _zq(text.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]").replace(":", "\\:"))
+
+
+def _zaction(kind: str, choices: list[str]) -> str:
+    if kind == "choice":
+        return "(" + " ".join(_zq(c) for c in choices) + ")"
+    return {"file": "_files", "dir": "_files -/"}.get(kind, " ")
+
+
+def _zfunc(node: Node) -> str:
+    return "_" + "__".join(p.replace("-", "_") for p in node.path)
+
+
+def render_zsh(tree: Node) -> str:
+    functions = []
+    for node in tree.walk():
+        specs = []
+        for opt in node.options:
+            names = opt.names
+            desc = _zdesc(_first_line(opt.help))
+            star = "*" if opt.repeatable else ""
+            excl = f"({' '.join(names)})" if len(names) > 1 and not opt.repeatable else ""
+            for name in names:
+                suffix = "=" if opt.takes_value and name.startswith("--") else ("+" if opt.takes_value else "")
+                value = f":{_zq(opt.metavar)}:{_zaction(opt.kind, opt.choices)}" if opt.takes_value else ""
+                specs.append(f"'{excl}{star}{name}{suffix}[{desc}]{value}'")
+        if node.subs:
+            specs += ["'1: :->cmd'", "'*:: :->args'"]
+        else:
+            for index, arg in enumerate(node.args):
+                position = "*" if arg.many else str(index + 1)
+                specs.append(f"'{position}:{_zq(arg.name)}:{_zaction(arg.kind, arg.choices)}'")
+        lines = [
+            f"{_zfunc(node)}() {{",
+            '    local curcontext="$curcontext" state line ret=1',
+            "    typeset -A opt_args",
+        ]
+        if node.subs:
+            items = " ".join(f"'{_zq(name)}:{_zq(_first_line(sub.short))}'" for name, sub in node.subs.items())
+            lines.append(f"    local -a commands=({items})")
+        lines.append("    _arguments -C -s -S \\")
+        lines += [f"        {spec} \\" for spec in specs]
+        lines.append("        && ret=0")
+        if node.subs:
+            lines += [
+                "    case $state in",
+                "        cmd)",
+                f"            _describe -t commands '{_zq(node.name)} command' commands && ret=0",
+            ]
+            if node.args:
+                lines.append("            _files && ret=0")
+            lines += ["            ;;", "        args)", "            case $words[1] in"]
+            for name, sub in node.subs.items():
+                lines.append(f"                {name}) {_zfunc(sub)} && ret=0 ;;")
+            lines += ["            esac", "            ;;", "    esac"]
+        lines += ["    return ret", "}"]
+        functions.append("\n".join(lines))
+    return (
+        "#compdef sonocli\n"
+        + _header("#")
+        + "# Install: copy to a directory in $fpath as _sonocli (e.g. /usr/share/zsh/vendor-completions/).\n\n"
+        + "\n\n".join(functions)
+        + '\n\nif [[ "$funcstack[1]" == _sonocli ]]; then\n    _sonocli "$@"\nelse\n    compdef _sonocli sonocli\nfi\n'
+    )
+
+
+def _fq(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def render_fish(tree: Node) -> str:
+    paths = [node.name for node in tree.walk() if node is not tree]
+    valopts = [f"{node.name} {n}" for node in tree.walk() for o in node.options if o.takes_value for n in o.names]
+    lines = [
+        _header("#").rstrip("\n"),
+        "# Install: copy to ~/.config/fish/completions/sonocli.fish or /usr/share/fish/vendor_completions.d/.",
+        "",
+        "set -g __sonocli_paths " + " ".join(_fq(p) for p in paths),
+        "set -g __sonocli_valopts " + " ".join(_fq(v) for v in valopts),
+        "",
+        "function __sonocli_path --description 'the sonocli (sub)command being completed'",
+        "    set -l tokens (commandline -opc)",
+        "    set -l path sonocli",
+        "    set -l skip 0",
+        "    set -l npos 0",
+        "    for t in $tokens[2..-1]",
+        "        if test $skip = 1",
+        "            set skip 0",
+        "            continue",
+        "        end",
+        "        switch $t",
+        "            case '--*=*'",
+        "                continue",
+        "            case '-*'",
+        '                if contains -- "$path $t" $__sonocli_valopts',
+        "                    set skip 1",
+        "                end",
+        "                continue",
+        "        end",
+        '        if test $npos = 0; and contains -- "$path $t" $__sonocli_paths',
+        '            set path "$path $t"',
+        "        else",
+        "            set npos (math $npos + 1)",
+        "        end",
+        "    end",
+        "    echo $path",
+        "end",
+        "",
+        "function __sonocli_is",
+        '    test (__sonocli_path) = "$argv[1]"',
+        "end",
+        "",
+        "complete -c sonocli -f",
+    ]
+    for node in tree.walk():
+        cond = f"-n '__sonocli_is \"{node.name}\"'"
+        for name, sub in node.subs.items():
+            lines.append(f"complete -c sonocli {cond} -a {_fq(name)} -d {_fq(_first_line(sub.short))}")
+        for opt in node.options:
+            parts = []
+            for name in opt.names:
+                if name.startswith("--"):
+                    parts.append(f"-l {name[2:]}")
+                elif len(name) == 2:
+                    parts.append(f"-s {name[1:]}")
+                else:
+                    parts.append(f"-o {name[1:]}")
+            if opt.takes_value:
+                if opt.kind == "choice":
+                    parts.append(f"-x -a {_fq(' '.join(opt.choices))}")
+                elif opt.kind == "dir":
+                    parts.append("-x -a '(__fish_complete_directories)'")
+                elif opt.kind == "file":
+                    parts.append("-r -F")
+                else:
+                    parts.append("-x")
+            lines.append(f"complete -c sonocli {cond} {' '.join(parts)} -d {_fq(_first_line(opt.help))}")
+        for arg in node.args:
+            if arg.kind == "file":
+                lines.append(f"complete -c sonocli {cond} -F")
+            elif arg.kind == "dir":
+                lines.append(f"complete -c sonocli {cond} -a '(__fish_complete_directories)'")
+            elif arg.kind == "choice":
+                lines.append(f"complete -c sonocli {cond} -a {_fq(' '.join(arg.choices))}")
+    return "\n".join(lines) + "\n"
+
+
+# --- main ------------------------------------------------------------------------------------------------
+
+
+def render_all() -> dict[str, str]:
+    tree = build_tree()
+    return {
+        "man/sonocli.1": render_man(tree),
+        "completions/sonocli.bash": render_bash(tree),
+        "completions/_sonocli": render_zsh(tree),
+        "completions/sonocli.fish": render_fish(tree),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--out", type=Path, default=REPO, help="directory to write man/ and completions/ into")
+    parser.add_argument("--check", action="store_true", help="only compare with the files in --out")
+    options = parser.parse_args(argv)
+    rendered = render_all()
+    stale = []
+    for rel, text in rendered.items():
+        target = options.out / rel
+        current = target.read_text(encoding="utf-8") if target.exists() else None
+        if current == text:
+            continue
+        stale.append(rel)
+        if not options.check:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+    if options.check and stale:
+        print(f"gen_docs: out of date: {', '.join(stale)} (run python scripts/gen_docs.py)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

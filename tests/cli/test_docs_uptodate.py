@@ -1,0 +1,127 @@
+"""The man page and shell completions are generated from the click tree and must be current and valid."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.conftest import need_exe
+
+REPO = Path(__file__).resolve().parents[2]
+GENERATOR = REPO / "scripts" / "gen_docs.py"
+
+
+def _generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("sonocli_gen_docs", GENERATOR)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tree() -> object:
+    return _generator().build_tree()
+
+
+def test_generated_files_are_up_to_date(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, str(GENERATOR), "--out", str(tmp_path)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    stale = []
+    for rel in _generator().OUTPUTS:
+        committed = REPO / rel
+        if not committed.exists() or committed.read_bytes() != (tmp_path / rel).read_bytes():
+            stale.append(rel)
+    assert stale == [], f"out of date: {stale}; run: python scripts/gen_docs.py"
+
+
+def test_man_page_renders_without_warnings_and_lists_everything(tree: object) -> None:
+    groff = need_exe("groff", "groff-base")
+    man = REPO / "man" / "sonocli.1"
+    lint = subprocess.run([groff, "-man", "-Tutf8", "-ww", "-z", str(man)], capture_output=True, text=True)
+    assert lint.returncode == 0 and lint.stderr == "", lint.stderr
+    man_exe = need_exe("man", "man-db")
+    env = dict(os.environ, MANWIDTH="200", MAN_KEEP_FORMATTING="0", LANG="C.UTF-8")
+    text = subprocess.run([man_exe, "-l", str(man)], capture_output=True, text=True, env=env, check=True).stdout
+    text = re.sub(".\b", "", text)
+    headings = {line.strip() for line in text.splitlines()}
+    for node in tree.walk():  # type: ignore[attr-defined]
+        if node.path != ("sonocli",):
+            assert node.name in headings, f"{node.name} missing from the man page"
+    for needed in (
+        "SONOCLI_ROOT",
+        "SONOCLI_PREFIX",
+        "EXIT STATUS",
+        "app/chip.ini",
+        "ext/Upd/",
+        "ext/sonocli-daemon.pid",
+        "CHIP.INI PARAMETERS",
+        "METER_TIME",
+        "SHOW_KEYS",
+    ):
+        assert needed in text, needed
+
+
+def _bash_complete(*words: str) -> list[str]:
+    script = (
+        f"source {REPO / 'completions' / 'sonocli.bash'}\n"
+        'COMP_WORDS=("$@"); COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 )); _sonocli; printf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    out = subprocess.run(
+        ["bash", "-c", script, "bash", *words], capture_output=True, text=True, check=True, cwd=REPO / "completions"
+    )
+    return [line for line in out.stdout.splitlines() if line]
+
+
+def test_bash_completion(tree: object) -> None:
+    top = set(_bash_complete("sonocli", ""))
+    assert top == set(tree.subs)  # type: ignore[attr-defined]
+    assert _bash_complete("sonocli", "service", "re") == ["regenerate-keys", "restart-daemon"]
+    assert _bash_complete("sonocli", "--root", "/tmp", "update-system", "make-image", "--w") == ["--wheel"]
+    assert "make-image" in _bash_complete("sonocli", "update-system", "")
+    # IMAGE is a file: offered next to the subcommand name
+    assert "sonocli.bash" in _bash_complete("sonocli", "update-system", "sonocli.b")
+    assert _bash_complete("sonocli", "service", "stop-daemon", "--") == ["--timeout", "--help"]
+
+
+def test_zsh_completion_parses(tmp_path: Path) -> None:
+    zsh = shutil.which("zsh")
+    if zsh is None:
+        pytest.skip("zsh not installed (apt-get install -y zsh)")
+    path = REPO / "completions" / "_sonocli"
+    subprocess.run([zsh, "-n", str(path)], check=True)
+    probe = f"autoload -Uz compinit && compinit -u -d {tmp_path}/zcompdump; source {path}; whence -w _sonocli__service"
+    env = dict(os.environ, HOME=str(tmp_path))
+    out = subprocess.run([zsh, "-f", "-c", probe], capture_output=True, text=True, env=env)
+    assert "_sonocli__service: function" in out.stdout, out.stderr
+
+
+def test_fish_completion() -> None:
+    fish = shutil.which("fish")
+    if fish is None:
+        pytest.skip("fish not installed (apt-get install -y fish)")
+    path = REPO / "completions" / "sonocli.fish"
+    subprocess.run([fish, "-n", str(path)], check=True)
+    out = subprocess.run(
+        [
+            fish,
+            "--no-config",
+            "-c",
+            f"source {path}; complete -C 'sonocli update-system make-image --g'; "
+            f"complete -C 'sonocli --root /tmp service st'",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    names = [line.split("\t")[0] for line in out.splitlines()]
+    assert names == ["--generate-key", "stop-daemon"]
