@@ -44,6 +44,15 @@ class Setting:
         return self.param.format(self.value)
 
 
+def split_lines(text: str) -> list[str]:
+    """Lines ending at LF only (CRLF kept): str.splitlines would also break at U+0085, U+2028, FF, ..."""
+    lines = text.split("\n")
+    out = [line + "\n" for line in lines[:-1]]
+    if lines[-1]:
+        out.append(lines[-1])
+    return out
+
+
 def suggest(name: str) -> str:
     """ " (did you mean X?)" for a near miss of a known name, else ""."""
     close = difflib.get_close_matches(name.upper(), list(by_name()), n=1, cutoff=0.8)
@@ -88,11 +97,11 @@ class ChipIni:
                 line=line,
                 hint="save chip.ini as UTF-8 without BOM",
             ) from None
-        return cls(text.splitlines(keepends=True), file, errors=errors)
+        return cls(split_lines(text), file, errors=errors)
 
     @classmethod
     def from_text(cls, text: str, file: str | None = None) -> ChipIni:
-        return cls(text.splitlines(keepends=True), file)
+        return cls(split_lines(text), file)
 
     def _parse(self) -> None:
         section = ""
@@ -195,8 +204,8 @@ class ChipIni:
             typed = param.parse(value)
         except ValueError as exc:
             raise ConfigError(f"{param.name}={value!r}: {exc}") from None
-        if "\n" in value or "\r" in value:
-            raise ConfigError(f"{param.name}: a value cannot contain a line break")
+        if any(ord(char) < 0x20 and char != "\t" for char in value):
+            raise ConfigError(f"{param.name}: a value cannot contain line breaks or control characters")
         formatted = param.format(typed) if param.type in ("bool", "choice", "int") else value.strip()
         entry = self._entries.get(param.name)
         if entry is not None:

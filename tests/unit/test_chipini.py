@@ -120,7 +120,7 @@ def test_set_refuses_invalid_values() -> None:
         ini.set("METER_TIME", "5")
     with pytest.raises(ConfigError, match=r"unknown parameter 'METER_TIMEE' \(did you mean METER_TIME\?\)"):
         ini.set("METER_TIMEE", "5")
-    with pytest.raises(ConfigError, match="line break"):
+    with pytest.raises(ConfigError, match="line breaks or control characters"):
         ini.set("FTP_PATH", "a\nb")
     assert ini.text() == "[CONFIG]\nMETER_TIME=900\n"
 
@@ -199,7 +199,7 @@ def _valid_text(param: Param) -> st.SearchStrategy[str]:
     if param.type == "mask":
         digits = param.charset or "0123456789ABCDEFabcdef"
         return st.text(digits, min_size=1, max_size=param.max_length or 1).map(lambda s: "0x" + s)
-    alphabet = st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp"), blacklist_characters="\x85")
+    alphabet = st.characters(blacklist_categories=("Cs",), blacklist_characters="".join(map(chr, range(32))))
     return st.text(alphabet, max_size=param.max_length or 40).map(str.strip)
 
 
@@ -233,3 +233,12 @@ def test_property_set_save_load_is_identity(
     # saving what was loaded changes nothing
     again.save(path)
     assert ChipIni.load(path).text() == again.text()
+
+
+def test_only_lf_ends_a_line(tmp_path: Path) -> None:
+    """U+2028, U+0085 and form feed are text in chip.ini, not line ends (str.splitlines would split)."""
+    ini = ChipIni.from_text("[CONFIG]\nFTP_PATH=a\u2028b\x85c\x0cd\nMETER_TIME=60\n")
+    assert ini["FTP_PATH"] == "a\u2028b\x85c\x0cd" and ini.line_of("METER_TIME") == 3
+    path = tmp_path / "chip.ini"
+    ini.save(path)
+    assert ChipIni.load(path).text() == ini.text()
