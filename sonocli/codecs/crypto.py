@@ -75,7 +75,7 @@ def decrypt_cbc_blocks(key: bytes, iv: bytes, data: bytes, blocks: int, *, what:
         raise DecodeError(f"{what}: telegram truncated, {blocks} encrypted blocks need {size} bytes, got {len(data)}")
     plain = aes_cbc_decrypt(key, iv, data[:size])
     if plain[:2] != b"\x2f\x2f":
-        raise WrongKeyError(f"wrong key: {what} decrypted data does not start with 2F2F")
+        raise WrongKeyError(f"wrong key for {what}: decrypted data does not start with 2F2F")
     return plain + data[size:]
 
 

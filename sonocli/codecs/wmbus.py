@@ -357,14 +357,14 @@ def _open_tpl(
         if mode == 5:
             assert tpl.acc is not None
             iv = crypto.mode5_iv(meter.raw, tpl.acc)
-            plain = crypto.decrypt_cbc_blocks(key, iv, apl, blocks, what=f"meter {meter.id} mode 5")
+            plain = crypto.decrypt_cbc_blocks(key, iv, apl, blocks, what=f"meter {meter.id} (mode 5)")
         else:
             plain = _mode7(key, apl, after_afl, meter, tpl, afl, blocks)
     except WrongKeyError as exc:
         if predecrypted:
             warnings.append(f"mode {mode} announced but the payload is plaintext (decrypted by the receiver)")
             return apl, Security(mode, "predecrypted")
-        return apl, Security(mode, "wrong key", WrongKeyError(f"wrong key for meter {meter.id}: {exc}"))
+        return apl, Security(mode, "wrong key", exc)
     except MacError as exc:
         return apl, Security(mode, "mac mismatch", MacError(f"meter {meter.id}: {exc}"))
     except UnsupportedSecurityError as exc:
@@ -384,7 +384,7 @@ def _mode7(
     if afl.mac:
         kmac = crypto.kdf_a(key, 0x01, afl.mcr, meter.id_bytes)
         crypto.verify_afl_mac(kmac, afl.mcl or 0, afl.mcr, afl.ml, after_afl, afl.mac)
-    return crypto.decrypt_cbc_blocks(kenc, bytes(16), apl, blocks, what=f"meter {meter.id} mode 7")
+    return crypto.decrypt_cbc_blocks(kenc, bytes(16), apl, blocks, what=f"meter {meter.id} (mode 7)")
 
 
 def security_error_kind(error: SecurityError | None) -> str:

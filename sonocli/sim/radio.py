@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sonocli.codecs.dongles import amb8465, cul, hexlines, im871a, rtlwmbus
-from sonocli.codecs.wmbus_link import add_format_a_crcs, add_format_b_crcs, normalise_frame
+from sonocli.codecs.wmbus_link import (
+    ELL_CIS,
+    LONG_TPL_CIS,
+    SHORT_TPL_CIS,
+    add_format_a_crcs,
+    add_format_b_crcs,
+    normalise_frame,
+)
 from sonocli.errors import UsageError
 from sonocli.sim.peer import Clock
 
@@ -22,9 +29,7 @@ DONGLES = ("im871a", "amb8465", "cul", "rtlwmbus", "hex")
 
 # Public example telegrams (see tests/data/wmbus/README.md for their sources), with their published keys.
 DEFAULT_TELEGRAMS: tuple[tuple[str, str | None], ...] = (
-    # OMS Vol.2 Annex N.2.1, mode 5
-    ("2E4493157856341233037A2A0020255923C95AAA26D1B2E7493B013EC4A6F6D3529B520EDFF0EA6DEFC99D6D69EBF3",
-     "0102030405060708090A0B0C0D0E0F11"),
+    # (OMS Annex N.2.1 is left out: its meter ID/manufacturer equal the CEN F.3 example's, with another key.)
     # OMS Vol.2 Annex N.5.3, partial encryption
     ("304493444433221155378C00757288776655934455080004100500DFE2A782146D1513581CD2F83F39040CFD1078563412",
      "000102030405060708090A0B0C0D0E0F"),
@@ -84,6 +89,61 @@ def default_telegrams() -> list[SimTelegram]:
         SimTelegram(normalise_frame(bytes.fromhex(h))[0], bytes.fromhex(k) if k else None)
         for h, k in DEFAULT_TELEGRAMS
     ]
+
+
+def vary_access_number(item: SimTelegram, cycle: int) -> bytes:
+    """The telegram as the meter sends it the ``cycle``-th time: access number advanced by ``cycle``.
+
+    Real meters count ACC up with every transmission, and receivers rely on it to tell repeats from new
+    telegrams. Plain and mode-5 telegrams (re-encrypted with their key) are varied; others (mode 7, whose
+    MAC covers the header, and ELL-encrypted ones) are sent unchanged.
+    """
+    telegram = item.telegram
+    if cycle == 0:
+        return telegram
+    out = bytearray(telegram)
+    pos = 10
+    ci = out[pos]
+    if ci in ELL_CIS:
+        if ci in (0x8D, 0x8F):
+            return telegram  # ACC inside the CTR-protected part may be repeated; keep it simple and exact
+        out[pos + 2] = (out[pos + 2] + cycle) & 0xFF
+        pos += 1 + ELL_CIS[ci]
+        if pos >= len(out):
+            return bytes(out)
+        ci = out[pos]
+    if ci == 0x90:
+        return telegram
+    if ci in SHORT_TPL_CIS:
+        acc_at = pos + 1
+    elif ci in LONG_TPL_CIS:
+        acc_at = pos + 9
+    else:
+        return bytes(out)
+    if acc_at + 3 >= len(out):
+        return telegram
+    cfg = int.from_bytes(out[acc_at + 2 : acc_at + 4], "little")
+    mode = (cfg >> 8) & 0x1F
+    old_acc = out[acc_at]
+    new_acc = (old_acc + cycle) & 0xFF
+    out[acc_at] = new_acc
+    if mode == 0:
+        return bytes(out)
+    if mode != 5 or item.key is None:
+        return telegram
+    blocks = (cfg >> 4) & 0x0F
+    start = acc_at + 4
+    size = blocks * 16 if blocks else (len(out) - start) // 16 * 16
+    address = bytes(out[pos + 1 : pos + 9]) if ci in LONG_TPL_CIS else bytes(out[2:10])
+    if ci in LONG_TPL_CIS:
+        address = address[4:6] + address[0:4] + address[6:8]
+    from sonocli.codecs import crypto
+
+    plain = crypto.aes_cbc_decrypt(item.key, crypto.mode5_iv(address, old_acc), bytes(out[start : start + size]))
+    if plain[:2] != b"\x2f\x2f":
+        return telegram  # already plaintext (pre-decrypted capture) or a wrong key in the file
+    out[start : start + size] = crypto.aes_cbc_encrypt(item.key, crypto.mode5_iv(address, new_acc), plain)
+    return bytes(out)
 
 
 def _int_param(params: dict[str, str], name: str, default: int, low: int = 0) -> int:
@@ -174,7 +234,7 @@ class RadioPeer:
             when = self._next_telegram
             index = self._sent
             item = self.telegrams[index % len(self.telegrams)]
-            chunk = self._wrap(item.telegram, index)
+            chunk = self._wrap(vary_access_number(item, index // len(self.telegrams)), index)
             if self.badcrc_every and (index + 1) % self.badcrc_every == 0:
                 chunk = self._break(chunk)
             if self.garbage_every and (index + 1) % self.garbage_every == 0:
