@@ -27,7 +27,7 @@ def _decode(vector_id: str, *, key: str | None = None, cache: FormatCache | None
     row = VECTORS[vector_id]
     key_hex = row["key"] if key is None else key
     keys: dict[str, bytes] = {}
-    cache = cache or FormatCache()
+    cache = FormatCache() if cache is None else cache
     if key_hex:
         probe = decode_telegram(_raw(vector_id), DecodeOptions(decode_application=False, cache=cache))
         keys = {probe.meter.id: bytes.fromhex(key_hex), probe.link.address.id: bytes.fromhex(key_hex)}
