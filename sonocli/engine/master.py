@@ -479,3 +479,26 @@ def meter_from_identity(ident: Identity, *, primary: int = 0, mode: AddressMode 
 
 
 ProgressCallback = Callable[[int, int | None, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    """One meter of a multi-meter readout: a Reading, or the error that stopped it."""
+
+    meter: Meter
+    reading: Reading | None
+    error: Exception | None = None
+
+
+def read_all(master: Master, meters: list[Meter], on_progress: ProgressCallback | None = None) -> list[ReadResult]:
+    """Read meters one after another; a dead meter is recorded and the readout goes on with the next."""
+    results: list[ReadResult] = []
+    for index, meter in enumerate(meters):
+        try:
+            results.append(ReadResult(meter, master.readout(meter)))
+        except (TimeoutError_, ProtocolError, DecodeError) as exc:
+            results.append(ReadResult(meter, None, exc))
+        if on_progress is not None:
+            failed = sum(1 for r in results if r.reading is None)
+            on_progress(index + 1, len(meters), f"{failed} failed" if failed else "")
+    return results
