@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -405,3 +406,16 @@ def save_meter_list(path: Path, meters: MeterList) -> None:
     from sonocli.fsutil import atomic_write_bytes
 
     atomic_write_bytes(Path(path), render_meter_list(meters))
+
+
+def update_meter_list(path: Path, change: Callable[[MeterList], MeterList]) -> MeterList:
+    """Load, apply ``change`` and save under the file's lock, so concurrent writers (the CLI, the daemon's
+    scan merge) lose nothing; the file is not rewritten when ``change`` returns the list unchanged."""
+    from sonocli.config.locking import locked
+
+    with locked(Path(path)):
+        before = load_meter_list(path)
+        after = change(before)
+        if after.state() != before.state() or not Path(path).exists():
+            save_meter_list(path, after)
+        return after

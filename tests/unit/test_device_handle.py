@@ -278,3 +278,17 @@ def test_resource_limits_hold(tmp_path: Path, data: bytes, message: str) -> None
     with pytest.raises(ConfigError, match=message) as info:
         load_meter_list(_write(tmp_path, data))
     assert "XML_PARSE_HUGE" not in str(info.value)
+
+
+def test_update_meter_list_saves_only_changes(tmp_path: Path) -> None:
+    from sonocli.config.device_handle import update_meter_list
+    from sonocli.engine.meterlist import merge_found
+
+    path = tmp_path / "device_handle.cfg"
+    path.write_bytes(SAMPLE.read_bytes())
+    found = [Meter(Interface.MBUS, serial="30101198", manufacturer="DFS", version=1, medium=4)]
+    update_meter_list(path, lambda ml: merge_found(ml, found, 0)[0])  # already listed: nothing to write
+    assert path.read_bytes() == SAMPLE.read_bytes()
+    found.append(Meter(Interface.MBUS, serial="44444444", manufacturer="ABB", version=2, medium=2))
+    result = update_meter_list(path, lambda ml: merge_found(ml, found, 0)[0])
+    assert load_meter_list(path).meters == result.meters and len(result.meters) == 5
