@@ -202,3 +202,35 @@ def test_telegram_with_crcs_decodes_like_without() -> None:
     a = decode_telegram(add_format_a_crcs(plain))
     b = decode_telegram(plain)
     assert _values(a) == _values(b)
+
+
+# --- robustness ------------------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from sonocli.errors import SonoError  # noqa: E402
+
+_SEEDS = [normalise_frame(_raw(k))[0] for k in sorted(VECTORS)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=300))
+def test_arbitrary_bytes_raise_only_project_errors(data: bytes) -> None:
+    try:
+        decode_telegram(data, DecodeOptions(keys={"12345678": bytes(16)}))
+    except SonoError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(index=st.integers(0, len(_SEEDS) - 1), pos=st.integers(0, 400), value=st.integers(0, 255),
+       cut=st.integers(0, 400))
+def test_mutated_vectors_raise_only_project_errors(index: int, pos: int, value: int, cut: int) -> None:
+    data = bytearray(_SEEDS[index])
+    data[pos % len(data)] = value
+    keys = {"12345678": bytes(range(16)), "55667788": bytes(range(16)), "63452869": bytes(16)}
+    try:
+        decode_telegram(bytes(data[: max(cut, 11)]), DecodeOptions(keys=keys))
+    except SonoError:
+        pass
