@@ -108,7 +108,7 @@ def update_system(
       bin/sonocli                launcher for the current version
 
     The new version is installed next to the old one and must pass a self-check (`sonocli --version`
-    prints the manifest's version, its dependencies import) before and after the switch; any failure
+    prints the manifest's version, the packages it requires are installed) before and after the switch; any failure
     leaves or puts back the old version. app/ (the configuration) is never touched. Restart the daemon
     afterwards (sonocli service restart-daemon).
     """

@@ -26,6 +26,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -149,11 +150,11 @@ def self_check(python: str, lib: Path, expected_version: str, requires: list[str
 
 
 def _launcher_text(python: str, prefix: Path) -> str:
-    lib = prefix / "current" / "lib"
+    lib = shlex.quote(str(prefix / "current" / "lib"))
     return (
         "#!/bin/sh\n"
         "# sonocli launcher, written by `sonocli update-system`; runs the version <prefix>/current points at.\n"
-        f'PYTHONPATH="{lib}${{PYTHONPATH:+:$PYTHONPATH}}" exec "{python}" -P -m sonocli "$@"\n'
+        f'PYTHONPATH={lib}"${{PYTHONPATH:+:$PYTHONPATH}}" exec {shlex.quote(python)} -P -m sonocli "$@"\n'
     )
 
 
@@ -192,6 +193,26 @@ def install_image(
     log: object = None,
 ) -> InstallResult:
     """Install a verified image below ``prefix`` and switch to it; on any failure the old one stays current."""
+    before = _read_link(prefix.absolute() / "current")
+    kept = f"nothing changed: {before} is still current" if before else "nothing was installed"
+    try:
+        return _install(image, prefix, allow_downgrade=allow_downgrade, python=python, log=log)
+    except UpdateError as exc:
+        if exc.hint is None and not isinstance(exc, DowngradeError):
+            exc.hint = kept
+        raise
+    except OSError as exc:
+        raise UpdateError(f"install failed: {exc}", hint=kept) from exc
+
+
+def _install(
+    image: VerifiedImage,
+    prefix: Path,
+    *,
+    allow_downgrade: bool = False,
+    python: str | None = None,
+    log: object = None,
+) -> InstallResult:
     python = python or sys.executable
     say = log if callable(log) else (lambda _msg: None)
     prefix = prefix.absolute()
