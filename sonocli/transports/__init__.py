@@ -76,7 +76,14 @@ class Link:
 
     def read(self, size: int, timeout: float) -> bytes:
         """Up to ``size`` bytes, waiting at most ``timeout`` seconds for the first one."""
-        self.port.timeout = max(0.0, timeout)
+        wanted = max(0.0, timeout)
+        if hasattr(self.port, "_timeout"):
+            # Set pyserial's private field: the public setter re-applies termios on every change, which
+            # costs a syscall per read and fails with EINVAL on ptys with even parity (TESTING.md §5).
+            # Every pyserial backend reads ``_timeout`` at the start of read().
+            self.port._timeout = wanted
+        else:  # pragma: no cover - foreign SerialBase without the field
+            self.port.timeout = wanted
         return bytes(self.port.read(size))
 
     def in_waiting(self) -> int:

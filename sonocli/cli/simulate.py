@@ -1,0 +1,51 @@
+"""``sonocli simulate``: serve simulated wired M-Bus meters on a pseudo-terminal until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import click
+
+from sonocli.cli.scan import BAUDS
+
+
+@click.command("simulate")
+@click.argument("segment", metavar="FILE|demo")
+@click.option("--pty", "use_pty", is_flag=True, default=True, help="Serve on a pseudo-terminal (the default).")
+@click.option("--baud", type=click.Choice(BAUDS), default="2400", show_default=True, help="Pacing baud rate.")
+@click.option("--link", "link", metavar="PATH", help="Also create a symlink to the pty at PATH.")
+@click.option("--echo", is_flag=True, help="Echo every request, like some level converters.")
+def simulate(segment: str, use_pty: bool, baud: str, link: str | None, echo: bool) -> None:
+    """Serve a segment (TOML/JSON file, or 'demo' for twelve meters built from real frames) on a pty.
+
+    Prints the pty path, then answers M-Bus requests in real time (SND_NKE, REQ_UD2 with FCB,
+    multi-telegram, selection with wildcards, broadcasts, collisions) so libmbus, sonocli or any other
+    master can be pointed at it: e.g. `sonocli scan --port /dev/pts/5`. Runs until Ctrl-C or SIGTERM.
+    """
+    import signal
+    import threading
+
+    from sonocli.sim.pty_server import PtyServer
+    from sonocli.sim.wired import load_segment
+
+    seg = load_segment(segment)
+    seg.echo = echo or seg.echo
+    server = PtyServer(seg, int(baud), link)
+    done = threading.Event()
+
+    def stop(signum: int, frame: object) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server.start()
+    try:
+        click.echo(server.path)
+        click.echo(
+            f"sonocli: serving {len(seg.meters)} meters at {baud} baud on {server.path}"
+            + (f" (link {link})" if link else "")
+            + "; Ctrl-C to stop",
+            err=True,
+        )
+        while not done.wait(0.5):
+            pass
+    finally:
+        server.stop()
