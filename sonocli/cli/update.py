@@ -110,7 +110,8 @@ def update_system(
     The new version is installed next to the old one and must pass a self-check (`sonocli --version`
     prints the manifest's version, the packages it requires are installed) before and after the switch; any failure
     leaves or puts back the old version. app/ (the configuration) is never touched. Restart the daemon
-    afterwards (sonocli service restart-daemon).
+    afterwards (sonocli service restart-daemon). The image stays in ext/Upd/; delete it before uploading
+    the next one. To install a file named like a subcommand, write it as ./make-image.
     """
     if ctx.invoked_subcommand is not None:
         return

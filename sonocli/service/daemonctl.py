@@ -3,7 +3,9 @@
 The daemon writes its PID to ``<root>/ext/sonocli-daemon.pid``; SIGHUP makes it reload chip.ini and the
 meter list, SIGTERM makes it stop cleanly. ``restart`` means what the guide means by restarting: stop the
 process (SIGTERM, wait until it is gone) and start it again, detached, with the command line it was
-started with (read from /proc/<pid>/cmdline and cwd; else ``python -m sonocli --root R serve-daemon``).
+started with: the same command line, working directory and environment (read from /proc/<pid>/cmdline,
+cwd and environ, so a daemon started through the update launcher comes back on the same installation);
+without /proc, ``python -m sonocli --root R serve-daemon`` with the caller's environment.
 A PID file whose process is gone, or belongs to a program that is not a sonocli daemon (PID reuse), is
 stale: it is reported as such and never signalled.
 """
@@ -34,6 +36,7 @@ class DaemonProcess:
     pid: int
     argv: tuple[str, ...]
     cwd: str | None
+    environ: dict[str, str] | None
 
 
 def pid_file(layout: RootLayout) -> Path:
@@ -60,6 +63,15 @@ def _cmdline(pid: int) -> tuple[str, ...] | None:
     except OSError:
         return None
     return tuple(part.decode(errors="replace") for part in raw.split(b"\0") if part)
+
+
+def _environ(pid: int) -> dict[str, str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    pairs = (item.decode(errors="surrogateescape").partition("=") for item in raw.split(b"\0") if item)
+    return {key: value for key, _, value in pairs if key}
 
 
 def find_daemon(layout: RootLayout) -> DaemonProcess:
@@ -90,7 +102,7 @@ def find_daemon(layout: RootLayout) -> DaemonProcess:
         cwd: str | None = os.readlink(f"/proc/{pid}/cwd")
     except OSError:
         cwd = None
-    return DaemonProcess(pid, argv or (), cwd)
+    return DaemonProcess(pid, argv or (), cwd, _environ(pid))
 
 
 def running_pid(layout: RootLayout) -> int | None:
@@ -134,7 +146,11 @@ def stop(layout: RootLayout, timeout: float = 10.0) -> DaemonProcess:
 
 
 def start(
-    layout: RootLayout, argv: tuple[str, ...] | None = None, cwd: str | None = None, timeout: float = 10.0
+    layout: RootLayout,
+    argv: tuple[str, ...] | None = None,
+    cwd: str | None = None,
+    timeout: float = 10.0,
+    environ: dict[str, str] | None = None,
 ) -> int:
     """Start the daemon detached (new session, no terminal) and wait for it to write its PID file."""
     command = list(argv) if argv else [sys.executable, "-m", "sonocli", "--root", str(layout.root), "serve-daemon"]
@@ -144,6 +160,7 @@ def start(
         proc = subprocess.Popen(
             command,
             cwd=cwd if cwd and Path(cwd).is_dir() else None,
+            env=environ,
             stdin=subprocess.DEVNULL,
             stdout=console,
             stderr=console,
@@ -166,5 +183,5 @@ def start(
 def restart(layout: RootLayout, timeout: float = 10.0) -> tuple[int, int]:
     """Stop, then start with the same command line; returns (old pid, new pid)."""
     old = stop(layout, timeout)
-    new_pid = start(layout, old.argv or None, old.cwd, timeout)
+    new_pid = start(layout, old.argv or None, old.cwd, timeout, old.environ if old.argv else None)
     return old.pid, new_pid

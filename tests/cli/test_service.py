@@ -35,7 +35,7 @@ PEER = textwrap.dedent(
     signal.signal(signal.SIGHUP, hup)
     signal.signal(signal.SIGTERM, term)
     pid_file.write_text(str(os.getpid()))
-    with open(events, "a") as f: f.write(f"start {os.getpid()}\\n")
+    with open(events, "a") as f: f.write(f"start {os.getpid()} {os.environ.get('PEER_MARK', '-')}\\n")
     while True: time.sleep(0.05)
     """
 )
@@ -56,7 +56,8 @@ def root(tmp_path: Path) -> Path:
 def peer(root: Path) -> Iterator[subprocess.Popen[bytes]]:
     script = root.parent / "peer.py"
     script.write_text(PEER)
-    proc = subprocess.Popen([sys.executable, str(script), str(root), "serve-daemon"])
+    env = dict(os.environ, PEER_MARK="kept")
+    proc = subprocess.Popen([sys.executable, str(script), str(root), "serve-daemon"], env=env, cwd=root)
     pid_file = RootLayout(root).ext / "sonocli-daemon.pid"
     for _ in range(200):
         if pid_file.exists() and pid_file.read_text().strip() == str(proc.pid):
@@ -190,7 +191,8 @@ def test_reload_stop_and_restart_follow_the_pid_contract(root: Path, peer: subpr
     new_pid = int((root / "ext" / "sonocli-daemon.pid").read_text())
     assert new_pid != peer.pid and f"(pid {peer.pid} -> {new_pid})" in out
     assert peer.wait(5) == 0  # the old one exited on SIGTERM
-    assert f"start {new_pid}" in events.read_text()  # restarted with the same command line
+    # restarted with the same command line and environment (the CliRunner process has no PEER_MARK)
+    assert f"start {new_pid} kept" in events.read_text()
     code, out, _ = invoke(root, "service", "stop-daemon")
     assert code == 0 and f"pid {new_pid}" in out
     assert not (root / "ext" / "sonocli-daemon.pid").exists()
