@@ -274,7 +274,7 @@ class Receiver:
             )
             self.heard[ident] = meter
             new = not in_list
-        duplicate = self._seen(address.raw, telegram.access_number, raw)
+        duplicate = self._seen(address.raw, telegram.access_number, raw, when.timestamp())
         meter.rssi = event.rssi if event.rssi is not None else meter.rssi
         meter.last_seen = when
         if duplicate:
@@ -314,10 +314,9 @@ class Receiver:
         log.info("bad telegram (%s): %s: %s", kind, text, raw[:64].hex().upper())
         return Heard(when, None, raw, rssi, error=text, error_kind=kind)
 
-    def _seen(self, address: bytes, acc: int | None, raw: bytes) -> bool:
+    def _seen(self, address: bytes, acc: int | None, raw: bytes, stamp: float) -> bool:
         """Whether this telegram is a repeat (repeater, two receive modes) of one in the frame cache."""
         key = (address, acc, hash(raw[10:]))
-        stamp = self._monotonic()
         frames = self._frames
         timeout = self.settings.cache_timeout
         if timeout > 0:
@@ -332,9 +331,6 @@ class Receiver:
         while len(frames) > max(1, self.settings.cache_size):
             frames.popitem(last=False)
         return False
-
-    def _monotonic(self) -> float:
-        return self.now().timestamp()
 
     def _log_raw(self, when: datetime, raw: bytes, rssi: int | None) -> None:
         path = self.settings.raw_log
@@ -391,6 +387,8 @@ class Receiver:
                 port.timeout = min(0.1, left)
             data = port.read(4096)
             if not data:
+                if getattr(port, "at_eof", False):
+                    break
                 continue
             for item in self.feed(data):
                 on_heard(item)
@@ -422,3 +420,69 @@ def mode_from_chip(value: str) -> str:
     if text.startswith("C"):
         return "C1"
     return "T1"
+
+
+class StreamPort:
+    """A read-only "port" over a byte stream (stdin from rtl_wmbus, a capture file): EOF ends the loop."""
+
+    def __init__(self, stream: Any, name: str) -> None:
+        self.stream = stream
+        self.name = name
+        self.timeout: float | None = None
+        self.at_eof = False
+
+    def write(self, data: bytes) -> int:
+        return len(data)  # nothing to configure on a stream
+
+    def read(self, size: int = 1) -> bytes:
+        reader = getattr(self.stream, "read1", None)
+        data = reader(size) if reader is not None else self.stream.read(size)
+        if not data:
+            self.at_eof = True
+        return bytes(data)
+
+    def close(self) -> None:
+        if self.stream is not None and self.name != "-":
+            self.stream.close()
+
+
+def open_port(url: str, driver: DongleDriver) -> Any:
+    """``-`` (stdin), ``file:PATH``, or any pyserial URL (device, socket://, rfc2217://, sim://air).
+
+    For ``sim://air`` without a ``dongle=`` parameter the simulated stick speaks the chosen driver's framing.
+    """
+    import sys
+
+    if url == "-":
+        return StreamPort(sys.stdin.buffer, "-")
+    if url.startswith("file:"):
+        path = Path(url[5:])
+        try:
+            return StreamPort(path.open("rb"), str(path))
+        except OSError as exc:
+            from sonocli.errors import TransportError
+
+            raise TransportError(f"cannot open {path}: {exc.strerror}") from None
+    if url.startswith("sim://air") and "dongle=" not in url:
+        url += ("&" if "?" in url else "?") + f"dongle={driver.name}"
+    import serial
+
+    from sonocli.errors import TransportError, UsageError
+    from sonocli.transports import register_sim_handler
+
+    register_sim_handler()
+    try:
+        return serial.serial_for_url(url, baudrate=driver.baudrate or 9600, timeout=0.1)
+    except UsageError:
+        raise
+    except ValueError as exc:
+        raise UsageError(f"port {url!r}: {exc}") from exc
+    except (serial.SerialException, OSError) as exc:
+        text = str(exc)
+        hint = None
+        if "ermission" in text:
+            hint = "add the user to the dialout group (sudo usermod -aG dialout $USER), then log in again"
+        elif "No such file" in text or "could not open" in text:
+            hint = "check the port name (ls /dev/ttyUSB* /dev/ttyACM*) or use sim://air"
+        first = text.splitlines()[0] if text else type(exc).__name__
+        raise TransportError(f"port {url!r}: {first}", hint=hint) from exc

@@ -1,0 +1,164 @@
+"""The receiver on the simulated radio: meter-list rules, frame cache, keys, bad input, set-up failures."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from sonocli.codecs.dongles import Received
+from sonocli.codecs.dongles.amb8465 import Amb8465Driver
+from sonocli.codecs.dongles.hexlines import HexLinesDriver
+from sonocli.codecs.dongles.im871a import Im871aDriver
+from sonocli.engine.receiver import Heard, Receiver, ReceiverSettings, parse_raw_log
+from sonocli.errors import ProtocolError
+from sonocli.model import Interface, Meter
+from sonocli.sim.peer import VirtualClock
+from sonocli.sim.radio import RadioPeer, RadioPort, default_telegrams
+
+SONTEX = "28335519"
+SONTEX_KEY = bytes.fromhex("1AC8BD4C1421E45C4D11456AC0467A83")
+LANSEN = "00010067"
+
+
+class Clocked:
+    """A UTC clock for the receiver that advances one second per call (deterministic last-seen times)."""
+
+    def __init__(self) -> None:
+        self.t = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.t += timedelta(seconds=1)
+        return self.t
+
+
+def _radio(**params: str) -> tuple[RadioPort, VirtualClock]:
+    clock = VirtualClock()
+    peer = RadioPeer({"dongle": "im871a", "rate": "10", **params}, clock)
+    return RadioPort(peer, clock), clock
+
+
+def _listen(receiver: Receiver, port: RadioPort, **kw: object) -> list[Heard]:
+    out: list[Heard] = []
+    receiver.setup(port)
+    receiver.run(port, on_heard=out.append, **kw)  # type: ignore[arg-type]
+    return out
+
+
+def test_unknown_meters_go_to_the_temporary_list_inactive() -> None:
+    port, _ = _radio(count="7")
+    receiver = Receiver(Im871aDriver(), now=Clocked())
+    heard = _listen(receiver, port, duration=5)
+    assert len([h for h in heard if h.meter]) == 7
+    temporary = receiver.temporary()
+    assert {m.id for m in temporary} >= {SONTEX, LANSEN}
+    assert all(not m.active and not m.in_list for m in temporary)
+    assert all(h.reading is None for h in heard)  # nothing reported before activation and saving
+    assert receiver.merged_meters([]) == []
+    receiver.activate(LANSEN)
+    merged = receiver.merged_meters([])
+    assert [m.serial for m in merged] == [LANSEN]
+    assert merged[0].interface is Interface.WMBUS and merged[0].manufacturer == "LAS"
+    assert len(receiver.merged_meters([], all_heard=True)) == len(temporary)
+
+
+def test_listed_meter_with_key_gives_readings_and_rssi() -> None:
+    port, _ = _radio(count="7")
+    meters = [Meter(Interface.WMBUS, serial=SONTEX, key=SONTEX_KEY), Meter(Interface.WMBUS, serial=LANSEN)]
+    receiver = Receiver(Im871aDriver(), meters=meters, now=Clocked())
+    heard = _listen(receiver, port, duration=5)
+    readings = [h.reading for h in heard if h.reading is not None]
+    assert {r.meter.serial for r in readings} == {SONTEX, LANSEN}
+    sontex = next(r for r in readings if r.meter.serial == SONTEX)
+    assert len(sontex.values) == 20 and sontex.rssi is not None and sontex.rssi < 0
+    assert receiver.heard[SONTEX].security == "decrypted"
+    assert receiver.heard[SONTEX].last_seen is not None
+    merged = receiver.merged_meters(meters)
+    assert merged[0].rssi == receiver.heard[SONTEX].rssi
+
+
+def test_inactive_listed_meter_gives_no_reading() -> None:
+    port, _ = _radio(count="7")
+    receiver = Receiver(Im871aDriver(), meters=[Meter(Interface.WMBUS, serial=LANSEN, active=False)])
+    heard = _listen(receiver, port, duration=5)
+    assert all(h.reading is None for h in heard)
+
+
+def test_listen_off_ignores_unknown_meters() -> None:
+    port, _ = _radio(count="7")
+    listed = [Meter(Interface.WMBUS, serial=LANSEN)]
+    receiver = Receiver(Im871aDriver(), ReceiverSettings(listen_new=False), meters=listed)
+    _listen(receiver, port, duration=5)
+    assert set(receiver.heard) == {LANSEN}
+    assert receiver.stats.bad["ignored (wM-Bus listen off)"] == 6
+
+
+def test_repeats_counted_once_and_cache_bounds() -> None:
+    telegram = default_telegrams()[3].telegram  # Lansen, plain
+    receiver = Receiver(HexLinesDriver(), now=Clocked())
+    for _ in range(3):
+        receiver.handle(Received(telegram, -50, "none"))
+    assert receiver.heard[LANSEN].telegrams == 1 and receiver.heard[LANSEN].duplicates == 2
+    # a cache of one frame forgets the first telegram as soon as another one arrives
+    small = Receiver(HexLinesDriver(), ReceiverSettings(cache_size=1), now=Clocked())
+    other = default_telegrams()[4].telegram
+    for item in (telegram, other, telegram):
+        small.handle(Received(item, -50, "none"))
+    assert small.heard[LANSEN].telegrams == 2
+
+
+def test_cache_timeout_forgets_old_frames() -> None:
+    telegram = default_telegrams()[3].telegram
+    receiver = Receiver(HexLinesDriver(), ReceiverSettings(cache_timeout=1.5), now=Clocked())
+    receiver.handle(Received(telegram))
+    receiver.handle(Received(telegram))  # 1 s later: still a repeat
+    receiver.now()  # let time pass
+    receiver.handle(Received(telegram))  # 3 s after the first: a new telegram
+    assert receiver.heard[LANSEN].telegrams == 2 and receiver.heard[LANSEN].duplicates == 1
+
+
+def test_varied_access_numbers_are_new_telegrams_and_still_decrypt() -> None:
+    port, _ = _radio(count="21")  # three rounds of the seven default telegrams
+    receiver = Receiver(Im871aDriver(), meters=[Meter(Interface.WMBUS, serial=SONTEX, key=SONTEX_KEY)])
+    heard = _listen(receiver, port, duration=10)
+    sontex = [h for h in heard if h.meter is not None and h.meter.id == SONTEX]
+    assert len(sontex) == 3 and all(h.reading is not None for h in sontex)
+    assert len({h.telegram.access_number for h in sontex if h.telegram}) == 3
+
+
+def test_bad_input_is_counted_never_fatal(tmp_path: Path) -> None:
+    port, _ = _radio(count="28", garbage="3", badcrc="4")
+    log = tmp_path / "raw" / "wmbus.log"
+    receiver = Receiver(Im871aDriver(), ReceiverSettings(raw_log=log), meters=[Meter(Interface.WMBUS, serial=LANSEN)])
+    heard = _listen(receiver, port, duration=10)
+    assert receiver.stats.bad["garbage"] >= 7  # noise and frames with broken CRCs
+    assert len([h for h in heard if h.meter is not None]) == 28 - 7
+    lines = parse_raw_log(log.read_text())
+    assert len(lines) == len(heard)
+    receiver.close()
+
+
+def test_wrong_key_is_reported_per_meter() -> None:
+    port, _ = _radio(count="7")
+    receiver = Receiver(Im871aDriver(), meters=[Meter(Interface.WMBUS, serial=SONTEX, key=bytes(16))])
+    heard = _listen(receiver, port, duration=5)
+    bad = [h for h in heard if h.meter is not None and h.meter.id == SONTEX]
+    assert bad and bad[0].error_kind == "wrong key" and "wrong key" in bad[0].error
+    assert receiver.heard[SONTEX].failures == 1
+    assert receiver.stats.bad["wrong key"] == 1
+
+
+def test_dongle_that_does_not_answer() -> None:
+    port, _ = _radio(mute="1")
+    receiver = Receiver(Amb8465Driver(), ReceiverSettings(setup_timeout=0.5))
+    port.peer.dongle = "amb8465"
+    with pytest.raises(ProtocolError, match="no answer to the set-up command 'firmware version'"):
+        receiver.setup(port)
+
+
+def test_key_lookup_does_not_scan_the_meter_list() -> None:
+    meters = [Meter(Interface.WMBUS, serial=f"{n:08d}", key=bytes(16)) for n in range(5000)]
+    receiver = Receiver(HexLinesDriver(), meters=meters)
+    assert isinstance(receiver.keys, dict) and len(receiver.keys) == 5000
+    assert isinstance(receiver.meters, dict)
