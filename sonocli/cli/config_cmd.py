@@ -56,15 +56,29 @@ def config() -> None:
 @config.command("show")
 @click.option("--tab", type=click.Choice(TABS), help="Only the parameters of one web tab.")
 @click.option("--secrets", is_flag=True, help="Show passwords instead of ********.")
+@click.option("--meters", "with_meters", is_flag=True, help="Add the meter list, as the print page does.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_context
-def show(ctx: click.Context, tab: str | None, secrets: bool, as_json: bool) -> None:
-    """All parameters with their values, grouped by web tab (the guide's print page)."""
+def show(ctx: click.Context, tab: str | None, secrets: bool, with_meters: bool, as_json: bool) -> None:
+    """All parameters with their values, grouped by web tab (the guide's print page, section 4.8)."""
     ini = _load(ctx)
     settings = [s for s in ini.settings() if tab is None or s.param.tab == tab]
+    meter_list = None
+    if with_meters:
+        from sonocli.config.device_handle import load_meter_list
+        from sonocli.config.layout import RootLayout
+
+        meter_list = load_meter_list(RootLayout((ctx.find_object(CliContext) or CliContext()).root).device_handle)
     if as_json:
+        from sonocli.cli.meters import meter_dict
+
+        show_keys = bool(ini.get("SHOW_KEYS"))
+        meters_json = (
+            None if meter_list is None else [meter_dict(i + 1, m, show_keys) for i, m in enumerate(meter_list.meters)]
+        )
         emit_json(
             {
+                "meters": meters_json,
                 "file": ini.file,
                 "parameters": [
                     {
@@ -94,6 +108,11 @@ def show(ctx: click.Context, tab: str | None, secrets: bool, as_json: bool) -> N
             print_table(f"Tab {TAB_TITLES[tab_name]}  [{ini.file}]", ("Parameter", "Value", "Set", "Meaning"), rows)
     if tab is None and ini.unknown():
         print_table("Unknown keys (kept)", ("Key", "Value", "Line"), ini.unknown())
+    if meter_list is not None:
+        from sonocli.cli.meters import meter_table
+
+        columns, rows = meter_table(meter_list)
+        print_table(f"Meter list: {len(rows)} meter(s)", columns, rows)
 
 
 @config.command("get")

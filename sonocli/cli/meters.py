@@ -101,7 +101,7 @@ def _key_text(key: bytes | None, show: bool) -> str | None:
     return " ".join(f"{b:02X}" for b in key) if show else "********"
 
 
-def _meter_dict(number: int, meter: Any, show_keys: bool) -> dict[str, Any]:
+def meter_dict(number: int, meter: Any, show_keys: bool) -> dict[str, Any]:
     return {
         "index": number,
         "device_id": meter.device_id,
@@ -164,26 +164,8 @@ def _active(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
-# ------------------------------------------------------------------------------------------ commands
-@click.group("meters")
-def meters() -> None:
-    """Show and edit the meter list (device_handle.cfg, tab Meter).
-
-    METER is a list position (3), a serial (30101198) or a Device-ID (DFS-30101198-01-04); a value is
-    METER/N (N counts from 1 within the meter).
-    """
-
-
-@meters.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-@click.pass_context
-def list_(ctx: click.Context, as_json: bool) -> None:
-    """All meters, in list order."""
-    meter_list = _load(ctx)
-    show_keys = bool(_ini(ctx).get("SHOW_KEYS"))
-    if as_json:
-        emit_json([_meter_dict(i + 1, m, show_keys) for i, m in enumerate(meter_list.meters)])
-        return
+def meter_table(meter_list: Any) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    """Columns and rows of the meter list as the tab Meter (and the print page) shows it."""
     rows = [
         (
             i + 1,
@@ -215,6 +197,30 @@ def list_(ctx: click.Context, as_json: bool) -> None:
         "Active",
         "User label",
     )
+    return columns, rows
+
+
+# ------------------------------------------------------------------------------------------ commands
+@click.group("meters")
+def meters() -> None:
+    """Show and edit the meter list (device_handle.cfg, tab Meter).
+
+    METER is a list position (3), a serial (30101198) or a Device-ID (DFS-30101198-01-04); a value is
+    METER/N (N counts from 1 within the meter).
+    """
+
+
+@meters.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def list_(ctx: click.Context, as_json: bool) -> None:
+    """All meters, in list order."""
+    meter_list = _load(ctx)
+    show_keys = bool(_ini(ctx).get("SHOW_KEYS"))
+    if as_json:
+        emit_json([meter_dict(i + 1, m, show_keys) for i, m in enumerate(meter_list.meters)])
+        return
+    columns, rows = meter_table(meter_list)
     print_table(f"{len(rows)} meter(s)", columns, rows)
 
 
@@ -230,7 +236,7 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
     index = find_meter(meter_list, ref)
     meter = meter_list.meters[index]
     ini = _ini(ctx)
-    data = _meter_dict(index + 1, meter, bool(ini.get("SHOW_KEYS")))
+    data = meter_dict(index + 1, meter, bool(ini.get("SHOW_KEYS")))
     if as_json:
         emit_json(data)
         return
@@ -388,7 +394,7 @@ def add(
     _save(ctx, updated)
     first = len(updated.meters) - len(new_meters) + 1
     if as_json:
-        emit_json([_meter_dict(first + i, m, True) for i, m in enumerate(new_meters)])
+        emit_json([meter_dict(first + i, m, True) for i, m in enumerate(new_meters)])
     else:
         for i, m in enumerate(new_meters):
             click.echo(f"added meter {first + i}: {m.device_id} ({m.interface.label})")

@@ -120,3 +120,13 @@ def test_real_process_error_is_one_line(root: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         line for line in done.stderr.strip().splitlines() if "warning" in line
     ] + ["sonocli: error: DHCP='yes': not a whole number; allowed: 0 or 1"]
+
+
+def test_print_page_with_meters(root: Path) -> None:
+    shutil.copy(DATA / "device_handle.cfg", root / "app" / "device_handle.cfg")
+    code, out, _ = run(root, "show", "--meters")
+    assert code == 0 and "# Meter list: 4 meter(s)\n" in out
+    assert "\n1\tM-Bus\t30101198\tDFS\tHeat (outlet)\t" in out
+    data = json.loads(run(root, "show", "--meters", "--json")[1])
+    assert [m["device_id"] for m in data["meters"]][:2] == ["DFS-30101198-01-04", "KAM-12345678-1B-07"]
+    assert json.loads(run(root, "show", "--json")[1])["meters"] is None
