@@ -142,22 +142,43 @@ def _value_dict(number: int, value: Any) -> dict[str, Any]:
     }
 
 
-def _description(value: Any, mode: int) -> str:
-    """Table 10's description modes (MUC_METERDESCRIPTIONENABLEFLAGS) for a configured value.
+def description_mode(flags: int) -> int:
+    """MUC_METERDESCRIPTIONENABLEFLAGS (Table 25: bit 0 description, bit 1 storage/tariff/type, bit 2 DIF/VIF,
+    bit 3 complete raw data) as the mode number of Table 10 (sonocli.model.description.MODES)."""
+    words = bool(flags & 0b11)
+    if flags & 8:
+        return 4 if words else 6
+    if flags & 4:
+        return 3 if words else 5
+    if flags & 2:
+        return 2
+    return 1 if flags & 1 else 0
 
-    The list holds no raw DIF/VIF bytes (those come with a readout), so bits 2 and 3 add nothing here.
+
+def _description(value: Any, flags: int) -> str:
+    """A configured value's description in the chip.ini's mode.
+
+    The list keeps no raw DIF/VIF bytes (they come with a readout), so the raw-data parts stay empty here.
     """
-    if mode & 1 == 0 and mode & 2 == 0:
-        return ""
-    text = value.description if mode & 1 else ""
-    if mode & 2:
-        if value.storagenum:
-            text += f" [{value.storagenum}]"
-        if value.tariff:
-            text += f" <{value.tariff}>"
-        if str(value.valuetype.value) != "instantaneous":
-            text += f" {{{str(value.valuetype.value)[:3]}}}"
-    return text.strip()
+    from sonocli.model.description import describe
+    from sonocli.model.tables import measurement_index
+    from sonocli.model.values import MeterValue
+
+    try:
+        measurement, text = measurement_index(value.description), None
+    except KeyError:  # a meter's own plain-text description (VIF 7C): shown as the meter sent it
+        measurement, text = 31, value.description
+    shown = MeterValue(
+        index=0,
+        measurement=measurement,
+        unit=value.unit,
+        exponent=value.exponent,
+        function=value.valuetype,
+        storage=value.storagenum,
+        tariff=value.tariff,
+        text=text,
+    )
+    return describe(shown, description_mode(flags)).rstrip(" #")
 
 
 def _active(flag: bool) -> str:

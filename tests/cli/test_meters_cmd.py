@@ -204,3 +204,18 @@ def test_real_process(root: Path) -> None:
     )
     assert done.returncode == 2
     assert done.stderr == "sonocli: error: meter 42 does not exist; the list has 4 meter(s) (1..4)\n"
+
+
+@pytest.mark.parametrize(
+    ("flags", "mode"), [(0, 0), (1, 1), (2, 2), (3, 2), (4, 5), (5, 3), (7, 3), (8, 6), (9, 4), (16, 0)]
+)
+def test_description_flags_map_to_table_10_modes(flags: int, mode: int) -> None:
+    from sonocli.cli.meters import description_mode
+
+    assert description_mode(flags) == mode
+
+
+def test_show_with_dif_vif_flag_has_no_dangling_marker(root: Path) -> None:
+    (root / "app" / "chip.ini").write_text("[CONFIG]\nMUC_METERDESCRIPTIONENABLEFLAGS=7\n")
+    out = run(root, "show", "1")[1]
+    assert "\n2\tVolume [2] <3>\t" in out and "\n1\tEnergy\t" in out
