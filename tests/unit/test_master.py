@@ -1,0 +1,186 @@
+"""The M-Bus master against the simulator, byte for byte: resets, request modes, FCB, retries, pages."""
+
+from __future__ import annotations
+
+import pytest
+
+from sonocli.codecs import mbus_link as L
+from sonocli.engine.master import Master, MasterSettings, read_all
+from sonocli.errors import ProtocolError, TimeoutError_, UsageError
+from sonocli.model import AddressMode, Interface, Meter
+from sonocli.sim.peer import VirtualClock
+from sonocli.sim.wired import SimMeter, WiredSegment
+from sonocli.transports import Link
+from sonocli.transports.protocol_sim import Serial
+
+ID = "12345678"
+
+
+def _telegram(value: int, more: bool, ident: str = ID) -> tuple[int, bytes]:
+    head = bytes.fromhex(ident)[::-1] + bytes.fromhex("2D2C0804") + bytes((0x11, 0, 0, 0))
+    records = bytes((0x04, 0x13)) + value.to_bytes(4, "little") + (b"\x1f" if more else b"")
+    return 0x72, head + records
+
+
+def _segment(pages: int = 1, **kw: object) -> WiredSegment:
+    telegrams = [_telegram(100 + p, p < pages - 1) for p in range(pages)]
+    return WiredSegment([SimMeter(primary=5, telegrams=telegrams, delay_bits=30, **kw)])  # type: ignore[arg-type]
+
+
+def _master(seg: WiredSegment, **settings: object) -> Master:
+    port = Serial(None, peer=seg, clock=VirtualClock(), baudrate=2400, parity="E")
+    port.port = "sim://test"
+    port.open()
+    return Master(Link(port, port.clock, "sim://test"), MasterSettings(**settings))  # type: ignore[arg-type]
+
+
+PRIMARY = Meter(Interface.MBUS, primary_address=5, address_mode=AddressMode.PRIMARY)
+SECONDARY = Meter(
+    Interface.MBUS, serial=ID, manufacturer="KAM", version=8, medium=4, address_mode=AddressMode.SECONDARY
+)
+
+
+def _wire(seg: WiredSegment) -> list[str]:
+    return [frame.hex().upper() for _, frame in seg.log]
+
+
+def test_primary_readout_default_is_nke_then_req_ud2_with_fcb_set() -> None:
+    seg = _segment()
+    reading = _master(seg).readout(PRIMARY)
+    assert _wire(seg) == ["1040054516", "107B058016"]
+    assert [v.value for v in reading.values] == [0.1]  # VIF 13: 100 l = 0.1 m³
+    assert reading.meter.serial == ID and reading.meter.manufacturer == "KAM"
+
+
+def test_multi_telegram_toggles_fcb_and_joins_records() -> None:
+    seg = _segment(pages=3)
+    reading = _master(seg).readout(PRIMARY)
+    assert _wire(seg)[1:] == ["107B058016", "105B056016", "107B058016"]
+    assert [v.raw for v in reading.values] == [100, 101, 102]
+    assert [v.index for v in reading.values] == [0, 1, 2]
+    assert len(reading.raw_frames) == 3
+
+
+def test_first_fcb_negated_and_max_multipage() -> None:
+    seg = _segment(pages=3)
+    reading = _master(seg, first_fcb_neg=True, max_multipage=2).readout(PRIMARY)
+    assert _wire(seg)[1:] == ["105B056016", "107B058016"]
+    assert len(reading.raw_frames) == 2
+
+
+def test_retry_repeats_the_same_fcb_and_the_meter_repeats_its_answer() -> None:
+    seg = _segment(pages=2, flaky=2)  # ignores the SND_NKE and the first REQ_UD2
+    reading = _master(seg, max_retry=3).readout(PRIMARY)
+    assert _wire(seg) == ["1040054516", "107B058016", "107B058016", "105B056016"]
+    assert [v.raw for v in reading.values] == [100, 101]
+
+
+SELECT = L.select_secondary(ID, 0x2C2D, 0x08, 0x04).hex().upper()
+
+
+@pytest.mark.parametrize(
+    ("mode", "before"),
+    [
+        (0, [SELECT, "1040FF3F16"]),
+        (1, ["1040FF3F16", SELECT]),
+        (2, [SELECT]),
+        (3, ["1040FD3D16", "1040FF3F16", SELECT]),
+        (4, ["1040FD3D16", L.application_reset(0xFF).hex().upper(), "1040FF3F16", SELECT]),
+    ],
+)
+def test_reset_modes_secondary(mode: int, before: list[str]) -> None:
+    seg = _segment()
+    _master(seg, reset_mode=mode).readout(SECONDARY)
+    assert _wire(seg) == [*before, "107BFD7816"]
+    assert seg.meters[0].app_resets == (1 if mode == 4 else 0)
+
+
+def test_reset_mode_primary_targets_the_meter() -> None:
+    seg = _segment()
+    _master(seg, reset_mode=3).readout(PRIMARY)
+    assert _wire(seg) == ["1040FD3D16", "1040054516", "107B058016"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "command"),
+    [("EXT", L.get_all_data(5)), ("ONLY", L.get_all_data(5, extended2=True)), ("FREEZE", L.freeze(5, 3))],
+)
+def test_request_modes(mode: str, command: bytes) -> None:
+    seg = _segment()
+    _master(seg, request_mode=mode, freeze_storage=3).readout(PRIMARY)
+    assert _wire(seg) == ["1040054516", command.hex().upper(), "107B058016"]
+    meter = seg.meters[0]
+    assert (meter.get_all_data, meter.frozen) == ((1, []) if mode != "FREEZE" else (0, [3]))
+
+
+def test_select_mask_wildcards_the_version() -> None:
+    seg = _segment()
+    _master(seg, select_mask=4, reset_mode=2).readout(SECONDARY)
+    assert _wire(seg)[0] == L.select_secondary(ID, 0x2C2D, 0xFF, 0x04).hex().upper()
+
+
+def test_echoing_level_converter_is_handled() -> None:
+    seg = _segment(pages=2)
+    seg.echo = True
+    assert len(_master(seg).readout(PRIMARY).values) == 2
+
+
+def test_wakeup_preamble_then_normal_sequence() -> None:
+    seg = _segment()
+    master = _master(seg, wakeup=True)
+    master.readout(PRIMARY)
+    assert master.frames()[0].startswith("TX 55 55 55")
+    assert _wire(seg) == ["1040054516", "107B058016"]
+
+
+def test_dead_meter_raises_with_the_flight_recorder() -> None:
+    seg = _segment(silent=True)
+    with pytest.raises(TimeoutError_, match="no answer after 2 tries") as info:
+        _master(seg, max_retry=1).readout(PRIMARY)
+    assert info.value.frames[-1] == "TX 10 7B 05 80 16"
+
+
+def test_meter_stopping_mid_telegram_is_a_protocol_error() -> None:
+    seg = _segment(stop_after=12)
+    with pytest.raises(ProtocolError, match="stopped after 12 bytes"):
+        _master(seg, max_retry=0).readout(PRIMARY)
+
+
+def test_corrupt_checksum_is_retried_then_reported() -> None:
+    seg = _segment(corrupt=True)
+    with pytest.raises(ProtocolError, match="garbled"):
+        _master(seg, max_retry=1).readout(PRIMARY)
+    assert _wire(seg).count("107B058016") == 2
+
+
+def test_read_all_continues_past_a_dead_meter() -> None:
+    seg = WiredSegment(
+        [
+            SimMeter(primary=1, telegrams=[_telegram(1, False, "00000001")]),
+            SimMeter(primary=2, telegrams=[_telegram(2, False, "00000002")], silent=True),
+            SimMeter(primary=3, telegrams=[_telegram(3, False, "00000003")]),
+        ]
+    )
+    meters = [Meter(Interface.MBUS, primary_address=a, address_mode=AddressMode.PRIMARY) for a in (1, 2, 3)]
+    results = read_all(_master(seg, max_retry=0), meters)
+    assert [r.reading is not None for r in results] == [True, False, True]
+    assert isinstance(results[1].error, TimeoutError_)
+
+
+def test_wire_time_of_a_readout_is_exact_on_the_virtual_clock() -> None:
+    seg = _segment()
+    master = _master(seg)
+    master.readout(PRIMARY)
+    char = 11 / 2400
+    frame_len = 6 + 3 + 12 + 6
+    expected = 5 * char + (30 / 2400 + char) + 5 * char + 30 / 2400 + frame_len * char
+    assert master.clock.now() == pytest.approx(expected)
+
+
+def test_settings_validation() -> None:
+    with pytest.raises(UsageError, match="MBUS_RESETMODE 7"):
+        MasterSettings(reset_mode=7)
+    with pytest.raises(UsageError, match="MBUS_REQUESTMODE"):
+        MasterSettings(request_mode="FAST")
+    with pytest.raises(UsageError, match="8 characters"):
+        MasterSettings(secmask_serial="12")
