@@ -181,6 +181,11 @@ class ChipIni:
         """(line, message) for unknown keys (with a near-miss suggestion) and repeated parameters."""
         found = [(line, f"unknown parameter {key}={text!r} kept{suggest(key)}") for key, text, line in self._unknown]
         found += [(line, f"{name} set again; this later value wins") for name, line in self._duplicates]
+        found += [
+            (entry.line, f"{name} belongs in [{self._schema[name].group}], found in [{entry.section}]")
+            for name, entry in self._entries.items()
+            if entry.section and entry.section.upper() != self._schema[name].group
+        ]
         return sorted(found)
 
     def settings(self) -> Iterator[Setting]:

@@ -242,3 +242,12 @@ def test_only_lf_ends_a_line(tmp_path: Path) -> None:
     path = tmp_path / "chip.ini"
     ini.save(path)
     assert ChipIni.load(path).text() == ini.text()
+
+
+def test_parameter_in_the_wrong_group_is_read_and_warned() -> None:
+    ini = ChipIni.from_text("[IP]\nMETER_TIME=60\n[CONFIG]\nDHCP=1\n")
+    assert ini["METER_TIME"] == 60 and ini["DHCP"] is True
+    assert ini.warnings() == [
+        (2, "METER_TIME belongs in [CONFIG], found in [IP]"),
+        (4, "DHCP belongs in [IP], found in [CONFIG]"),
+    ]
