@@ -153,7 +153,7 @@ def set_(ctx: click.Context, name: str, value: str) -> None:
 @click.pass_context
 def check(ctx: click.Context, file: Path | None, as_json: bool) -> None:
     """Check a chip.ini (default: the root's): every invalid line with file:line, parameter, value and the
-    allowed range (exit 2); unknown keys are warnings."""
+    allowed range (exit 2); unknown keys are warnings. A device_handle.cfg (*.cfg or XML) is checked too."""
     from sonocli.config.chipini import ChipIni
     from sonocli.errors import ConfigError, NotFoundError
 
@@ -161,11 +161,20 @@ def check(ctx: click.Context, file: Path | None, as_json: bool) -> None:
     if not path.is_file():
         raise NotFoundError(f"{path}: no such file")
     errors: list[ConfigError] = []
-    try:
-        ini = ChipIni.from_bytes(path.read_bytes(), str(path), errors=errors)
-        warnings = ini.warnings()
-    except ConfigError as exc:  # not UTF-8: nothing can be checked line by line
-        errors, warnings = [exc], []
+    warnings: list[tuple[int, str]] = []
+    data = path.read_bytes()
+    if path.suffix.lower() == ".cfg" or data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+        from sonocli.config.device_handle import parse_meter_list
+
+        try:  # a meter list: the first problem stops the parse
+            parse_meter_list(data, str(path))
+        except ConfigError as exc:
+            errors = [exc]
+    else:
+        try:
+            warnings = ChipIni.from_bytes(data, str(path), errors=errors).warnings()
+        except ConfigError as exc:  # not UTF-8: nothing can be checked line by line
+            errors = [exc]
     if as_json:
         emit_json(
             {

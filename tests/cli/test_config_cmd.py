@@ -130,3 +130,12 @@ def test_print_page_with_meters(root: Path) -> None:
     data = json.loads(run(root, "show", "--meters", "--json")[1])
     assert [m["device_id"] for m in data["meters"]][:2] == ["DFS-30101198-01-04", "KAM-12345678-1B-07"]
     assert json.loads(run(root, "show", "--json")[1])["meters"] is None
+
+
+def test_check_a_meter_list(root: Path, tmp_path: Path) -> None:
+    code, out, _ = run(root, "check", str(DATA / "device_handle.cfg"))
+    assert code == 0 and out.endswith("device_handle.cfg: ok (0 warning(s))\n")
+    bad = tmp_path / "device_handle.cfg"
+    bad.write_bytes(b"<root>\n<meter>\n<interface>M-Bus</interface>\n<medium>Lava</medium></meter></root>")
+    code, _, err = run(root, "check", str(bad))
+    assert code == 2 and f"{bad}:4: <medium>Lava</medium>: medium 'Lava' is not a text of Table 16" in err
