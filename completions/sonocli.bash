@@ -4,13 +4,14 @@
 _sonocli_node() {
     _sn_subs=""; _sn_opts=""; _sn_valopts=""; _sn_npos=0
     case "$1" in
-        "sonocli") _sn_subs="config decode init meters readout scan service simulate update-system"; _sn_opts="-V --version --debug -v --verbose -q --quiet --root --help"; _sn_valopts="--root"; _sn_npos=0;;
+        "sonocli") _sn_subs="config decode export init meters readout scan service simulate update-system"; _sn_opts="-V --version --debug -v --verbose -q --quiet --root --help"; _sn_valopts="--root"; _sn_npos=0;;
         "sonocli config") _sn_subs="check get set show"; _sn_opts="--help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli config check") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=1;;
         "sonocli config get") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=1;;
         "sonocli config set") _sn_subs=""; _sn_opts="--help"; _sn_valopts=""; _sn_npos=2;;
-        "sonocli config show") _sn_subs=""; _sn_opts="--tab --secrets --json --help"; _sn_valopts="--tab"; _sn_npos=0;;
+        "sonocli config show") _sn_subs=""; _sn_opts="--tab --secrets --meters --json --help"; _sn_valopts="--tab"; _sn_npos=0;;
         "sonocli decode") _sn_subs=""; _sn_opts="--file --json --help"; _sn_valopts="--file"; _sn_npos=1;;
+        "sonocli export") _sn_subs=""; _sn_opts="--protocol-version --from --to --meter -o --output --raw-values --scale-values --muc-id --iec-obis --json --help"; _sn_valopts="--protocol-version --from --to --meter -o --output --muc-id"; _sn_npos=1;;
         "sonocli init") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli meters") _sn_subs="activate add deactivate delete edit list show"; _sn_opts="--help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli meters activate") _sn_subs=""; _sn_opts="--help"; _sn_valopts=""; _sn_npos=1;;
@@ -41,6 +42,8 @@ _sonocli_values() {
         "sonocli config check|#0") _sv_kind=file; _sv_choices="";;
         "sonocli config show|--tab") _sv_kind=choice; _sv_choices="general configuration server security sonocli";;
         "sonocli decode|--file") _sv_kind=file; _sv_choices="";;
+        "sonocli export|-o") _sv_kind=file; _sv_choices="";;
+        "sonocli export|--output") _sv_kind=file; _sv_choices="";;
         "sonocli meters add|--interface") _sv_kind=choice; _sv_choices="S0 DLDE M-Bus wM-Bus";;
         "sonocli meters add|--address-mode") _sv_kind=choice; _sv_choices="secondary primary";;
         "sonocli meters edit|--address-mode") _sv_kind=choice; _sv_choices="secondary primary";;

@@ -93,16 +93,59 @@ def test_bash_completion(tree: object) -> None:
     assert _bash_complete("sonocli", "service", "stop-daemon", "--") == ["--timeout", "--help"]
 
 
-def test_zsh_completion_parses(tmp_path: Path) -> None:
+# Drives a real interactive zsh on a pty: TAB runs the completion system, and compadd is wrapped to print
+# each candidate (the technique of zsh-capture-completion). The reads wait for markers, not for time.
+ZSH_CAPTURE = r"""
+# usage: zsh -f capture.zsh COMPLETION_FILE "command line to complete"
+zmodload zsh/zpty
+zpty z zsh -f -i
+zpty -w z "PROMPT='%% '; RPROMPT=''; unsetopt zle_bracketed_paste 2>/dev/null"
+zpty -w z "autoload -Uz compinit; compinit -u -d ${TMPDIR:-/tmp}/zcd.$$"
+zpty -w z "source ${(q)1}"
+zpty -w z "compdef _sonocli sonocli"
+zpty -w z 'compadd () {
+  if [[ ${@[1,(i)(-|--)]} == *-(O|A|D)\ * ]]; then builtin compadd "$@"; return $?; fi
+  typeset -a __hits
+  builtin compadd -A __hits "$@"
+  for i in {1..$#__hits}; do print -r -- "<<${__hits[$i]}>>"; done
+}'
+zpty -w z "bindkey '^I' complete-word; zstyle ':completion:*' list-grouped false"
+zpty -w z "zstyle ':completion:*' insert-tab false"
+zpty -w z "echo CAPTURE-START"
+zpty -r z line '*CAPTURE-START*'
+zpty -r z line '*CAPTURE-START*'
+zpty -w -n z "$2"$'\t'
+zpty -w z $'\C-U echo CAPTURE-END'
+out=""
+while zpty -r z line; do
+  [[ $line == *CAPTURE-END* ]] && break
+  out+=$line
+done
+for m in ${(f)"$(print -r -- $out | grep -o '<<[^>]*>>')"}; do print -r -- ${${m#<<}%>>}; done
+zpty -d z
+"""
+
+
+def test_zsh_completion(tmp_path: Path) -> None:
     zsh = shutil.which("zsh")
     if zsh is None:
         pytest.skip("zsh not installed (apt-get install -y zsh)")
     path = REPO / "completions" / "_sonocli"
     subprocess.run([zsh, "-n", str(path)], check=True)
-    probe = f"autoload -Uz compinit && compinit -u -d {tmp_path}/zcompdump; source {path}; whence -w _sonocli__service"
-    env = dict(os.environ, HOME=str(tmp_path))
-    out = subprocess.run([zsh, "-f", "-c", probe], capture_output=True, text=True, env=env)
-    assert "_sonocli__service: function" in out.stdout, out.stderr
+    capture = tmp_path / "capture.zsh"
+    capture.write_text(ZSH_CAPTURE)
+
+    def complete(line: str) -> list[str]:
+        env = dict(os.environ, HOME=str(tmp_path), TMPDIR=str(tmp_path))
+        out = subprocess.run(
+            [zsh, "-f", str(capture), str(path), line], capture_output=True, text=True, env=env, timeout=60, check=True
+        )
+        return sorted(word for word in out.stdout.splitlines() if word)
+
+    assert complete("sonocli service re") == ["regenerate-keys", "restart-daemon"]
+    assert complete("sonocli --root /tmp up") == ["update-system"]
+    assert complete("sonocli update-system make-image --w") == ["--wheel"]
+    assert complete("sonocli service stop-daemon --") == ["--help", "--timeout"]
 
 
 def test_fish_completion() -> None:
