@@ -135,6 +135,7 @@ class Receiver:
         self.recorder: deque[str] = deque(maxlen=max(1, self.settings.recorder))
         self._raw_log: Any = None
         self._early: list[Heard] = []  # telegrams that arrived while waiting for set-up answers
+        self.on_problem: Callable[[str], None] | None = None  # one line per bad telegram or garbage
 
     # --- meter list ----------------------------------------------------------------------------
 
@@ -238,7 +239,10 @@ class Receiver:
             elif isinstance(event, Garbage):
                 self.stats.garbage_bytes += len(event.data)
                 self.stats.bad["garbage"] += 1
-                log.info("%s (%d bytes: %s)", event.reason, len(event.data), event.data[:32].hex(" ").upper())
+                text = f"{event.reason} ({len(event.data)} bytes: {event.data[:24].hex(' ').upper()})"
+                log.info("%s", text)
+                if self.on_problem is not None:
+                    self.on_problem(text)
         return out
 
     def handle(self, event: Received) -> Heard:
@@ -312,6 +316,8 @@ class Receiver:
     def _bad(self, when: datetime, raw: bytes, rssi: int | None, kind: str, text: str) -> Heard:
         self.stats.bad[kind] += 1
         log.info("bad telegram (%s): %s: %s", kind, text, raw[:64].hex().upper())
+        if self.on_problem is not None:
+            self.on_problem(f"bad telegram: {text} [{raw[:32].hex().upper()}]")
         return Heard(when, None, raw, rssi, error=text, error_kind=kind)
 
     def _seen(self, address: bytes, acc: int | None, raw: bytes, stamp: float) -> bool:
@@ -486,3 +492,22 @@ def open_port(url: str, driver: DongleDriver) -> Any:
             hint = "check the port name (ls /dev/ttyUSB* /dev/ttyACM*) or use sim://air"
         first = text.splitlines()[0] if text else type(exc).__name__
         raise TransportError(f"port {url!r}: {first}", hint=hint) from exc
+
+
+RAW_LOG_NAME = "wmbus_raw.log"
+
+
+def settings_from_chip(chip: Any, log_dir: Path | None = None) -> ReceiverSettings:
+    """ReceiverSettings from chip.ini (Table 25): WMBUS_MODE, WMBUS_CACHESIZE, WMBUS_CACHETIMEOUT,
+    WMBUS_RAWLOGENABLE (log under ``log_dir``), FASTRESCAN_TIME. "wM-Bus listen" has no chip.ini row in
+    Table 25 (it is a tab Configuration switch), so it stays on unless the caller says otherwise."""
+    raw_log = None
+    if bool(chip.get("WMBUS_RAWLOGENABLE")) and log_dir is not None:
+        raw_log = log_dir / RAW_LOG_NAME
+    return ReceiverSettings(
+        mode=mode_from_chip(str(chip.get("WMBUS_MODE"))),
+        cache_size=int(chip.get("WMBUS_CACHESIZE")),
+        cache_timeout=float(chip.get("WMBUS_CACHETIMEOUT")),
+        raw_log=raw_log,
+        fast_rescan=float(chip.get("FASTRESCAN_TIME")),
+    )
