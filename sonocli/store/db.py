@@ -56,6 +56,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         taken_at   INTEGER NOT NULL,           -- concentrator time, microseconds since the epoch, UTC
         rssi       INTEGER,                    -- Reading.rssi (this telegram)
         meter_rssi INTEGER NOT NULL,           -- Meter.rssi at the time (the Link column of wM-Bus meters)
+        n_values   INTEGER NOT NULL,           -- number of values (the CSV header's width without a join)
         frames     BLOB                        -- Reading.raw_frames, length-prefixed
     );
     CREATE INDEX readings_time ON readings(taken_at, id);

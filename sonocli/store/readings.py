@@ -261,6 +261,7 @@ FROM readings AS r LEFT JOIN reading_values AS v ON v.reading_id = r.id
 """
 
 _MEMO_LIMIT: Final = 4096
+_ORDERS: Final = {"time": "r.taken_at, r.id", "meter": "r.meter_id, r.taken_at, r.id"}
 
 
 class ReadingStore:
@@ -313,14 +314,15 @@ class ReadingStore:
                     config_id = self._config_id(meter_id, digest, body)
                     new_configs[digest] = config_id
                 cursor = conn.execute(
-                    "INSERT INTO readings (meter_id, config_id, taken_at, rssi, meter_rssi, frames) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO readings (meter_id, config_id, taken_at, rssi, meter_rssi, n_values, frames) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         meter_id,
                         config_id,
                         to_micros(reading.taken_at),
                         reading.rssi,
                         meter.rssi,
+                        len(reading.values),
                         pack_frames(reading.raw_frames),
                     ),
                 )
@@ -391,11 +393,7 @@ class ReadingStore:
     ) -> int:
         """The largest number of values of one reading in the selection (the CSV header's width)."""
         where, params = _where(since, until, meter, after_id)
-        row = self._conn.execute(
-            "SELECT max((SELECT count(*) FROM reading_values AS v WHERE v.reading_id = r.id)) "
-            f"FROM readings AS r {where}",
-            params,
-        ).fetchone()
+        row = self._conn.execute(f"SELECT max(r.n_values) FROM readings AS r {where}", params).fetchone()
         return int(row[0] or 0)
 
     def meter_known(self, meter: str) -> bool:
@@ -411,15 +409,19 @@ class ReadingStore:
         until: datetime | None = None,
         meter: str | None = None,
         after_id: int | None = None,
+        order: str = "time",
     ) -> Iterator[Reading]:
-        """Readings with ``since <= taken_at <= until`` (both inclusive), ordered by time then id.
+        """Readings with ``since <= taken_at <= until`` (both inclusive), ordered by time then id
+        (``order="meter"``: by meter, then time and id — what the XML writer groups best).
 
         Streams: rows are fetched in chunks from one cursor, so memory stays flat for any selection.
         ``meter`` matches the serial number or the Device-ID (``MAN-SERIAL-VV-MM``); ``after_id`` keeps only
         readings stored after that id (the push outbox's high-water mark).
         """
+        if order not in _ORDERS:
+            raise ValueError(f"order {order!r} is not one of {', '.join(_ORDERS)}")
         where, params = _where(since, until, meter, after_id)
-        cursor = self._conn.execute(f"{_SELECT} {where} ORDER BY r.taken_at, r.id, v.position", params)
+        cursor = self._conn.execute(f"{_SELECT} {where} ORDER BY {_ORDERS[order]}, v.position", params)
         configs: dict[int, Meter] = {}
         current: int | None = None
         head: tuple[Any, ...] = ()
