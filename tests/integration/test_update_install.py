@@ -310,3 +310,31 @@ def test_make_image_from_a_setuptools_wheel(tmp_path: Path, keys: dict[str, Path
     check = sonocli("update-system", "--dry-run", "--allow-downgrade", out, root=root, prefix=tmp_path / "p")
     assert check.returncode == 0, check.stderr
     assert f"sonocli {__version__}" in check.stdout
+
+
+def test_installed_sonocli_updates_itself_into_its_own_prefix(
+    installed: tuple[Path, Path], images: dict[str, Path]
+) -> None:
+    """Run through the launcher without --prefix: the prefix is found from where the running code lives."""
+    root, prefix = installed
+    env = {k: v for k, v in os.environ.items() if k not in ("SONOCLI_PREFIX", "PYTHONPATH")}
+    launcher = str(prefix / "bin" / "sonocli")
+    result = subprocess.run(
+        [launcher, "--root", str(root), "update-system", str(images["v2"])],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert run_installed(prefix) == "1.1.0"
+    info = subprocess.run(
+        [launcher, "--root", str(root), "service", "info", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        check=True,
+    )
+    assert '"installed_version": "1.1.0"' in info.stdout and f'"install_prefix": "{prefix}"' in info.stdout
