@@ -199,6 +199,7 @@ class Master:
         self.recorder: collections.deque[str] = collections.deque(maxlen=self.settings.recorder_size)
         self.tx_frames = 0
         self._last_tx: bytes | None = None
+        self._tx_end = 0.0
 
     # ---- timing ----------------------------------------------------------------------------------------
 
@@ -225,6 +226,7 @@ class Master:
         self.link.write(data)
         self.link.drain()
         self._last_tx = data
+        self._tx_end = self.clock.now()
 
     def receive(self, first_timeout: float) -> Received:
         """One frame: wait ``first_timeout`` for its first byte, then read to the end its length gives."""
@@ -268,9 +270,14 @@ class Master:
         return Received(frame, raw)
 
     def _garbage(self, buf: bytearray, idle: float) -> Received:
-        """Collect garbage until the line is idle, so the next request starts clean."""
+        """Collect garbage until the line is idle and every slave's answer window is over.
+
+        A slow slave may start its answer 330 bit times after the request, long after a fast one's
+        garbage ended: stopping early would leave its bytes to spoil the next request's answer.
+        """
+        quiet_from = self._tx_end + self.answer_window() + self.link.char_time()
         while True:
-            chunk = self.link.read(256, idle)
+            chunk = self.link.read(256, max(idle, quiet_from - self.clock.now()))
             if not chunk:
                 break
             buf += chunk
@@ -327,7 +334,14 @@ class Master:
             self.send(request)
             got = self.receive(self.answer_window())
             if isinstance(got.frame, link.Ack):
-                return Outcome.SINGLE
+                # Slaves answer anywhere in the 11..330 bit window; their E5s need not overlap. Only a
+                # quiet line until the window closes proves a single slave.
+                late = self._tx_end + self.answer_window() + self.link.char_time() - self.clock.now()
+                extra = self.link.read(1, late) if late > 0 else b""
+                if not extra:
+                    return Outcome.SINGLE
+                self._garbage(bytearray(extra), self.link.char_time() * 3)
+                return Outcome.COLLISION
             if got.raw:
                 return Outcome.COLLISION
         return Outcome.NOTHING

@@ -1,0 +1,108 @@
+"""Scans on the simulator: primary sweep, secondary tree search (forward, reverse, alloc), limits."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from sonocli.engine.master import Master, MasterSettings
+from sonocli.engine.scan import primary_scan, secondary_scan
+from sonocli.model import AddressMode
+from sonocli.sim.wired import SimMeter, WiredSegment, load_segment
+from sonocli.transports import open_link
+from tests.unit.test_master import _master
+
+
+def _meter(primary: int, ident: str, man: int = 0x2C2D, version: int = 1, medium: int = 7, delay: int = 0) -> SimMeter:
+    """Real slaves start answering at different times within the 11..330 bit window; so do these."""
+    head = bytes.fromhex(ident)[::-1] + man.to_bytes(2, "little") + bytes((version, medium, 0, 0, 0, 0))
+    delay = delay or 11 + (int(ident) * 7919 + man + medium) % 300
+    return SimMeter(primary=primary, telegrams=[(0x72, head + b"\x04\x13\x01\x00\x00\x00")], delay_bits=delay)
+
+
+def _ids(result: object) -> set[str]:
+    return {m.serial for m in result.meters}  # type: ignore[attr-defined]
+
+
+def test_primary_scan_of_the_demo_finds_every_meter_with_its_address() -> None:
+    master = Master(open_link("sim://demo"), MasterSettings(max_retry=0))
+    seen: list[tuple[int, int | None]] = []
+    result = primary_scan(master, 0, 20, on_progress=lambda d, t, i="": seen.append((d, t)))
+    assert [m.primary_address for m in result.meters] == list(range(1, 13))
+    assert all(m.address_mode is AddressMode.PRIMARY for m in result.meters)
+    assert seen[-1] == (21, 21)
+    assert result.probes == 21
+
+
+def test_primary_scan_of_an_empty_bus_takes_exactly_the_wire_time() -> None:
+    master = _master(WiredSegment([]), max_retry=1)
+    result = primary_scan(master, 0, 9)
+    per_try = 5 * 11 / 2400 + 330 / 2400 + 0.050
+    assert result.meters == []
+    assert result.elapsed == pytest.approx(10 * 2 * per_try)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_secondary_scan_finds_the_demo(reverse: bool) -> None:
+    master = Master(open_link("sim://demo"), MasterSettings())
+    result = secondary_scan(master, reverse=reverse)
+    demo = load_segment("demo")
+    assert _ids(result) == {m.secondary_id for m in demo.meters}
+    assert result.collisions_unresolved == []
+
+
+def test_secondary_scan_of_random_ids_and_probe_count_is_below_exhaustive() -> None:
+    rng = random.Random(7)
+    ids = sorted({f"{rng.randrange(10**8):08d}" for _ in range(40)})
+    seg = WiredSegment([_meter(0, i) for i in ids])
+    result = secondary_scan(_master(seg, max_retry=0))
+    assert sorted(_ids(result)) == ids
+    assert result.probes < 10 * len(ids)
+
+
+def test_reverse_scan_resolves_consecutive_serials_with_fewer_probes() -> None:
+    ids = [f"{44551200 + n:08d}" for n in range(10)]
+    forward = secondary_scan(_master(WiredSegment([_meter(0, i) for i in ids]), max_retry=0))
+    backward = secondary_scan(_master(WiredSegment([_meter(0, i) for i in ids]), max_retry=0), reverse=True)
+    assert _ids(forward) == _ids(backward) == set(ids)
+    assert backward.probes < forward.probes
+
+
+def test_same_id_different_manufacturer_and_medium_is_resolved_in_the_hex_fields() -> None:
+    seg = WiredSegment(
+        [_meter(0, "11111111", man=0x2C2D), _meter(0, "11111111", man=0x15A8), _meter(0, "11111111", medium=2)]
+    )
+    result = secondary_scan(_master(seg, max_retry=0))
+    assert sorted((m.manufacturer, m.medium) for m in result.meters) == [("EMH", 7), ("KAM", 2), ("KAM", 7)]
+
+
+def test_identical_addresses_are_reported_unresolved() -> None:
+    seg = WiredSegment([_meter(0, "22222222", delay=20), _meter(0, "22222222", delay=90)])
+    result = secondary_scan(_master(seg, max_retry=0))
+    assert result.meters == []
+    assert result.collisions_unresolved == ["222222222C2D0107"]
+
+
+def test_mask_limits_the_search_and_device_count_stops_it() -> None:
+    seg = WiredSegment([_meter(0, i) for i in ("10000001", "10000002", "20000003", "20000004")])
+    result = secondary_scan(_master(seg), mask="1FFFFFFF")
+    assert _ids(result) == {"10000001", "10000002"}
+    seg = WiredSegment([_meter(0, i) for i in ("10000001", "10000002", "20000003", "20000004")])
+    result = secondary_scan(_master(seg, max_device_count=3))
+    assert len(result.meters) == 3 and result.stopped_at_limit
+
+
+def test_alloc_gives_free_primary_addresses_to_the_meters() -> None:
+    seg = WiredSegment([_meter(0, i) for i in ("30000001", "30000002", "30000003")])
+    result = secondary_scan(_master(seg), alloc=True, used_primary=[1, 3])
+    assert [m.primary_address for m in result.meters] == [2, 4, 5]
+    assert all(m.address_mode is AddressMode.SECONDARY for m in result.meters)
+    assert sorted(m.primary for m in seg.meters) == [2, 4, 5]
+
+
+def test_retries_find_a_meter_that_ignores_the_first_request() -> None:
+    seg = WiredSegment([SimMeter(primary=9, telegrams=_meter(9, "00000009").telegrams, flaky=1)])
+    assert [m.primary_address for m in primary_scan(_master(seg, max_retry=1), 8, 10).meters] == [9]
+    seg = WiredSegment([SimMeter(primary=9, telegrams=_meter(9, "00000009").telegrams, flaky=1)])
+    assert primary_scan(_master(seg, max_retry=0), 8, 10).meters == []
