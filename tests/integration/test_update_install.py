@@ -338,3 +338,22 @@ def test_installed_sonocli_updates_itself_into_its_own_prefix(
         check=True,
     )
     assert '"installed_version": "1.1.0"' in info.stdout and f'"install_prefix": "{prefix}"' in info.stdout
+
+
+def _limit_file_size() -> None:
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead of killing
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+
+def test_write_failure_while_staging_leaves_old_version(installed: tuple[Path, Path], images: dict[str, Path]) -> None:
+    """Without root (no tmpfs), RLIMIT_FSIZE makes the kernel refuse the large writes of the install step."""
+    root, prefix = installed
+    before = snapshot(prefix)
+    result = sonocli("update-system", images["v2"], root=root, prefix=prefix, preexec_fn=_limit_file_size)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "File too large" in result.stderr and "versions/1.0.0 is still current" in result.stderr
+    assert snapshot(prefix) == before
+    assert run_installed(prefix) == "1.0.0"
