@@ -4,7 +4,7 @@
 _sonocli_node() {
     _sn_subs=""; _sn_opts=""; _sn_valopts=""; _sn_npos=0
     case "$1" in
-        "sonocli") _sn_subs="config decode export init listen meters readout scan service simulate update-system"; _sn_opts="-V --version --debug -v --verbose -q --quiet --root --help"; _sn_valopts="--root"; _sn_npos=0;;
+        "sonocli") _sn_subs="config decode export init keys listen meters readout scan service simulate update-system"; _sn_opts="-V --version --debug -v --verbose -q --quiet --root --help"; _sn_valopts="--root"; _sn_npos=0;;
         "sonocli config") _sn_subs="check get set show"; _sn_opts="--help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli config check") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=1;;
         "sonocli config get") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=1;;
@@ -13,6 +13,9 @@ _sonocli_node() {
         "sonocli decode") _sn_subs=""; _sn_opts="--file --json --help"; _sn_valopts="--file"; _sn_npos=1;;
         "sonocli export") _sn_subs=""; _sn_opts="--protocol-version --from --to --meter -o --output --raw-values --scale-values --muc-id --iec-obis --json --help"; _sn_valopts="--protocol-version --from --to --meter -o --output --muc-id"; _sn_npos=1;;
         "sonocli init") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=0;;
+        "sonocli keys") _sn_subs="check import"; _sn_opts="--help"; _sn_valopts=""; _sn_npos=0;;
+        "sonocli keys check") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=0;;
+        "sonocli keys import") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=1;;
         "sonocli listen") _sn_subs=""; _sn_opts="--port --dongle --mode --duration --count --save --json --help"; _sn_valopts="--port --dongle --mode --duration --count"; _sn_npos=0;;
         "sonocli meters") _sn_subs="activate add deactivate delete edit list show"; _sn_opts="--help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli meters activate") _sn_subs=""; _sn_opts="--help"; _sn_valopts=""; _sn_npos=1;;
@@ -45,6 +48,7 @@ _sonocli_values() {
         "sonocli decode|--file") _sv_kind=file; _sv_choices="";;
         "sonocli export|-o") _sv_kind=file; _sv_choices="";;
         "sonocli export|--output") _sv_kind=file; _sv_choices="";;
+        "sonocli keys import|#0") _sv_kind=file; _sv_choices="";;
         "sonocli listen|--mode") _sv_kind=choice; _sv_choices="T1 C1 S1 C1T1";;
         "sonocli meters add|--interface") _sv_kind=choice; _sv_choices="S0 DLDE M-Bus wM-Bus";;
         "sonocli meters add|--address-mode") _sv_kind=choice; _sv_choices="secondary primary";;

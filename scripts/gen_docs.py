@@ -310,7 +310,9 @@ def _env_section(tree: Node) -> list[str]:
         for opt in node.options:
             for var in opt.envvars:
                 env.setdefault(var, []).append(f"{node.name} {opt.names[-1]}")
-                helps.setdefault(var, re.sub(r"\s*\[env:[^\]]*\]", "", opt.help))
+                text = re.sub(r"\s*\[env:[^\]]*\]", "", opt.help)
+                if len(text) > len(helps.get(var, "")):
+                    helps[var] = text
     lines = [".SH ENVIRONMENT"]
     for var in sorted(env):
         where = ", ".join(sorted(set(env[var])))

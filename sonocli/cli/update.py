@@ -67,8 +67,8 @@ class ImageOrCommandGroup(click.Group):
 
 def _prefix_help() -> str:
     return (
-        "Installation prefix: versions/<version>/, the 'current' symlink and bin/sonocli live here "
-        "[env: SONOCLI_PREFIX; default: the prefix this sonocli runs from, else /opt/sonocli]."
+        "Installation prefix holding versions/<version>/, the 'current' symlink and bin/sonocli; default: "
+        "the prefix this sonocli runs from, else /opt/sonocli [env: SONOCLI_PREFIX]."
     )
 
 
