@@ -187,6 +187,15 @@ def _checked(value: int, low: int, high: int) -> int:
     return value
 
 
+def _medium_element(medium: int) -> str:
+    """The Table 16 text, or hex where the text would not read back (e.g. "Reserved" for 0x1E; wmbus helper)."""
+    text = medium_text(medium)
+    try:
+        return text if medium_index(text) == medium else f"0x{medium:02X}"
+    except KeyError:
+        return f"0x{medium:02X}"
+
+
 def parse_medium(text: str) -> int:
     stripped = text.strip()
     if re.fullmatch(r"0x[0-9A-Fa-f]{1,2}|\d{1,3}", stripped):
@@ -307,7 +316,7 @@ def _meter_elements(meter: Meter) -> list[tuple[str, str]]:
     if meter.version is not None:
         out.append(("version", f"0x{meter.version:02X}"))
     if meter.medium is not None:
-        out.append(("medium", medium_text(meter.medium)))
+        out.append(("medium", _medium_element(meter.medium)))
     if differs("primary_address"):
         out.append(("primaryaddress", f"0x{meter.primary_address:02X}"))
     if differs("address_mode"):
