@@ -121,7 +121,8 @@ def _print_text(result: dict[str, Any]) -> None:
     "--file", "file_", type=click.Path(dir_okay=False, path_type=Path), help="Read the frame (hex or binary)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def decode(frame: tuple[str, ...], file_: Path | None, as_json: bool) -> None:
+@click.option("--key", "key", default=None, help="AES-128 key (32 hex digits) of an encrypted wireless telegram.")
+def decode(frame: tuple[str, ...], file_: Path | None, as_json: bool, key: str | None) -> None:
     """Decode a wired M-Bus frame given as HEX (spaces allowed), '-' for stdin, or --file PATH."""
     if file_ is not None and frame:
         raise UsageError("give the frame either as HEX/'-' or with --file, not both")
@@ -136,6 +137,13 @@ def decode(frame: tuple[str, ...], file_: Path | None, as_json: bool) -> None:
         data = parse_hex(" ".join(frame))
     else:
         raise UsageError("give the frame as HEX, '-' for stdin, or --file PATH")
+    from sonocli.cli.listen import looks_wireless, print_wireless_decode
+
+    if looks_wireless(data):  # wireless M-Bus (EN 13757-4), decoded by the wmbus pipeline
+        print_wireless_decode(data, key, as_json)
+        return
+    if key is not None:
+        raise UsageError("--key applies to wireless telegrams; this is a wired frame")
     result = _decode_bytes(data)
     for warning in result.get("warnings", ()):
         click.echo(f"sonocli: warning: {warning}", err=True)
