@@ -47,8 +47,9 @@ def test_generated_files_are_up_to_date(tmp_path: Path) -> None:
 def test_man_page_renders_without_warnings_and_lists_everything(tree: object) -> None:
     groff = need_exe("groff", "groff-base")
     man = REPO / "man" / "sonocli.1"
-    lint = subprocess.run([groff, "-man", "-Tutf8", "-ww", "-z", str(man)], capture_output=True, text=True)
-    assert lint.returncode == 0 and lint.stderr == "", lint.stderr
+    for width in ([], ["-rLL=60n"]):  # the default 78 columns and a narrow terminal
+        lint = subprocess.run([groff, "-man", "-Tutf8", "-ww", "-z", *width, str(man)], capture_output=True, text=True)
+        assert lint.returncode == 0 and lint.stderr == "", lint.stderr
     man_exe = need_exe("man", "man-db")
     env = dict(os.environ, MANWIDTH="200", MAN_KEEP_FORMATTING="0", LANG="C.UTF-8")
     text = subprocess.run([man_exe, "-l", str(man)], capture_output=True, text=True, env=env, check=True).stdout
