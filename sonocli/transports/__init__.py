@@ -163,12 +163,12 @@ def _port_error(url: str, exc: BaseException) -> TransportError:
             f"port {url!r}: permission denied",
             hint="add the user to the dialout group (sudo usermod -aG dialout $USER), then log in again",
         )
+    if "connection refused" in low or "errno 111" in low:
+        return TransportError(f"port {url!r}: connection refused", hint="is ser2net/the TCP gateway running?")
     if errno == 2 or "no such file" in low or "could not open port" in low:
         return TransportError(
             f"port {url!r} does not exist",
             hint="check the port name (ls /dev/ttyUSB* /dev/ttyACM*) or use sim://demo",
         )
-    if "connection refused" in low or "errno 111" in low:
-        return TransportError(f"port {url!r}: connection refused", hint="is ser2net/the TCP gateway running?")
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     return TransportError(f"port {url!r}: {first}")
