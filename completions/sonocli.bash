@@ -10,7 +10,7 @@ _sonocli_node() {
         "sonocli config get") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=1;;
         "sonocli config set") _sn_subs=""; _sn_opts="--help"; _sn_valopts=""; _sn_npos=2;;
         "sonocli config show") _sn_subs=""; _sn_opts="--tab --secrets --meters --json --help"; _sn_valopts="--tab"; _sn_npos=0;;
-        "sonocli decode") _sn_subs=""; _sn_opts="--file --json --help"; _sn_valopts="--file"; _sn_npos=1;;
+        "sonocli decode") _sn_subs=""; _sn_opts="--file --json --key --help"; _sn_valopts="--file --key"; _sn_npos=1;;
         "sonocli export") _sn_subs=""; _sn_opts="--protocol-version --from --to --meter -o --output --raw-values --scale-values --muc-id --iec-obis --json --help"; _sn_valopts="--protocol-version --from --to --meter -o --output --muc-id"; _sn_npos=1;;
         "sonocli init") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli keys") _sn_subs="check import"; _sn_opts="--help"; _sn_valopts=""; _sn_npos=0;;
