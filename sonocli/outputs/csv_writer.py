@@ -88,6 +88,7 @@ class CsvWriter:
         self.value_count = value_count
         self.obis_style = obis_style
         self.meter_indices: MutableMapping[str, int] = {} if meter_indices is None else meter_indices
+        self._obis_cache: dict[str | None, str] = {}
 
     @property
     def has_header(self) -> bool:
@@ -132,7 +133,11 @@ class CsvWriter:
             fields.append(meter.user or "")
         for value in reading.values:
             fields += self._value_fields(meter, value)
-        return DELIMITER.join(quote(field) for field in fields) + NEWLINE
+        line = DELIMITER.join(fields)
+        # Fast path: no field holds a delimiter (count matches), a quote or a line break.
+        if line.count(DELIMITER) != len(fields) - 1 or '"' in line or "\r" in line or "\n" in line:
+            line = DELIMITER.join(quote(field) for field in fields)
+        return line + NEWLINE
 
     def _value_fields(self, meter: Meter, value: MeterValue) -> list[str]:
         v = self.protocol_version
@@ -149,8 +154,17 @@ class CsvWriter:
         if v >= 2:
             fields += [(config.user if config else None) or "", str(value_timestamp(value))]
         if v >= 1:
-            fields.append(format_obis(config.obis if config else None, style=self.obis_style))
+            fields.append(self._obis(config.obis if config else None))
         return fields
+
+    def _obis(self, text: str | None) -> str:
+        cache = self._obis_cache
+        spelled = cache.get(text)
+        if spelled is None:
+            if len(cache) >= 4096:
+                cache.clear()
+            spelled = cache[text] = format_obis(text, style=self.obis_style)
+        return spelled
 
     def _meter_index(self, meter: Meter) -> int:
         key = meter.device_id

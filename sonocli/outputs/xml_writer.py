@@ -128,6 +128,8 @@ class XmlWriter:
         meter_key: tuple[str, ...] | None = None
         meter_attrs: dict[str, str] = {}
         groups: dict[_DataKey, list[_Entry]] = {}
+        # data attributes depend only on these fields; computing them once per distinct key saves most time
+        memo: dict[tuple[object, ...], _DataKey] = {}
         count = 0
         for reading in readings:
             attrs = self.meter_attributes(reading.meter)
@@ -138,8 +140,18 @@ class XmlWriter:
             if not reading.values:
                 continue
             t_muc = str(unix_seconds(reading.taken_at))
+            meter = reading.meter
             for value in reading.values:
-                data_key = tuple(self.data_attributes(reading.meter, value).items())
+                config = meter.values[value.index] if 0 <= value.index < len(meter.values) else None
+                memo_key = (
+                    value.index, value.measurement, value.text, value.unit, value.exponent, meter.medium,
+                    meter.manufacturer, meter.version, config.obis if config else None, config.user if config else None,
+                )  # fmt: skip
+                data_key = memo.get(memo_key)
+                if data_key is None:
+                    if len(memo) >= 4096:
+                        memo.clear()
+                    data_key = memo[memo_key] = tuple(self.data_attributes(meter, value).items())
                 t = t_muc if value.timestamp is None else str(unix_seconds(value.timestamp))
                 entry = (t, t_muc, xml_safe(format_value(value, scale_values=self.scale_values)))
                 groups.setdefault(data_key, []).append(entry)

@@ -71,7 +71,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         exponent    INTEGER NOT NULL,
         raw_type    INTEGER NOT NULL,          -- see readings.RawType
         raw,                                   -- no affinity: stored exactly as given
-        function    TEXT NOT NULL,
+        function    INTEGER NOT NULL,          -- index into ValueType (instantaneous, maximum, minimum, errorgate)
         storage     INTEGER NOT NULL,
         tariff      INTEGER NOT NULL,
         subunit     INTEGER NOT NULL,

@@ -57,6 +57,14 @@ class RawType(enum.IntEnum):
     BOOL = 8
 
 
+# DIF function field as stored: fixed codes, independent of the enum's declaration order.
+_FUNCTION_CODES: Final = {
+    ValueType("instantaneous"): 0,
+    ValueType("maximum"): 1,
+    ValueType("minimum"): 2,
+    ValueType("errorgate"): 3,
+}
+_FUNCTIONS: Final = {code: member for member, code in _FUNCTION_CODES.items()}
 _TS_NAIVE: Final = 1
 _RAW_NAIVE: Final = 2
 
@@ -166,22 +174,24 @@ def _encode_raw(raw: object) -> tuple[int, object, int]:
 
 
 def _decode_raw(tag: int, value: Any, flags: int) -> int | float | str | bytes | datetime | None:
-    kind = RawType(tag)
-    if kind is RawType.NONE:
+    # plain int comparisons: this runs once per stored value on every export
+    if tag == RawType.INT:
+        return int(value)
+    if tag == RawType.NONE:
         return None
-    if kind is RawType.BOOL:
-        return bool(value)
-    if kind is RawType.INT:
-        return int(value)
-    if kind is RawType.BIGINT:
-        return int(value)
-    if kind in (RawType.FLOAT, RawType.FLOAT_TEXT):
+    if tag == RawType.FLOAT or tag == RawType.FLOAT_TEXT:
         return float(value)
-    if kind is RawType.STR:
+    if tag == RawType.STR:
         return str(value)
-    if kind is RawType.BYTES:
+    if tag == RawType.BYTES:
         return bytes(value)
-    return from_micros(int(value), naive=bool(flags & _RAW_NAIVE))
+    if tag == RawType.BIGINT:
+        return int(value)
+    if tag == RawType.BOOL:
+        return bool(value)
+    if tag == RawType.DATETIME:
+        return from_micros(int(value), naive=bool(flags & _RAW_NAIVE))
+    raise ValueError(f"unknown raw type tag {tag}")
 
 
 def _value_row(reading_id: int, position: int, value: MeterValue) -> tuple[object, ...]:
@@ -200,7 +210,7 @@ def _value_row(reading_id: int, position: int, value: MeterValue) -> tuple[objec
         value.exponent,
         tag,
         raw,
-        ValueType(value.function).value,
+        _FUNCTION_CODES[ValueType(value.function)],
         value.storage,
         value.tariff,
         value.subunit,
@@ -222,7 +232,7 @@ def _value_from_row(row: Sequence[Any]) -> MeterValue:
         unit=unit,
         exponent=exponent,
         raw=_decode_raw(tag, raw, flags),
-        function=ValueType(function),
+        function=_FUNCTIONS[function],
         storage=storage,
         tariff=tariff,
         subunit=subunit,

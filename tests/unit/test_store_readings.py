@@ -223,3 +223,10 @@ def test_not_a_database_is_a_store_error(tmp_path: Path) -> None:
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError):
         connect(path)
+
+
+def test_every_value_type_has_a_stored_code() -> None:
+    from sonocli.store import readings
+
+    assert set(readings._FUNCTION_CODES) == set(ValueType)
+    assert sorted(readings._FUNCTION_CODES.values()) == list(range(len(ValueType)))
