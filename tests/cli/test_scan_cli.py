@@ -1,0 +1,68 @@
+"""``sonocli scan``: every mode on the simulator, --save into a fresh root, bad input as one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sonocli.cli.root import cli
+from sonocli.config.device_handle import load_meter_list
+from sonocli.config.layout import RootLayout
+
+
+def run(root: Path, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["--root", str(root), *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("mode", ["primary", "secondary", "secondary-reverse"])
+def test_every_mode_finds_the_twelve_demo_meters(tmp_path: Path, mode: str) -> None:
+    code, out, err = run(tmp_path, "scan", "--port", "sim://demo", "--mode", mode, "--last", "15", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert len(doc["meters"]) == 12 and doc["probes"] > 0 and doc["wire_seconds"] > 0
+    assert {m["address_mode"] for m in doc["meters"]} == {"primary" if mode == "primary" else "secondary"}
+
+
+def test_save_into_a_fresh_root_is_additive_and_keeps_the_first_addressing_mode(tmp_path: Path) -> None:
+    root = tmp_path / "fresh"
+    code, out, err = run(
+        root, "scan", "--port", "sim://demo", "--mode", "primary", "--first", "1", "--last", "3", "--save"
+    )
+    assert code == 0, err
+    assert "added" in out
+    code, out, err = run(root, "scan", "--port", "sim://demo", "--mode", "secondary", "--save", "--json")
+    assert code == 0, err
+    assert len(json.loads(out)["added"]) == 9
+    meters = load_meter_list(RootLayout(root).device_handle).meters
+    assert len(meters) == 12
+    modes = {m.serial: (m.address_mode.name, m.primary_address) for m in meters}
+    assert sorted(v for v in modes.values() if v[0] == "PRIMARY") == [("PRIMARY", 1), ("PRIMARY", 2), ("PRIMARY", 3)]
+
+
+def test_alloc_mode_and_port_from_chip_ini(tmp_path: Path) -> None:
+    run(tmp_path, "init")
+    assert run(tmp_path, "config", "set", "MBUS_PORT", "sim://demo")[0] == 0
+    code, out, err = run(tmp_path, "scan", "--mode", "secondary-alloc", "--json")
+    assert code == 0, err
+    assert sorted(m["primary_address"] for m in json.loads(out)["meters"]) == list(range(1, 13))
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "text"),
+    [
+        (["--port", "/dev/ttyNOSUCH"], 1, "does not exist (hint: check the port name"),
+        (["--port", "sim://demo", "--baud", "1234"], 2, "1234"),
+        (["--port", "sim://demo", "--mask", "12AB"], 2, "must be exactly 8 characters of 0-9 or F"),
+        (["--port", "sim:///no/such/segment.toml"], 2, "cannot read segment file"),
+        ([], 2, "no port given"),
+    ],
+)
+def test_bad_input_is_one_line(tmp_path: Path, args: list[str], code: int, text: str) -> None:
+    got, out, err = run(tmp_path, "scan", *args)
+    assert got == code
+    assert text in err
+    assert "Traceback" not in err
