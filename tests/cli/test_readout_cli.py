@@ -51,7 +51,7 @@ def test_partial_readout_goes_on_past_a_dead_meter(tmp_path: Path) -> None:
 
 
 def test_dead_meter_exit_1_and_debug_prints_the_last_frames(tmp_path: Path) -> None:
-    code, out, err = run(tmp_path, "--debug", "readout", "--port", "sim://demo?stop_after=3:20", "--address", "3")
+    code, _out, err = run(tmp_path, "--debug", "readout", "--port", "sim://demo?stop_after=3:20", "--address", "3")
     assert code == 1
     assert "stopped after 20 bytes" in err
     assert "frame[-1]: RX 68" in err and "TX 10 7B 03 7E 16" in err

@@ -62,7 +62,7 @@ def test_alloc_mode_and_port_from_chip_ini(tmp_path: Path) -> None:
     ],
 )
 def test_bad_input_is_one_line(tmp_path: Path, args: list[str], code: int, text: str) -> None:
-    got, out, err = run(tmp_path, "scan", *args)
+    got, _out, err = run(tmp_path, "scan", *args)
     assert got == code
     assert text in err
     assert "Traceback" not in err
