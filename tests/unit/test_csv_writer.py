@@ -5,10 +5,14 @@ from __future__ import annotations
 import csv
 import importlib.util
 import io
+import math
+from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sonocli.errors import UsageError
 from sonocli.model.values import Interface, Meter, MeterValue, Reading, ValueConfig
@@ -128,3 +132,43 @@ def test_bad_arguments() -> None:
         CsvWriter(8)
     with pytest.raises(UsageError, match="obis style"):
         CsvWriter(3, obis_style="x")
+
+
+def _store_strategies() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("store_strategies", Path(__file__).parent / "test_store_readings.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_strategies = _store_strategies()
+
+
+@settings(max_examples=50, deadline=None)
+@given(batch=st.lists(_strategies.readings, max_size=5), version=st.integers(0, 7), scaled=st.booleans())
+def test_any_reading_gives_parseable_rows(batch: list[Reading], version: int, scaled: bool) -> None:
+    """Whatever the labels and text values hold (;, quotes, line breaks), every reading is one CSV record
+    with the meter part and one group per value; numbers survive as the physical value."""
+    writer = CsvWriter(version, scale_values=scaled)
+    out = io.StringIO(newline="")
+    assert writer.write(batch, out) == len(batch)
+    parsed = list(csv.reader(io.StringIO(out.getvalue(), newline=""), delimiter=";"))
+    body = parsed[1:] if version >= 2 else parsed
+    assert len(body) == len(batch)
+    meter_width = len(writer.columns(0))
+    group = len(writer.columns(1)) - meter_width
+    for row, reading in zip(body, batch, strict=True):
+        assert len(row) == meter_width + group * len(reading.values)
+        assert row[meter_width - (3 if version >= 5 else 2 if version >= 4 else 1)] == reading.meter.device_id
+        for x, value in enumerate(reading.values):
+            cells = row[meter_width + group * x : meter_width + group * (x + 1)]
+            if version >= 6:
+                assert cells[0] == str(value.index)
+                cells = cells[1:]
+            if value.is_numeric and math.isfinite(float(value.raw)):  # type: ignore[arg-type]
+                physical = Decimal(cells[0]) * Decimal(cells[1])
+                expected = Decimal(repr(value.raw) if isinstance(value.raw, float) else value.raw).scaleb(
+                    value.exponent
+                )
+                assert physical == expected
