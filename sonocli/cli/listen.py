@@ -260,7 +260,7 @@ def listen(
         from dataclasses import replace
 
         settings = replace(settings, mode=mode.upper())
-    if settings.mode not in driver.modes:
+    if mode is None and settings.mode not in driver.modes:  # chip.ini's mode may not suit this stick
         settings = _fallback_mode(settings, driver.modes)
     meter_list = _load_meters(layout.device_handle)
     receiver = Receiver(driver, settings, meter_list.meters if meter_list is not None else ())

@@ -108,6 +108,10 @@ def normalise_frame(data: bytes, frame_format: str = "auto") -> tuple[bytes, byt
         return strip_format_b(data), bytes(data[length + 1 :])
     if frame_format == "auto":
         total = format_a_length(length)
+        if total <= len(data) <= total + 2 and len(data) - (length + 1) >= 4:
+            # Exactly the size of a format A frame (plus RSSI/LQI at most): a CRC error here is a
+            # broken frame, not a CRC-less telegram with trailing bytes.
+            return strip_format_a(data), bytes(data[total:])
         if len(data) >= total and _block_crc_ok(data[:10], data[10:12]):
             try:
                 return strip_format_a(data), bytes(data[total:])

@@ -166,3 +166,10 @@ def test_short_and_no_header_tpl() -> None:
     assert tpl.acc is None and pos == 1
     with pytest.raises(DecodeError):
         parse_tpl(bytes.fromhex("7A2A"), 0)
+
+
+def test_auto_does_not_mistake_a_broken_format_a_frame_for_a_stripped_one() -> None:
+    frame = bytearray(bytes.fromhex(VECTORS["rmja_ffa_with_crc"]["hex_telegram"]))
+    frame[11] ^= 0x01  # block 1 CRC broken
+    with pytest.raises(DecodeError, match="CRC mismatch"):
+        normalise_frame(bytes(frame))

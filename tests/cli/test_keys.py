@@ -1,0 +1,77 @@
+"""`sonocli keys import` and `keys check`: CSV import with per-line errors, masking, checks against the raw log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from sonocli.cli.root import cli
+from sonocli.config.device_handle import load_meter_list
+
+SONTEX_KEY = "1AC8BD4C1421E45C4D11456AC0467A83"
+
+
+def _run(root: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["--root", str(root), *args], env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_import_creates_and_updates(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.csv"
+    keys.write_text(f"id,key\n28335519,{SONTEX_KEY}\n# comment\n55667788 , 000102030405060708090A0B0C0D0E0F\n")
+    code, out, err = _run(tmp_path, "keys", "import", str(keys), "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert [r["action"] for r in result["imported"]] == ["created", "created"]
+    assert result["imported"][0]["key"] == "1A" + "*" * 28 + "83"
+    meters = {m.serial: m for m in load_meter_list(tmp_path / "app" / "device_handle.cfg").meters}
+    assert meters["28335519"].key == bytes.fromhex(SONTEX_KEY)
+    keys.write_text("28335519,00000000000000000000000000000001\n")
+    code, out, _ = _run(tmp_path, "keys", "import", str(keys), "--json")
+    assert json.loads(out)["imported"][0]["action"] == "updated"
+    assert len(load_meter_list(tmp_path / "app" / "device_handle.cfg").meters) == 2
+
+
+def test_import_reports_each_bad_line(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.csv"
+    keys.write_text(f"28335519,{SONTEX_KEY}\n12345678,0102\nabc,{SONTEX_KEY}\n11111111,{'G' * 32}\n1,2,3\n")
+    code, _, err = _run(tmp_path, "keys", "import", str(keys))
+    assert code == 3  # partial: one good line imported
+    lines = err.strip().splitlines()
+    assert len(lines) == 4
+    assert "keys.csv:2:" in lines[0] and "32 hex digits" in lines[0]
+    assert "keys.csv:3:" in lines[1] and "8 hex/BCD digits" in lines[1]
+    assert "not hexadecimal" in lines[2]
+    assert "expected 'id,key'" in lines[3]
+    keys.write_text("12345678,0102\n")
+    code, _, _ = _run(tmp_path, "keys", "import", str(keys))
+    assert code == 2
+
+
+def test_import_missing_file(tmp_path: Path) -> None:
+    code, _, err = _run(tmp_path, "keys", "import", str(tmp_path / "nope.csv"))
+    assert code == 2 and "cannot read" in err
+
+
+def test_check_against_raw_log(tmp_path: Path) -> None:
+    assert _run(tmp_path, "init")[0] == 0
+    assert _run(tmp_path, "config", "set", "WMBUS_RAWLOGENABLE", "1")[0] == 0
+    code, _, err = _run(tmp_path, "listen", "--port", "sim://air?count=7", "--dongle", "im871a", "--count", "7",
+                        "--save")
+    assert code == 0, err
+    keys = tmp_path / "keys.csv"
+    keys.write_text(f"28335519,{SONTEX_KEY}\n55667788,{'11' * 16}\n99999999,{'22' * 16}\n")
+    assert _run(tmp_path, "keys", "import", str(keys))[0] == 0
+    code, out, _ = _run(tmp_path, "keys", "check", "--json")
+    assert code == 1  # one key fails
+    rows = {r["id"]: r for r in json.loads(out)}
+    assert rows["28335519"]["status"] == "ok"
+    assert rows["55667788"]["status"] == "wrong key" and "2F2F" in rows["55667788"]["detail"]
+    assert rows["12345678"]["status"] == "missing" and "mode 7" in rows["12345678"]["detail"]
+    assert rows["00010067"]["status"] == "not needed"
+    assert rows["99999999"]["status"] == "unchecked"
+    assert rows["28335519"]["key"].count("*") == 28
+    code, out, _ = _run(tmp_path, "keys", "check", "--json", env={"SHOW_KEYS": "1"})
+    assert {r["id"]: r for r in json.loads(out)}["28335519"]["key"] == SONTEX_KEY

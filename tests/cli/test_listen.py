@@ -1,0 +1,125 @@
+"""`sonocli listen` against the simulated radio: JSON lines, --save, chip.ini defaults, errors, a real TTY."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sonocli.cli.root import cli
+from sonocli.config.device_handle import load_meter_list
+
+
+def _listen(root: Path, *args: str) -> tuple[int, list[dict[str, object]], str]:
+    result = CliRunner().invoke(cli, ["--root", str(root), "listen", *args])
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    return result.exit_code, lines, result.stderr
+
+
+@pytest.mark.parametrize("dongle", ["im871a", "amb8465", "cul", "rtlwmbus", "hex"])
+def test_every_dongle_through_sim_air(tmp_path: Path, dongle: str) -> None:
+    code, lines, err = _listen(tmp_path, "--port", "sim://air?count=7", "--dongle", dongle, "--count", "7")
+    assert code == 0, err
+    assert len(lines) == 7
+    ids = {line["header"]["id"] for line in lines}  # type: ignore[index]
+    assert {"28335519", "00010067", "55667788"} <= ids
+    assert all(line["kind"] == "wmbus" for line in lines)
+    assert "heard 7 meters, 7 telegrams" in err
+
+
+def test_save_then_keys_decrypt(tmp_path: Path) -> None:
+    code, _, err = _listen(tmp_path, "--port", "sim://air?count=7", "--dongle", "im871a", "--duration", "5", "--save")
+    assert code == 0, err
+    meters = load_meter_list(tmp_path / "app" / "device_handle.cfg").meters
+    assert len(meters) == 7 and all(m.interface.label == "wM-Bus" for m in meters)
+    keys = tmp_path / "keys.csv"
+    keys.write_text("28335519,1AC8BD4C1421E45C4D11456AC0467A83\n")
+    result = CliRunner().invoke(cli, ["--root", str(tmp_path), "keys", "import", str(keys)])
+    assert result.exit_code == 0, result.stderr
+    code, lines, err = _listen(tmp_path, "--port", "sim://air?count=7", "--dongle", "im871a", "--count", "7")
+    sontex = next(line for line in lines if line["header"]["id"] == "28335519")  # type: ignore[index]
+    assert sontex["security"]["state"] == "decrypted"  # type: ignore[index]
+    assert len(sontex["records"]) == 20  # type: ignore[arg-type]
+    assert sontex["in_list"] is True
+
+
+def test_defaults_from_chip_ini(tmp_path: Path) -> None:
+    assert CliRunner().invoke(cli, ["--root", str(tmp_path), "init"]).exit_code == 0
+    for name, value in (("WMBUS_PORT", "sim://air?count=3"), ("WMBUS_DONGLE", "cul"), ("WMBUS_MODE", "C1_OTHER_REQ")):
+        result = CliRunner().invoke(cli, ["--root", str(tmp_path), "config", "set", name, value])
+        assert result.exit_code == 0, result.stderr
+    code, lines, err = _listen(tmp_path, "--count", "3")
+    assert code == 0, err
+    assert len(lines) == 3
+
+
+def test_bad_input_lines_and_keeps_running(tmp_path: Path) -> None:
+    code, lines, err = _listen(
+        tmp_path, "--port", "sim://air?count=7&garbage=3&badcrc=5", "--dongle", "hex", "--duration", "10"
+    )
+    assert code == 0
+    assert len(lines) == 6  # the 5th telegram has a broken CRC
+    warnings = [line for line in err.splitlines() if line.startswith("sonocli: warning:")]
+    assert any("CRC mismatch" in line for line in warnings)
+    assert any("not a hex telegram" in line for line in warnings)
+
+
+def test_dongle_that_does_not_answer(tmp_path: Path) -> None:
+    code, _, err = _listen(tmp_path, "--port", "sim://air?mute=1", "--dongle", "im871a", "--count", "1")
+    assert code == 1
+    assert "no answer to the set-up command 'ping'" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_usage_errors(tmp_path: Path) -> None:
+    code, _, err = _listen(tmp_path, "--dongle", "im871a")
+    assert code == 2 and "no port" in err
+    code, _, err = _listen(tmp_path, "--port", "sim://air", "--dongle", "nosuch")
+    assert code == 2 and "allowed: amb8465, cul, hex, im871a, rtlwmbus" in err
+    code, _, err = _listen(tmp_path, "--port", "sim://air", "--dongle", "cul", "--mode", "C1T1", "--count", "1")
+    assert code == 2 and "not supported by the cul dongle" in err
+    code, _, err = _listen(tmp_path, "--port", "sim://air?rate=x", "--dongle", "cul", "--count", "1")
+    assert code == 2 and "rate" in err
+
+
+def test_hex_lines_from_stdin(tmp_path: Path) -> None:
+    text = "# capture\n2644333015010100021D72150101003330021D880400402F2F0E6E1001000000002F2F2F2F2F2F6E\nzz\n"
+    result = CliRunner().invoke(
+        cli, ["--root", str(tmp_path), "listen", "--port", "-", "--dongle", "hex"], input=text
+    )
+    assert result.exit_code == 0, result.stderr
+    line = json.loads(result.stdout.splitlines()[0])
+    assert line["records"][0]["value"] == 110
+    assert "not a hex telegram" in result.stderr
+
+
+def test_live_table_on_a_real_tty(tmp_path: Path) -> None:
+    master, slave = pty.openpty()
+    env = {**os.environ, "COLUMNS": "160", "TERM": "xterm"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sonocli", "--root", str(tmp_path), "listen", "--port", "sim://air?count=7",
+         "--dongle", "im871a", "--count", "7"],
+        stdin=slave, stdout=slave, stderr=subprocess.PIPE, env=env,
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    proc.wait(timeout=60)
+    os.close(master)
+    screen = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+    assert "wireless M-Bus meters heard" in screen
+    assert "28335519" in screen and "no key" in screen
