@@ -271,7 +271,6 @@ FROM readings AS r LEFT JOIN reading_values AS v ON v.reading_id = r.id
 """
 
 _MEMO_LIMIT: Final = 4096
-_ORDERS: Final = {"time": "r.taken_at, r.id", "meter": "r.meter_id, r.taken_at, r.id"}
 
 
 class ReadingStore:
@@ -389,7 +388,7 @@ class ReadingStore:
         meter: str | None = None,
         after_id: int | None = None,
     ) -> int:
-        where, params = _where(since, until, meter, after_id)
+        where, params = _where(since, until, self._meter_ids_for(meter), after_id)
         row = self._conn.execute(f"SELECT count(*) FROM readings AS r {where}", params).fetchone()
         return int(row[0])
 
@@ -402,7 +401,7 @@ class ReadingStore:
         after_id: int | None = None,
     ) -> int:
         """The largest number of values of one reading in the selection (the CSV header's width)."""
-        where, params = _where(since, until, meter, after_id)
+        where, params = _where(since, until, self._meter_ids_for(meter), after_id)
         row = self._conn.execute(f"SELECT max(r.n_values) FROM readings AS r {where}", params).fetchone()
         return int(row[0] or 0)
 
@@ -428,11 +427,32 @@ class ReadingStore:
         ``meter`` matches the serial number or the Device-ID (``MAN-SERIAL-VV-MM``); ``after_id`` keeps only
         readings stored after that id (the push outbox's high-water mark).
         """
-        if order not in _ORDERS:
-            raise ValueError(f"order {order!r} is not one of {', '.join(_ORDERS)}")
-        where, params = _where(since, until, meter, after_id)
-        cursor = self._conn.execute(f"{_SELECT} {where} ORDER BY {_ORDERS[order]}, v.position", params)
+        if order not in ("time", "meter"):
+            raise ValueError(f"order {order!r} is not one of time, meter")
         configs: dict[int, Meter] = {}
+        meter_ids = self._meter_ids_for(meter)
+        if order == "time":
+            where, params = _where(since, until, meter_ids, after_id)
+            yield from self._stream(f"{_SELECT} {where} ORDER BY r.taken_at, r.id, v.position", params, configs)
+            return
+        # One query per meter: each walks the (meter_id, taken_at, id) index, so nothing is sorted.
+        if meter_ids is None:
+            meter_ids = [int(row[0]) for row in self._conn.execute("SELECT id FROM meters ORDER BY id").fetchall()]
+        for meter_id in meter_ids:
+            where, params = _where(since, until, [meter_id], after_id)
+            yield from self._stream(f"{_SELECT} {where} ORDER BY r.taken_at, r.id, v.position", params, configs)
+
+    def _meter_ids_for(self, meter: str | None) -> list[int] | None:
+        """The meters matching a serial number or Device-ID; None for no filter."""
+        if meter is None:
+            return None
+        rows = self._conn.execute(
+            "SELECT id FROM meters WHERE serial = ? OR device_id = ? COLLATE NOCASE ORDER BY id", (meter, meter)
+        ).fetchall()
+        return [int(row[0]) for row in rows]
+
+    def _stream(self, sql: str, params: list[object], configs: dict[int, Meter]) -> Iterator[Reading]:
+        cursor = self._conn.execute(sql, params)
         current: int | None = None
         head: tuple[Any, ...] = ()
         values: list[MeterValue] = []
@@ -476,7 +496,7 @@ class ReadingStore:
 
 
 def _where(
-    since: datetime | None, until: datetime | None, meter: str | None, after_id: int | None
+    since: datetime | None, until: datetime | None, meter_ids: list[int] | None, after_id: int | None
 ) -> tuple[str, list[object]]:
     clauses: list[str] = []
     params: list[object] = []
@@ -486,9 +506,12 @@ def _where(
     if until is not None:
         clauses.append("r.taken_at <= ?")
         params.append(to_micros(until))
-    if meter is not None:
-        clauses.append("r.meter_id IN (SELECT id FROM meters WHERE serial = ? OR device_id = ? COLLATE NOCASE)")
-        params.extend((meter, meter))
+    if meter_ids is not None:
+        if len(meter_ids) == 1:  # "=" lets SQLite walk the (meter_id, taken_at) index in time order
+            clauses.append("r.meter_id = ?")
+        else:
+            clauses.append(f"r.meter_id IN ({', '.join('?' * len(meter_ids))})")
+        params.extend(meter_ids)
     if after_id is not None:
         clauses.append("r.id > ?")
         params.append(after_id)

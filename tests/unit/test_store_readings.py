@@ -230,3 +230,18 @@ def test_every_value_type_has_a_stored_code() -> None:
 
     assert set(readings._FUNCTION_CODES) == set(ValueType)
     assert sorted(readings._FUNCTION_CODES.values()) == list(range(len(ValueType)))
+
+
+def test_meter_order_groups_each_meter_in_time_order(tmp_path: Path) -> None:
+    with ReadingStore(tmp_path / "x.db") as store:
+        store.add(_reading(B, 30, raw=1))
+        store.add(_reading(A, 20, raw=2))
+        store.add(_reading(B, 10, raw=3))
+        store.add(_reading(A, 40, raw=4))
+        got = [(r.meter.serial, r.values[0].raw) for r in store.iter_readings(order="meter")]
+        assert got == [("00185550", 3), ("00185550", 1), ("00127550", 2), ("00127550", 4)]
+        since = datetime(2024, 3, 1, 0, 15, tzinfo=UTC)
+        assert [r.values[0].raw for r in store.iter_readings(order="meter", since=since)] == [1, 2, 4]
+        assert [r.values[0].raw for r in store.iter_readings(order="meter", meter="00127550")] == [2, 4]
+        with pytest.raises(ValueError, match="order"):
+            list(store.iter_readings(order="size"))
