@@ -3,8 +3,9 @@
 Secondary search: probe the configured mask (MBUS_SECMASK_*, all wildcards by default) first; only a
 collision (several slaves answering) makes the search descend, one wildcard nibble at a time: the eight ID
 digits (0-9), then the hex nibbles of manufacturer, version and medium, so meters that share an ID are
-still told apart. SECONDARYSCANREVERSE walks the ID digits from the last to the first, which resolves
-meters with consecutive serial numbers (one delivery batch) far faster. A colliding node whose first nine
+still told apart. SECONDARYSCANREVERSE walks the ID digits from the last to the first: fewer probes when
+the meters differ only in their last digits (one small delivery batch), more for mixed populations
+(benchmarks/scan.py shows both). A colliding node whose first nine
 children were all silent must hold at least two meters in its last child, so that child is descended into
 without probing it.
 

@@ -1,0 +1,165 @@
+"""Scan and readout speed on the virtual clock at 2400 baud (exact wire timings, runs in seconds).
+
+    .venv/bin/python benchmarks/scan.py [--seed N]
+
+(a) primary scan 0..250 of an empty bus against the wire limit: 251 x (SND_NKE + 330 bit times + 50 ms);
+(b) secondary scan of 250 random IDs: probes (select commands) of sonocli's tree search against the
+    libmbus algorithm (mbus_scan_2nd_address_range: ten children per colliding digit, no root probe, no
+    inference) run on the same simulated bus, and against the 1 230 probes quoted for libmbus;
+(c) readout of 250 meters (real demo telegrams, new IDs): total time against the sum of wire times
+    (every byte both ways at 11 bits + each slave's response delay).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+
+from sonocli.engine.master import Master, MasterSettings, Outcome
+from sonocli.engine.scan import primary_scan, secondary_scan
+from sonocli.model import AddressMode, Interface, Meter
+from sonocli.sim.peer import VirtualClock
+from sonocli.sim.wired import SimMeter, WiredSegment, load_segment
+from sonocli.transports import Link
+from sonocli.transports.protocol_sim import Serial
+
+BAUD = 2400
+CHAR = 11 / BAUD
+LIBMBUS_QUOTED = 1230
+
+
+def master_on(segment: WiredSegment, **settings: object) -> Master:
+    port = Serial(None, peer=segment, clock=VirtualClock(), baudrate=BAUD, parity="E")
+    port.port = "sim://bench"
+    port.open()
+    return Master(Link(port, port.clock, "sim://bench"), MasterSettings(**settings))  # type: ignore[arg-type]
+
+
+def random_bus(rng: random.Random, count: int, batches: int = 0) -> WiredSegment:
+    """``count`` random IDs; with ``batches``, that many runs of consecutive serials (one delivery each)."""
+    ids: set[str] = set()
+    while len(ids) < count:
+        if batches:
+            base = rng.randrange(10**8 - count)
+            ids.update(f"{base + n:08d}" for n in range(count // batches))
+        else:
+            ids.add(f"{rng.randrange(10**8):08d}")
+    meters = []
+    for ident in sorted(ids):
+        head = bytes.fromhex(ident)[::-1] + bytes.fromhex("2D2C0107") + bytes(4)
+        meters.append(
+            SimMeter(primary=0, telegrams=[(0x72, head + b"\x04\x13\x01\x00\x00\x00")], delay_bits=rng.randint(11, 330))
+        )
+    return WiredSegment(meters)
+
+
+def libmbus_probes(master: Master) -> tuple[int, int]:
+    """libmbus' mbus_scan_2nd_address_range on the same bus: (probes, meters found)."""
+    probes = 0
+    found = 0
+
+    def walk(prefix: str) -> None:
+        nonlocal probes, found
+        pos = len(prefix)
+        for digit in "0123456789":
+            mask = (prefix + digit).ljust(8, "F")
+            probes += 1
+            outcome, ident = master.probe_secondary(bytes.fromhex(mask)[::-1] + b"\xff\xff\xff\xff")
+            if outcome is Outcome.SINGLE and ident is not None:
+                found += 1
+            elif outcome is Outcome.COLLISION and pos < 7:
+                walk(prefix + digit)
+
+    walk("")
+    return probes, found
+
+
+def bench_primary() -> None:
+    per_try = 5 * CHAR + 330 / BAUD + 0.050
+    for retries in (0, 3):
+        master = master_on(WiredSegment([]), max_retry=retries)
+        result = primary_scan(master, 0, 250)
+        limit = 251 * (1 + retries) * per_try
+        print(
+            f"(a) primary scan 0-250, empty bus, MBUS_MAXRETRY={retries}: {result.elapsed:.1f} s on the wire; "
+            f"wire limit {limit:.1f} s; ratio {result.elapsed / limit:.3f} (goal <= 1.15; libmbus ~162 s)"
+        )
+
+
+def bench_secondary(seed: int) -> None:
+    for reverse in (False, True):
+        rng = random.Random(seed)
+        bus = random_bus(rng, 250)
+        t0 = time.perf_counter()
+        result = secondary_scan(master_on(bus, max_retry=0, max_device_count=0), reverse=reverse)
+        cpu = time.perf_counter() - t0
+        name = "SECONDARYSCANREVERSE" if reverse else "SECONDARYSCAN"
+        print(
+            f"(b) {name}, 250 random IDs: found {len(result.meters)}, {result.probes} probes, "
+            f"{result.elapsed / 60:.1f} min on the wire ({cpu:.1f} s CPU)"
+        )
+    rng = random.Random(seed)
+    baseline, found = libmbus_probes(master_on(random_bus(rng, 250), max_retry=0))
+    rng = random.Random(seed)
+    ours = secondary_scan(master_on(random_bus(rng, 250), max_retry=0, max_device_count=0)).probes
+    print(
+        f"(b) libmbus algorithm on the same bus: {baseline} probes (found {found}); sonocli/libmbus "
+        f"{ours / baseline:.3f}; sonocli/quoted {LIBMBUS_QUOTED}: {ours / LIBMBUS_QUOTED:.3f} (goal <= 0.8)"
+    )
+
+
+def bench_batches(seed: int) -> None:
+    counts = []
+    for reverse in (False, True):
+        bus = random_bus(random.Random(seed), 250, batches=5)
+        counts.append(secondary_scan(master_on(bus, max_retry=0, max_device_count=0), reverse=reverse).probes)
+    baseline, _ = libmbus_probes(master_on(random_bus(random.Random(seed), 250, batches=5), max_retry=0))
+    print(
+        f"(b') 250 IDs in 5 runs of consecutive serials: SECONDARYSCAN {counts[0]} probes, "
+        f"SECONDARYSCANREVERSE {counts[1]} probes, libmbus algorithm {baseline}; "
+        f"reverse/libmbus {counts[1] / baseline:.3f}"
+    )
+
+
+def bench_readout(seed: int) -> None:
+    rng = random.Random(seed)
+    demo = load_segment("demo").meters
+    meters = []
+    for address in range(1, 251):
+        template = demo[(address - 1) % len(demo)]
+        ident = bytes.fromhex(f"{50000000 + address:08d}")[::-1]
+        telegrams = [(ci, ident + data[4:]) for ci, data in template.telegrams]
+        meters.append(SimMeter(primary=address, telegrams=telegrams, delay_bits=rng.randint(11, 330)))
+    bus = WiredSegment(meters)
+    master = master_on(bus, max_value_count=0)
+    t0 = time.perf_counter()
+    readings = [
+        master.readout(Meter(Interface.MBUS, primary_address=a, address_mode=AddressMode.PRIMARY))
+        for a in range(1, 251)
+    ]
+    cpu = time.perf_counter() - t0
+    total = master.clock.now()
+    tx_bytes = sum(len(frame) for _, frame in bus.log)
+    rx_bytes = len(readings) + sum(len(f) for r in readings for f in r.raw_frames)  # one E5 per SND_NKE
+    delays = sum(m.delay_bits / BAUD * (1 + len(m.telegrams)) for m in meters)
+    wire = (tx_bytes + rx_bytes) * CHAR + delays
+    values = sum(len(r.values) for r in readings)
+    print(
+        f"(c) readout of 250 meters (SND_NKE + REQ_UD2 pages, {values} values): {total:.1f} s; sum of wire "
+        f"times {wire:.1f} s; ratio {total / wire:.3f} ({cpu:.1f} s CPU)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    bench_primary()
+    bench_secondary(args.seed)
+    bench_batches(args.seed)
+    bench_readout(args.seed)
+
+
+if __name__ == "__main__":
+    main()
