@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sonocli.codecs import crypto
+from sonocli.codecs.mbus_app import decode_records
 from sonocli.codecs.wmbus_link import (
     ELL_CIS,
     LONG_TPL_CIS,
@@ -276,8 +277,6 @@ def decode_telegram(data: bytes, options: DecodeOptions | None = None) -> WmbusT
     more = False
     mfct = b""
     if opts.decode_application and ci not in (0x69, 0x6A, 0x6B):
-        from sonocli.codecs.mbus_app import decode_records
-
         records, more, mfct = decode_records(apl)
     return WmbusTelegram(body, link, ell, afl, tpl, ci, security, apl, records, more, mfct, tuple(warnings))
 
