@@ -113,14 +113,19 @@ def open_link(
     stopbits: int = 1,
     *,
     timeout: float = 0.5,
+    mbus_baud: bool = True,
 ) -> Link:
     """Open ``url`` as an M-Bus link, 8E1 at 2400 baud by default (MBUS_BAUDRATE/DATABITS/PARITY/STOPBITS).
 
+    ``mbus_baud=False`` lifts the M-Bus baud-rate list for other byte pipes (wireless dongles at 57600+).
     Failures become TransportError with a hint (missing port, dialout group, settings refused by a pty).
     """
     import serial
 
-    check_baudrate(baudrate)
+    if mbus_baud:
+        check_baudrate(baudrate)
+    elif baudrate <= 0:
+        raise UsageError(f"baud rate {baudrate} must be positive")
     if bytesize not in (7, 8):
         raise UsageError(f"MBUS_DATABITS {bytesize} is not allowed; allowed: 7, 8")
     if stopbits not in (1, 2):

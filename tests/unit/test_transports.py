@@ -96,3 +96,16 @@ def test_socket_url_reads_a_meter_through_a_tcp_gateway(tcp_gateway: int) -> Non
             Meter(Interface.MBUS, primary_address=10, address_mode=AddressMode.PRIMARY)
         )
     assert reading.meter.manufacturer == "EMH" and len(reading.values) == 3
+
+
+def test_permission_denied_names_the_dialout_group() -> None:
+    from sonocli.transports import _port_error
+
+    error = _port_error("/dev/ttyUSB0", PermissionError(13, "Permission denied"))
+    assert str(error) == "port '/dev/ttyUSB0': permission denied"
+    assert error.hint is not None and "dialout" in error.hint
+
+
+def test_sim_air_is_routed_to_the_radio_peer() -> None:
+    with open_link("sim://air?dongle=im871a", 57600, "N", mbus_baud=False) as link:
+        assert type(link.port.peer).__name__ == "RadioPeer"
