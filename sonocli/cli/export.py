@@ -169,43 +169,48 @@ def export(
 
     from sonocli.store.readings import ReadingStore
 
-    with ReadingStore(layout.database) as store:
-        if meter is not None and not store.meter_known(meter):
-            raise NotFoundError(f"--meter {meter}: no readings of this meter are stored")
-        select: dict[str, Any] = {"since": since, "until": until, "meter": meter}
-        total = store.count(**select) if output is not None else 0
-        with contextlib.ExitStack() as stack:
-            sink = stack.enter_context(progress(f"export {fmt}", total)) if output is not None else None
-            handle: IO[bytes] = (
-                stack.enter_context(atomic_output(output)) if output is not None else sys.stdout.buffer
-            )
-            if fmt.lower() == "csv":
-                writer = writer_class(
-                    version,
-                    scale_values=scale,
-                    value_count=store.max_value_count(**select),
-                    obis_style="iec" if iec_obis else "figure22",
+    try:
+        with ReadingStore(layout.database) as store:
+            if meter is not None and not store.meter_known(meter):
+                raise NotFoundError(f"--meter {meter}: no readings of this meter are stored")
+            select: dict[str, Any] = {"since": since, "until": until, "meter": meter}
+            total = store.count(**select) if output is not None else 0
+            with contextlib.ExitStack() as stack:
+                sink = stack.enter_context(progress(f"export {fmt}", total)) if output is not None else None
+                handle: IO[bytes] = (
+                    stack.enter_context(atomic_output(output)) if output is not None else sys.stdout.buffer
                 )
-                readings: Iterable[Reading] = store.iter_readings(**select)
-                if sink is not None:
-                    readings = _counted(readings, sink, total)
-                text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=False)
-                try:
-                    count = writer.write(readings, text)
-                    text.flush()
-                finally:
-                    text.detach()
-            else:
-                if muc is None:
-                    from sonocli.service.info import muc_id as machine_muc_id
+                if fmt.lower() == "csv":
+                    writer = writer_class(
+                        version,
+                        scale_values=scale,
+                        value_count=store.max_value_count(**select),
+                        obis_style="iec" if iec_obis else "figure22",
+                    )
+                    readings: Iterable[Reading] = store.iter_readings(**select)
+                    if sink is not None:
+                        readings = _counted(readings, sink, total)
+                    text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=False)
+                    try:
+                        count = writer.write(readings, text)
+                        text.flush()
+                    finally:
+                        text.detach()
+                else:
+                    if muc is None:
+                        from sonocli.service.info import muc_id as machine_muc_id
 
-                    muc, _source = machine_muc_id(layout)
-                writer = writer_class(version, muc_id=muc, scale_values=scale)
-                readings = store.iter_readings(**select, order="meter")
-                if sink is not None:
-                    readings = _counted(readings, sink, total)
-                count = writer.write(readings, handle, timestamp=datetime.now(UTC))
-            handle.flush()
+                        muc, _source = machine_muc_id(layout)
+                    writer = writer_class(version, muc_id=muc, scale_values=scale)
+                    readings = store.iter_readings(**select, order="meter")
+                    if sink is not None:
+                        readings = _counted(readings, sink, total)
+                    count = writer.write(readings, handle, timestamp=datetime.now(UTC))
+                handle.flush()
+    except BrokenPipeError:
+        # The reader (head, less) went away: stop quietly like a Unix tool, not with a traceback at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        ctx.exit(1)
     if output is not None:
         if as_json:
             emit_json({"format": fmt.lower(), "protocol_version": version, "readings": count, "file": str(output)})

@@ -13,6 +13,7 @@ be naive (meters send local time without a zone); they come back naive.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import hashlib
@@ -473,7 +474,9 @@ class ReadingStore:
             if current is not None:
                 yield self._build(head, values, configs)
         finally:
-            cursor.close()
+            # an abandoned generator may be finalised after the store was closed
+            with contextlib.suppress(sqlite3.ProgrammingError):
+                cursor.close()
 
     def _build(self, head: tuple[Any, ...], values: list[MeterValue], configs: dict[int, Meter]) -> Reading:
         _id, config_id, taken_at, rssi, meter_rssi, frames = head

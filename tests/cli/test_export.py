@@ -148,3 +148,25 @@ def test_real_process_writes_xml_file(root: Path) -> None:
     doc = etree.parse(str(target)).getroot()
     assert doc.find("muc").get("MUC_ID") == "13fd0"  # type: ignore[union-attr]
     assert len(list(doc.iter("entry"))) == 30
+
+
+def test_closed_pipe_stops_quietly(tmp_path: Path) -> None:
+    """`sonocli export csv | head -1`: no traceback when the reader goes away."""
+    import dataclasses
+    from datetime import timedelta
+
+    rows = samples.figure22_readings()
+    with ReadingStore(tmp_path / "ext" / "sonocli.db") as store:
+        store.add_many(dataclasses.replace(r, taken_at=r.taken_at + timedelta(days=d))
+                       for d in range(400) for r in rows)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sonocli", "--root", str(tmp_path), "export", "csv"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"Timestamp;DeviceId;")
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 1
+    assert err == b""
