@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from sonocli.cli.output import emit_json, print_table, progress
-from sonocli.cli.scan import BAUDS, bus_setup, meter_row, open_master
+from sonocli.cli.scan import BAUD_HELP, bus_setup, meter_row, open_master
 from sonocli.errors import PartialFailure, SonoError, TimeoutError_, UsageError
 
 
@@ -121,7 +121,7 @@ def _print_reading(data: dict[str, Any]) -> None:
 @click.option("--address", type=click.IntRange(0, 250), help="Read the meter at this primary address.")
 @click.option("--id", "ident", metavar="SECONDARY", help="Read by secondary address: 8 digits or MAN-SERIAL-VV-MM.")
 @click.option("--all", "all_", is_flag=True, help="Read every active M-Bus meter of the meter list.")
-@click.option("--baud", type=click.Choice(BAUDS), help="Baud rate [default: chip.ini MBUS_BAUDRATE, 2400].")
+@click.option("--baud", type=int, help=f"Baud rate: {BAUD_HELP} [default: chip.ini MBUS_BAUDRATE, 2400].")
 @click.option("--retries", type=click.IntRange(0, 255), help="Retries per request (MBUS_MAXRETRY).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list (see below).")
 @click.pass_context
@@ -131,7 +131,7 @@ def readout(
     address: int | None,
     ident: str | None,
     all_: bool,
-    baud: str | None,
+    baud: int | None,
     retries: int | None,
     as_json: bool,
 ) -> None:
@@ -149,7 +149,7 @@ def readout(
     """
     from sonocli.engine.master import read_all
 
-    setup = bus_setup(ctx, port, int(baud) if baud else None, max_retry=retries)
+    setup = bus_setup(ctx, port, baud, max_retry=retries)
     targets = _target_meters(ctx, setup.root, address, ident, all_)
     master = open_master(setup)
     try:

@@ -25,7 +25,7 @@ MODES = {
     "secondary-alloc": "SECONDARYSCANALLOC",
     "secondary-alloc-reverse": "SECONDARYSCANALLOCREVERSE",
 }
-BAUDS = ("300", "600", "1200", "2400", "4800", "9600", "19200", "38400")
+BAUD_HELP = "300, 600, 1200, 2400, 4800, 9600, 19200 or 38400"
 
 
 @dataclass
@@ -98,7 +98,7 @@ def save_found(root: Path, found: list[Any], max_devices: int) -> list[Any]:
 @click.command("scan")
 @click.option("--port", "port", metavar="URL", help="Port URL [default: chip.ini MBUS_PORT].")
 @click.option("--mode", type=click.Choice(tuple(MODES)), help="Scan mode [default: chip.ini MBUS_SCANMODE].")
-@click.option("--baud", type=click.Choice(BAUDS), help="Baud rate [default: chip.ini MBUS_BAUDRATE, 2400].")
+@click.option("--baud", type=int, help=f"Baud rate: {BAUD_HELP} [default: chip.ini MBUS_BAUDRATE, 2400].")
 @click.option("--mask", metavar="8 DIGITS", help="Secondary address mask, F = any digit (MBUS_SECMASK_SERIAL).")
 @click.option("--first", type=click.IntRange(0, 250), help="First primary address (MBUS_MINPRIMARYADDRESS).")
 @click.option("--last", type=click.IntRange(0, 250), help="Last primary address (MBUS_MAXPRIMARYADDRESS).")
@@ -110,7 +110,7 @@ def scan(
     ctx: click.Context,
     port: str | None,
     mode: str | None,
-    baud: str | None,
+    baud: int | None,
     mask: str | None,
     first: int | None,
     last: int | None,
@@ -137,7 +137,7 @@ def scan(
         overrides["min_primary"] = first
     if last is not None:
         overrides["max_primary"] = last
-    setup = bus_setup(ctx, port, int(baud) if baud else None, **overrides)
+    setup = bus_setup(ctx, port, baud, **overrides)
     scan_mode = MODES[mode] if mode else setup.settings.scan_mode
     if scan_mode not in MODES.values():
         raise UsageError(f"MBUS_SCANMODE {scan_mode!r} is not one of {', '.join(MODES.values())}")

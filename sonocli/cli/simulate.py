@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import click
 
-from sonocli.cli.scan import BAUDS
+from sonocli.cli.scan import BAUD_HELP
 
 
 @click.command("simulate")
 @click.argument("segment", metavar="FILE|demo")
 @click.option("--pty", "use_pty", is_flag=True, default=True, help="Serve on a pseudo-terminal (the default).")
-@click.option("--baud", type=click.Choice(BAUDS), default="2400", show_default=True, help="Pacing baud rate.")
+@click.option("--baud", type=int, default=2400, show_default=True, help=f"Pacing baud rate: {BAUD_HELP}.")
 @click.option("--link", "link", metavar="PATH", help="Also create a symlink to the pty at PATH.")
 @click.option("--echo", is_flag=True, help="Echo every request, like some level converters.")
-def simulate(segment: str, use_pty: bool, baud: str, link: str | None, echo: bool) -> None:
+def simulate(segment: str, use_pty: bool, baud: int, link: str | None, echo: bool) -> None:
     """Serve a segment (TOML/JSON file, or 'demo' for twelve meters built from real frames) on a pty.
 
     Prints the pty path, then answers M-Bus requests in real time (SND_NKE, REQ_UD2 with FCB,
@@ -25,10 +25,11 @@ def simulate(segment: str, use_pty: bool, baud: str, link: str | None, echo: boo
 
     from sonocli.sim.pty_server import PtyServer
     from sonocli.sim.wired import load_segment
+    from sonocli.transports import check_baudrate
 
     seg = load_segment(segment)
     seg.echo = echo or seg.echo
-    server = PtyServer(seg, int(baud), link)
+    server = PtyServer(seg, check_baudrate(baud), link)
     done = threading.Event()
 
     def stop(signum: int, frame: object) -> None:
