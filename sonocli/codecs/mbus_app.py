@@ -14,12 +14,15 @@ F (negative) and hex digits A–E (kept as text, as error markers).
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Final, NamedTuple
 
 from sonocli.codecs import vif as V
+from sonocli.codecs.fastinit import slot_constructor
+from sonocli.codecs.mbus_link import LongFrame, decode_frame
 from sonocli.errors import DecodeError, NoKeyError
 from sonocli.model.tables import measurement_index
 from sonocli.model.values import MeterValue, ValueType
@@ -94,6 +97,7 @@ class AppData:
 # ---- manufacturer --------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1024)
 def manufacturer_text(code: int) -> str:
     """Three letters from the 15-bit FLAG code (bit 15, used by some as a flag, is ignored)."""
     return (
@@ -338,97 +342,69 @@ def decode_records(
 def _records(
     data: bytes, base: int, msb_first: bool
 ) -> tuple[tuple[MeterValue, ...], bool, bytes, tuple[str, ...]]:
+    """The hot path: kept in one function with local names, a fast lane for the usual DIF+VIF record."""
     n = len(data)
     pos = 0
-    rows: list[tuple[_Spec, bytes, bytes, int | float | str | bytes | datetime | None]] = []
+    values: list[MeterValue] = []
+    append = values.append
+    times: dict[tuple[int, int], datetime] = {}
+    make = _make_value
+    from_bytes = int.from_bytes
     more = False
     mfr = b""
     warnings: list[str] = []
-    parse = _parse_header
+    header = _extended_header
+    index = 0
     while pos < n:
         start = pos
         dif = data[pos]
-        if dif & 0x0F == 0x0F:
-            if dif == 0x2F:  # idle filler
-                pos += 1
+        spec = None
+        if dif & 0x0F != 0x0F:
+            # fast lane: walk the DIFE and VIFE chains inline; plain text, truncation and too many
+            # extensions fall through to _general_header, which names the error
+            p = pos + 1
+            if dif & 0x80:
+                while p < n and data[p] & 0x80:
+                    p += 1
+                p += 1
+            if p < n and p - pos <= MAX_DIFE + 1:
+                vif = data[p]
+                q = p + 1
+                if vif & 0x80:
+                    while q < n and data[q] & 0x80:
+                        q += 1
+                    q += 1
+                if q <= n and q - p <= MAX_VIFE + 1 and vif & 0x7F != 0x7C:
+                    head = data[pos:q]
+                    spec = header(head)
+                    pos = q
+        if spec is None:
+            spec, head, pos = _general_header(data, pos, n, base, warnings)
+            if spec is None:  # filler, readout request or manufacturer data
+                if pos < 0:
+                    more = data[start] == 0x1F
+                    mfr = data[start + 1 :]
+                    break
                 continue
-            if dif in (0x0F, 0x1F):
-                more = dif == 0x1F
-                mfr = data[pos + 1 :]
-                break
-            if dif == 0x7F:  # global readout request (master to slave): no data, nothing to show
-                pos += 1
-                continue
-            raise DecodeError(f"DIF 0x{dif:02X} is a reserved special function", offset=base + pos)
-        pos += 1
-        b = dif
-        ndife = 0
-        while b & 0x80:
-            if pos >= n:
-                raise DecodeError("record ends inside its DIFEs", offset=base + pos)
-            b = data[pos]
-            pos += 1
-            ndife += 1
-            if ndife > MAX_DIFE:
-                raise DecodeError(f"more than {MAX_DIFE} DIFEs in one record", offset=base + pos - 1)
-        if pos >= n:
-            raise DecodeError("record ends before its VIF", offset=base + pos)
-        vif = data[pos]
-        pos += 1
-        text_at = text_len = 0
-        libmbus_order = False
-        # Plain-text VIF 0xFC: EN 13757-3 puts the VIFEs first and LEN + ASCII after them; libmbus and the
-        # meters it was written against send LEN + ASCII right after the VIF. Take that order when the
-        # byte after 0xFC reads as a short length of printable ASCII.
-        if vif == 0xFC and pos < n and _looks_like_text(data, pos, n):
-            libmbus_order = True
-            text_len = data[pos]
-            text_at = pos + 1 - start
-            pos += 1 + text_len
-            warnings.append(f"record at byte {base + start}: plain-text VIF before its VIFEs (libmbus order)")
-        b = vif
-        nvife = 0
-        while b & 0x80:
-            if pos >= n:
-                raise DecodeError("record ends inside its VIFEs", offset=base + pos)
-            b = data[pos]
-            pos += 1
-            nvife += 1
-            if nvife > MAX_VIFE:
-                raise DecodeError(f"more than {MAX_VIFE} VIFEs in one record", offset=base + pos - 1)
-        if vif & 0x7F == 0x7C and not libmbus_order:
-            if pos >= n:
-                raise DecodeError("record ends before the plain-text VIF length", offset=base + pos)
-            text_len = data[pos]
-            text_at = pos + 1 - start
-            pos += 1 + text_len
-            if pos > n:
-                raise DecodeError("record ends inside its plain-text VIF", offset=base + n)
-        elif libmbus_order and pos > n:
-            raise DecodeError("record ends inside its plain-text VIF", offset=base + n)
-        head = data[start:pos]
-        spec = parse(head, text_at, text_len, libmbus_order)
-        length = spec.length
-        decoder = spec.decoder
+        length, decoder, meas, unit, exp, func, storage, tariff, subunit, enc, text, is_time = spec
         if length < 0:
             if pos >= n:
                 raise DecodeError("record ends before its LVAR byte", offset=base + pos)
-            lvar = data[pos]
-            length = _lvar_length(lvar, base + pos) + 1
+            length = _lvar_length(data[pos], base + pos) + 1
         end = pos + length
         if end > n:
-            raise DecodeError(
-                f"record data needs {length} bytes but only {n - pos} remain", offset=base + pos
-            )
+            raise DecodeError(f"record data needs {length} bytes but only {n - pos} remain", offset=base + pos)
         raw_data = data[pos:end]
-        d = raw_data[::-1] if msb_first and length > 1 else raw_data
+        pos = end
+        d = raw_data[::-1] if msb_first else raw_data
         raw: int | float | str | bytes | datetime | None
         if decoder == _D_INT:
-            raw = int.from_bytes(d, "little", signed=True)
+            raw = from_bytes(d, "little", signed=True)
         elif decoder == _D_BCD:
-            raw = _bcd(d)
+            digits = d[::-1].hex()
+            raw = int(digits) if digits.isdigit() else _bcd(d)
         elif decoder == _D_UINT:
-            raw = int.from_bytes(d, "little")
+            raw = from_bytes(d, "little")
         elif decoder == _D_DATE_F:
             raw = _date_f(d)
         elif decoder == _D_REAL:
@@ -443,9 +419,96 @@ def _records(
             raw = _time_j(d)
         else:
             raw = _lvar_value(raw_data[0], raw_data[1:][::-1] if msb_first else raw_data[1:])
-        rows.append((spec, head, raw_data, raw))
-        pos = end
-    return _build(rows), more, mfr, tuple(warnings)
+        value = make(index, meas, unit, exp, raw, func, storage, tariff, subunit, None, head, raw_data, enc, text)
+        append(value)
+        index += 1
+        if is_time and raw.__class__ is datetime and func is _INSTANT:
+            times.setdefault((storage, subunit), raw)
+    if times:
+        _attach_times(values, times)
+    return tuple(values), more, mfr, tuple(warnings)
+
+
+def _attach_times(values: list[MeterValue], times: dict[tuple[int, int], datetime]) -> None:
+    """Give each value the meter's own timestamp of its storage number and subunit.
+
+    The values are fresh and not yet shared, so writing the slot is the same as constructing them with it.
+    """
+    set_stamp = _SET_TIMESTAMP
+    for value in values:
+        stamp = times.get((value.storage, value.subunit))
+        if stamp is not None and not (value.measurement == _TIMESTAMP and value.raw.__class__ is datetime):
+            set_stamp(value, stamp)
+
+
+@lru_cache(maxsize=4096)
+def _extended_header(head: bytes) -> _Spec:
+    return _parse_header(head, 0, 0, False)
+
+
+def _general_header(
+    data: bytes, pos: int, n: int, base: int, warnings: list[str]
+) -> tuple[_Spec | None, bytes, int]:
+    """DIF+DIFEs, VIF+VIFEs and plain text, with every length check; (None, b"", next) for specials.
+
+    For manufacturer data (DIF 0x0F/0x1F) the position returned is -1: the rest of the data is theirs.
+    """
+    start = pos
+    dif = data[pos]
+    if dif & 0x0F == 0x0F:
+        if dif in (0x2F, 0x7F):  # idle filler; global readout request (master to slave): nothing to show
+            return None, b"", pos + 1
+        if dif in (0x0F, 0x1F):
+            return None, b"", -1
+        raise DecodeError(f"DIF 0x{dif:02X} is a reserved special function", offset=base + pos)
+    pos += 1
+    b = dif
+    ndife = 0
+    while b & 0x80:
+        if pos >= n:
+            raise DecodeError("record ends inside its DIFEs", offset=base + pos)
+        b = data[pos]
+        pos += 1
+        ndife += 1
+        if ndife > MAX_DIFE:
+            raise DecodeError(f"more than {MAX_DIFE} DIFEs in one record", offset=base + pos - 1)
+    if pos >= n:
+        raise DecodeError("record ends before its VIF", offset=base + pos)
+    vif = data[pos]
+    pos += 1
+    text_at = text_len = 0
+    libmbus_order = False
+    # Plain-text VIF 0xFC: EN 13757-3 puts the VIFEs first and LEN + ASCII after them; libmbus and the
+    # meters it was written against send LEN + ASCII right after the VIF. Take that order when the
+    # byte after 0xFC reads as a short length of printable ASCII.
+    if vif == 0xFC and pos < n and _looks_like_text(data, pos, n):
+        libmbus_order = True
+        text_len = data[pos]
+        text_at = pos + 1 - start
+        pos += 1 + text_len
+        warnings.append(f"record at byte {base + start}: plain-text VIF before its VIFEs (libmbus order)")
+    b = vif
+    nvife = 0
+    while b & 0x80:
+        if pos >= n:
+            raise DecodeError("record ends inside its VIFEs", offset=base + pos)
+        b = data[pos]
+        pos += 1
+        nvife += 1
+        if nvife > MAX_VIFE:
+            raise DecodeError(f"more than {MAX_VIFE} VIFEs in one record", offset=base + pos - 1)
+    if vif & 0x7F == 0x7C and not libmbus_order:
+        if pos >= n:
+            raise DecodeError("record ends before the plain-text VIF length", offset=base + pos)
+        text_len = data[pos]
+        text_at = pos + 1 - start
+        pos += 1 + text_len
+        if pos > n:
+            raise DecodeError("record ends inside its plain-text VIF", offset=base + n)
+    elif libmbus_order and pos > n:
+        raise DecodeError("record ends inside its plain-text VIF", offset=base + n)
+    head = data[start:pos]
+    return _parse_header(head, text_at, text_len, libmbus_order), head, pos
 
 
 def _looks_like_text(data: bytes, pos: int, n: int) -> bool:
@@ -455,36 +518,11 @@ def _looks_like_text(data: bytes, pos: int, n: int) -> bool:
     return all(ch in _TEXT_ALLOWED for ch in data[pos + 1 : pos + 1 + length])
 
 
-def _build(
-    rows: list[tuple[_Spec, bytes, bytes, int | float | str | bytes | datetime | None]],
-) -> tuple[MeterValue, ...]:
-    times: dict[tuple[int, int], datetime] = {}
-    for spec, _head, _data, raw in rows:
-        if spec.is_meter_time and isinstance(raw, datetime) and spec.function is ValueType.INSTANTANEOUS:
-            times.setdefault((spec.storage, spec.subunit), raw)
-    out: list[MeterValue] = []
-    append = out.append
-    for index, (spec, head, raw_data, raw) in enumerate(rows):
-        stamp = times.get((spec.storage, spec.subunit)) if times and not spec.is_meter_time else None
-        append(
-            MeterValue(
-                index,
-                spec.measurement,
-                spec.unit,
-                spec.exponent,
-                raw,
-                spec.function,
-                spec.storage,
-                spec.tariff,
-                spec.subunit,
-                stamp,
-                head,
-                raw_data,
-                spec.encoding,
-                spec.text,
-            )
-        )
-    return tuple(out)
+_make_value: Final = slot_constructor(MeterValue)
+_SET_TIMESTAMP: Final[Callable[[MeterValue, datetime], None]] = vars(MeterValue)["timestamp"].__set__
+_INSTANT: Final = ValueType.INSTANTANEOUS
+_make_header: Final = slot_constructor(Header)
+_make_app: Final = slot_constructor(AppData)
 
 
 # ---- fixed data structure (CI 0x73 / 0x77, EN 1434-3) --------------------------------------------------
@@ -583,7 +621,7 @@ def _header(ci: int, data: bytes, size: int, msb: bool, base: int) -> Header | N
     ident = data[0:4] if msb else data[0:4][::-1]
     man = int.from_bytes(data[4:6], "big" if msb else "little")
     sig = int.from_bytes(data[10:12], "big" if msb else "little")
-    return Header(ident.hex().upper(), manufacturer_text(man), data[6], data[7], data[8], data[9], sig)
+    return _make_header(ident.hex().upper(), manufacturer_text(man), data[6], data[7], data[8], data[9], sig)
 
 
 def security_mode(header: Header) -> int:
@@ -620,7 +658,7 @@ def decode_application(ci: int, data: bytes, *, base_offset: int = 0) -> AppData
         _refuse_encrypted(header, body, base_offset + size)
     if kind == "records":
         values, more, mfr, warnings = _records(body, base_offset + size, msb)
-        return AppData(ci, header, values, more, mfr, warnings=warnings)
+        return _make_app(ci, header, values, more, mfr, None, None, warnings)
     if kind == "error":
         code = body[0] if body else -1
         return AppData(ci, header, (), False, body[1:], application_error=code)
@@ -631,8 +669,6 @@ def decode_application(ci: int, data: bytes, *, base_offset: int = 0) -> AppData
 
 def decode_wired(frame: bytes) -> AppData:
     """A whole long frame (68 L L 68 … 16) to its application data; link errors are DecodeErrors too."""
-    from sonocli.codecs.mbus_link import LongFrame, decode_frame
-
     frame = bytes(frame)
     decoded, used = decode_frame(frame)
     if used != len(frame):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sonocli.codecs.fastinit import slot_constructor
 from sonocli.errors import DecodeError, NeedMoreData, UsageError
 
 ACK = 0xE5
@@ -73,6 +74,7 @@ class LongFrame:
 Frame = Ack | ShortFrame | ControlFrame | LongFrame
 
 _ACK = Ack()
+_make_long = slot_constructor(LongFrame)
 
 
 def _byte(name: str, value: int) -> int:
@@ -151,7 +153,7 @@ def decode_frame(buf: bytes) -> tuple[Frame, int]:
         raise DecodeError(f"stop byte is 0x{buf[end + 1]:02X}, expected 0x16", offset=end + 1)
     if size == 9:
         return ControlFrame(buf[4], buf[5], buf[6]), 9
-    return LongFrame(buf[4], buf[5], buf[6], bytes(buf[7:end])), size
+    return _make_long(buf[4], buf[5], buf[6], bytes(buf[7:end])), size
 
 
 def find_frame(buf: bytes) -> tuple[Frame | None, int]:
