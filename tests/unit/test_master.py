@@ -184,3 +184,16 @@ def test_settings_validation() -> None:
         MasterSettings(request_mode="FAST")
     with pytest.raises(UsageError, match="8 characters"):
         MasterSettings(secmask_serial="12")
+
+
+def test_settings_from_chip_ini_for_the_daemon() -> None:
+    from sonocli.config.chipini import ChipIni
+
+    ini = ChipIni.from_text(
+        "MBUS_RESETMODE=3\nMBUS_REQUESTMODE=FREEZE\nMBUS_FREEZESTORAGEENUM=2\nMBUS_SECMASKSERIAL=0x1234FFFF\n"
+        "MBUS_SECMASKMANUFACTURER=0x2C2D\nMBUS_SCANMODE=SECONDARYSCANREVERSE\nMBUS_FIRSTFCBBIT_NEG=1\n"
+    )
+    s = MasterSettings.from_chip_ini(ini, max_retry=0)
+    assert (s.reset_mode, s.request_mode, s.freeze_storage, s.first_fcb_neg) == (3, "FREEZE", 2, True)
+    assert (s.secmask_serial, s.secmask_manufacturer, s.secmask_version) == ("1234FFFF", 0x2C2D, 0xFF)
+    assert (s.scan_mode, s.max_retry, s.timeout_ms, s.max_device_count) == ("SECONDARYSCANREVERSE", 0, 2000, 80)

@@ -106,3 +106,10 @@ def test_retries_find_a_meter_that_ignores_the_first_request() -> None:
     assert [m.primary_address for m in primary_scan(_master(seg, max_retry=1), 8, 10).meters] == [9]
     seg = WiredSegment([SimMeter(primary=9, telegrams=_meter(9, "00000009").telegrams, flaky=1)])
     assert primary_scan(_master(seg, max_retry=0), 8, 10).meters == []
+
+
+def test_two_meters_on_one_primary_address_are_reported() -> None:
+    seg = WiredSegment([_meter(4, "40000001", delay=15), _meter(4, "40000002", delay=120), _meter(5, "50000005")])
+    result = primary_scan(_master(seg, max_retry=0), 3, 6)
+    assert [m.primary_address for m in result.meters] == [5]
+    assert result.collisions_unresolved == ["primary address 4"]
