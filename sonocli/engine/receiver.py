@@ -135,6 +135,7 @@ class Receiver:
         self.recorder: deque[str] = deque(maxlen=max(1, self.settings.recorder))
         self._raw_log: Any = None
         self._early: list[Heard] = []  # telegrams that arrived while waiting for set-up answers
+        self._published: float | None = None
         self.on_problem: Callable[[str], None] | None = None  # one line per bad telegram or garbage
 
     # --- meter list ----------------------------------------------------------------------------
@@ -158,6 +159,13 @@ class Receiver:
     def temporary(self) -> list[HeardMeter]:
         """Meters heard that are not in the meter list (the guide's temporary list)."""
         return [m for m in self.heard.values() if not m.in_list]
+
+    def temporary_due(self, now: float) -> bool:
+        """Whether FASTRESCAN_TIME has passed since the temporary list was last published (``now`` in s)."""
+        if self._published is not None and now - self._published < self.settings.fast_rescan:
+            return False
+        self._published = now
+        return True
 
     def activate(self, meter_id: str, active: bool = True) -> None:
         self.heard[meter_id.upper()].active = active

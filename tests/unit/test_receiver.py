@@ -162,3 +162,10 @@ def test_key_lookup_does_not_scan_the_meter_list() -> None:
     receiver = Receiver(HexLinesDriver(), meters=meters)
     assert isinstance(receiver.keys, dict) and len(receiver.keys) == 5000
     assert isinstance(receiver.meters, dict)
+
+
+def test_temporary_list_published_every_fast_rescan_seconds() -> None:
+    receiver = Receiver(HexLinesDriver(), ReceiverSettings(fast_rescan=60))
+    assert receiver.temporary_due(0.0)
+    assert not receiver.temporary_due(59.0)
+    assert receiver.temporary_due(60.0)
