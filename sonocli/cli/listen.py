@@ -58,6 +58,8 @@ def telegram_to_dict(telegram: WmbusTelegram) -> dict[str, Any]:
         "decrypted": telegram.security.decrypted,
         "state": telegram.security.state,
     }
+    if telegram.security.layer != "tpl":
+        security["layer"] = telegram.security.layer  # ELL AES-CTR: "mode" is the ELL encryption field
     if telegram.security.error is not None:
         security["error"] = str(telegram.security.error)
     out: dict[str, Any] = {

@@ -57,6 +57,7 @@ class Security:
     mode: int
     state: str
     error: SecurityError | None = None
+    layer: str = "tpl"  # "tpl" (CFG security mode) or "ell" (ELL AES-CTR, mode = SN encryption field)
 
     @property
     def decrypted(self) -> bool:
@@ -306,23 +307,23 @@ def _open_ell(
         unsupported = UnsupportedSecurityError(
             f"ELL encryption {ell.encryption} is not supported (only 1, AES-CTR)"
         )
-        return body, Security(ell.encryption, "unsupported", unsupported), trailing
+        return body, Security(ell.encryption, "unsupported", unsupported, "ell"), trailing
     key = _lookup(opts.keys, link.address.id)
     assert ell.sn is not None
     if key is not None:
         plain = crypto.ell_ctr_crypt(key, link.address.raw, ell.cc, ell.sn, payload)
         if crc_ok(plain):
-            return body[:pos] + plain, Security(1, "decrypted"), trailing
+            return body[:pos] + plain, Security(1, "decrypted", layer="ell"), trailing
     if crc_ok(payload):
         warnings.append("ELL announces AES-CTR but the payload is plaintext (decrypted by the receiver)")
-        return body, Security(1, "predecrypted"), trailing
+        return body, Security(1, "predecrypted", layer="ell"), trailing
     if key is None:
         err: SecurityError = NoKeyError(f"no key for meter {link.address.id} ({link.address.manufacturer_text})")
-        return body, Security(1, "no key", err), trailing
+        return body, Security(1, "no key", err, "ell"), trailing
     wrong = WrongKeyError(
         f"wrong key for meter {link.address.id}: ELL payload CRC does not match after AES-CTR decryption"
     )
-    return body, Security(1, "wrong key", wrong), trailing
+    return body, Security(1, "wrong key", wrong, "ell"), trailing
 
 
 def _open_tpl(

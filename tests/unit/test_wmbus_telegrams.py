@@ -234,3 +234,12 @@ def test_mutated_vectors_raise_only_project_errors(index: int, pos: int, value: 
         decode_telegram(bytes(data[: max(cut, 11)]), DecodeOptions(keys=keys))
     except SonoError:
         pass
+
+
+def test_ell_security_is_labelled_as_such() -> None:
+    key = bytes.fromhex(VECTORS["exmbus_ell_ctr_kam"]["key"])
+    telegram = decode_telegram(_raw("exmbus_ell_ctr_kam"), DecodeOptions(keys={"27343111": key}))
+    assert (telegram.security.layer, telegram.security.mode, telegram.security.state) == ("ell", 1, "decrypted")
+    assert telegram.payload.hex().upper().startswith("04050000000004FB8275")
+    plain = decode_telegram(_raw("jmbus_lse_plain"))
+    assert (plain.security.layer, plain.security.state) == ("tpl", "none")
