@@ -24,7 +24,7 @@ from sonocli.codecs import vif as V
 from sonocli.codecs.fastinit import slot_constructor
 from sonocli.codecs.mbus_link import LongFrame, decode_frame
 from sonocli.errors import DecodeError, NoKeyError
-from sonocli.model.tables import measurement_index
+from sonocli.model.tables import measurement_index, measurement_text
 from sonocli.model.values import MeterValue, ValueType
 
 MAX_DIFE: Final = 10
@@ -134,6 +134,7 @@ class _Spec(NamedTuple):
 
 
 _TIMESTAMP: Final = measurement_index("Timestamp")
+_TIME_POINT: Final = measurement_index("Time point")
 
 
 @lru_cache(maxsize=2048)
@@ -192,8 +193,13 @@ def _parse_header(head: bytes, text_at: int, text_len: int, libmbus_order: bool)
     elif vifes:
         combined = V.combinable(vifes)
         exponent += combined.exponent_shift
-        is_date = is_date or combined.is_date
         words.extend(combined.words)
+        if combined.is_date and not is_date:
+            # e.g. flow temperature + VIFE 0x6F: the record is the date of that quantity's maximum, not a
+            # temperature; say so in the description and keep the quantity in the text
+            is_date = True
+            words.insert(0, measurement_text(measurement))
+            measurement, unit = _TIME_POINT, "UTC"
     length = _LENGTHS[dfield]
     binary = info.kind == V.BINARY
     if dfield in (0, 8):

@@ -254,6 +254,38 @@ def select_secondary(id_mask: str, manufacturer: int = 0xFFFF, version: int = 0x
     return snd_ud(ADDRESS_NETWORK, CI_SELECT, data)
 
 
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """A CI 0x52 selection: ID mask (8 characters, F = any digit), raw manufacturer/version/medium
+    (0xFFFF / 0xFF = any)."""
+
+    id_mask: str
+    manufacturer: int
+    version: int
+    medium: int
+
+    def matches(self, ident: str, manufacturer: int, version: int, medium: int) -> bool:
+        """Whether a slave with this secondary address is selected (EN 13757-3 wildcard rules)."""
+        if len(ident) != 8:
+            return False
+        if any(m not in "Ff" and m.upper() != c.upper() for m, c in zip(self.id_mask, ident, strict=True)):
+            return False
+        return (
+            self.manufacturer in (0xFFFF, manufacturer)
+            and self.version in (0xFF, version)
+            and self.medium in (0xFF, medium)
+        )
+
+
+def decode_select(data: bytes) -> Selection:
+    """The 8 bytes after CI 0x52 (ID LSB first, manufacturer, version, medium)."""
+    if len(data) < 8:
+        raise DecodeError(f"a selection needs 8 bytes after the CI, got {len(data)}", offset=7 + len(data))
+    return Selection(
+        bytes(data[3::-1]).hex().upper(), int.from_bytes(data[4:6], "little"), data[6], data[7]
+    )
+
+
 def application_reset(address: int, subcode: int | None = None) -> bytes:
     """Application reset (CI 0x50), optionally with the one-byte subcode of EN 13757-3 (e.g. 0x10 = all)."""
     data = b"" if subcode is None else bytes((_byte("subcode", subcode),))

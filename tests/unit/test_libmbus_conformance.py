@@ -96,6 +96,8 @@ ALLOW: dict[tuple[str, int], str] = {
     ("abb_f95", 3): "BCD with hex digits A-E, kept as text",
     # VIFE 0x6F = "date(/time) of end of last" (EN 13757-3 Table 15): the record is the date of the maximum,
     # type F 2011-08-26 20:50; libmbus ignores the VIFE and reads the date bits as 41 million degrees C.
+    ("landis+gyr_ultraheat_t230", 19): "VIFE 0x6F makes the record a date (00 00 00 00: none recorded)",
+    ("landis+gyr_ultraheat_t230", 20): "VIFE 0x6F makes the record a date (00 00 00 00: none recorded)",
     ("landis+gyr_ultraheat_t230", 21): "VIFE 0x6F makes the record a date; libmbus ignores it",
     ("landis+gyr_ultraheat_t230", 22): "VIFE 0x6F makes the record a date; libmbus ignores it",
     # EN 1434-3 fixed structure: unit code 0x3E "same but historic" = counter 1's unit (l), a stored value.

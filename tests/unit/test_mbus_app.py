@@ -228,6 +228,7 @@ def test_date_combinable_vife_makes_a_date() -> None:
     # max flow temperature's date: VIF DB (flow temp) VIFE 6F "date(/time) of end of last", type F data
     v = one("94 10 DB 6F 32 14 7A 18")
     assert v.raw == datetime(2011, 8, 26, 20, 50, tzinfo=UTC) and (v.storage, v.tariff) == (0, 1)
+    assert (v.description, v.unit, v.text) == ("Time point", "UTC", "Flow temperature; date(/time) of end of last")
 
 
 def test_plain_text_vif_standard_and_libmbus_order() -> None:
@@ -417,3 +418,23 @@ def test_libmbus_error_frames_give_clean_errors_or_application_errors() -> None:
             with pytest.raises(DecodeError) as err:
                 decode_wired(frame)
             assert err.value.offset is not None and 0 <= err.value.offset <= len(frame), path.stem
+
+
+def test_records_where_libmbus_is_wrong_decode_as_the_standard_says() -> None:
+    """The conformance allowlist's records, checked against EN 13757-3 / EN 1434-3 instead."""
+    frames = DATA / "libmbus" / "test-frames"
+
+    def values(name: str) -> tuple[MeterValue, ...]:
+        return decode_wired(bytes.fromhex((frames / f"{name}.hex").read_text())).values
+
+    els = values("ELS_Elster-F96-Plus")
+    assert (els[4].raw, els[4].value, els[5].raw) == ("DDDDEBBD", "DDDDEBBD", "DDEBBD")
+    t230 = values("landis+gyr_ultraheat_t230")
+    assert t230[19].raw is None and t230[20].raw is None  # 00 00 00 00: no date recorded
+    assert t230[21].raw == datetime(2011, 8, 26, 20, 50, tzinfo=UTC)
+    assert t230[22].raw == datetime(2011, 8, 9, 11, 43, tzinfo=UTC)
+    assert t230[21].text == "Flow temperature; date(/time) of end of last"
+    pollutherm = values("sen_pollutherm")[2]
+    assert (pollutherm.description, pollutherm.raw, pollutherm.text) == ("Reserved", 302, "VIF 0x7B without extension")
+    historic = values("manual_frame2")[1]
+    assert (historic.storage, historic.unit, historic.value) == (1, "m³", 0.135)

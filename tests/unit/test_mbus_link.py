@@ -161,3 +161,17 @@ def test_freeze_uses_storage_dif_and_freeze_action_vife() -> None:
     frame, _ = ml.decode_frame(ml.freeze(0x01, 5))
     # storage 5 = LSB 1 in the DIF, then 2 in the first DIFE
     assert frame == ml.LongFrame(0x53, 0x01, 0x51, bytes.fromhex("c002fe0b"))
+
+
+def test_decode_select_and_wildcard_matching() -> None:
+    frame, _ = ml.decode_frame(ml.select_secondary("1234FFFF", manufacturer=0x2C2D, medium=0x07))
+    assert isinstance(frame, ml.LongFrame)
+    sel = ml.decode_select(frame.data)
+    assert sel == ml.Selection("1234FFFF", 0x2C2D, 0xFF, 0x07)
+    assert sel.matches("12345678", 0x2C2D, 1, 0x07)
+    assert not sel.matches("12355678", 0x2C2D, 1, 0x07)
+    assert not sel.matches("12345678", 0x2C2E, 1, 0x07)
+    assert not sel.matches("12345678", 0x2C2D, 1, 0x06)
+    assert ml.decode_select(bytes.fromhex("ffffffffffffffff")).matches("00000001", 1, 2, 3)
+    with pytest.raises(DecodeError):
+        ml.decode_select(b"\x00" * 7)
