@@ -265,6 +265,9 @@ class Receiver:
             return self._bad(when, raw, event.rssi, "decode", str(exc))
         except SonoError as exc:  # never fatal: a bad telegram is one line in the log
             return self._bad(when, raw, event.rssi, "error", str(exc))
+        except Exception as exc:  # a decoder bug must not stop the receiver either; keep the evidence
+            log.debug("decoder failure on %s", raw.hex().upper(), exc_info=True)
+            return self._bad(when, raw, event.rssi, "internal", f"decoder failure ({type(exc).__name__}: {exc})")
         self.stats.telegrams += 1
         address = telegram.meter
         ident = address.id
