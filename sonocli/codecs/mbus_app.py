@@ -40,7 +40,7 @@ ENCODINGS: Final = (
 _LENGTHS: Final = (0, 1, 2, 3, 4, 4, 6, 8, 0, 1, 2, 3, 4, -1, 6, 0)
 
 # data decoders
-_D_NONE, _D_INT, _D_UINT, _D_REAL, _D_BCD, _D_LVAR, _D_DATE_G, _D_DATE_F, _D_DATE_I, _D_TIME_J = range(10)
+_D_NONE, _D_INT, _D_UINT, _D_REAL, _D_BCD, _D_LVAR, _D_DATE_G, _D_DATE_F, _D_DATE_I, _D_TIME_J, _D_DATE_BCD = range(11)
 
 APPLICATION_ERRORS: Final[dict[int, str]] = {
     0: "unspecified error",
@@ -208,6 +208,8 @@ def _parse_header(head: bytes, text_at: int, text_len: int, libmbus_order: bool)
         decoder = _D_LVAR
     elif dfield == 0x05:
         decoder = _D_REAL
+    elif dfield == 0x0E and is_date:
+        decoder = _D_DATE_BCD  # ABB and others: ss mm hh DD MM YY in BCD, least significant first
     elif dfield >= 0x09:
         decoder = _D_BCD
     elif is_date and length == 2:
@@ -220,7 +222,7 @@ def _parse_header(head: bytes, text_at: int, text_len: int, libmbus_order: bool)
         decoder = _D_TIME_J
     else:
         decoder = _D_UINT if binary else _D_INT
-    if decoder in (_D_DATE_G, _D_DATE_F, _D_DATE_I, _D_TIME_J):
+    if decoder in (_D_DATE_G, _D_DATE_F, _D_DATE_I, _D_TIME_J, _D_DATE_BCD):
         exponent = 0
     final_text = "; ".join(words) if words else None
     if info.kind == V.TEXT_VIF:
@@ -288,6 +290,17 @@ def _date_i(d: bytes) -> datetime | None:
     year = ((d[3] & 0xE0) >> 5) | ((d[4] & 0xF0) >> 1)
     try:
         return datetime(2000 + year, d[4] & 0x0F, d[3] & 0x1F, d[2] & 0x1F, d[1] & 0x3F, d[0] & 0x3F, tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _date_bcd(d: bytes) -> datetime | None:
+    digits = d[::-1].hex()
+    if not digits.isdigit():
+        return None
+    year, month, day, hour, minute, second = (int(digits[i : i + 2]) for i in range(0, 12, 2))
+    try:
+        return datetime(2000 + year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError:
         return None
 
@@ -423,6 +436,8 @@ def _records(
             raw = _date_i(d)
         elif decoder == _D_TIME_J:
             raw = _time_j(d)
+        elif decoder == _D_DATE_BCD:
+            raw = _date_bcd(d)
         else:
             raw = _lvar_value(raw_data[0], raw_data[1:][::-1] if msb_first else raw_data[1:])
         value = make(index, meas, unit, exp, raw, func, storage, tariff, subunit, None, head, raw_data, enc, text)

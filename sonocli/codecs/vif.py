@@ -371,6 +371,8 @@ def combinable(vifes: bytes) -> Combined:
     while i < n:
         code = vifes[i] & 0x7F
         i += 1
+        if code == 0x00:
+            continue  # "no error": some meters (ABB) send it on every record
         if code < 0x20:
             error = code
             words.append("error: " + RECORD_ERRORS.get(code, f"reserved error code 0x{code:02X}"))

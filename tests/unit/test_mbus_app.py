@@ -219,6 +219,7 @@ def test_combinable_vifes_adjust_scale_or_explain() -> None:
     per_hour = one("04 93 22 01000000")
     assert per_hour.exponent == -3 and per_hour.text == "per hour"
     assert "additive correction" in (one("04 86 79 01000000").text or "")
+    assert one("04 86 00 01000000").text is None  # VIFE 00 "no error" adds nothing
     err = one("04 86 15 01000000")
     assert err.text == "error: no data available (undefined value)"
     assert one("04 FD C8 74 01000000").exponent == -1 - 2  # FD table entry then a combinable VIFE
@@ -314,6 +315,7 @@ def test_lvar_long_binary_and_reserved() -> None:
         ("03 6D 05 32 17", "23:50:05"),  # type J
         ("04 6D B2 37 1F 15", None),  # IV bit: invalid
         ("02 6C 00 00", None),  # day 0: invalid
+        ("0E ED 18 01 01 01 01 01 10", datetime(2010, 1, 1, 1, 1, 1, tzinfo=UTC)),  # BCD12 date-time (ABB A41)
     ],
 )
 def test_dates(record: str, raw: object) -> None:
