@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from sonocli.codecs import crypto
@@ -222,7 +222,24 @@ def _expand_compact(apl: bytes, meter: Address, cache: FormatCache) -> bytes:
 def decode_telegram(data: bytes, options: DecodeOptions | None = None) -> WmbusTelegram:
     """Decode one telegram (with or without DLL CRCs, as dongles deliver it)."""
     opts = options or DecodeOptions()
-    telegram, trailing = normalise_frame(bytes(data), opts.frame_format)
+    data = bytes(data)
+    try:
+        telegram, trailing = normalise_frame(data, opts.frame_format)
+    except DecodeError as exc:
+        # An L-field a little too large is common in the field (wmbusmeters warns and goes on): decode the
+        # bytes present, and if that fails too, report the length problem, the real cause.
+        if not (opts.frame_format in ("auto", "none") and 12 <= len(data) < data[0] + 1 <= len(data) + 16):
+            raise
+        try:
+            result = _decode(data, b"", opts)
+        except DecodeError:
+            raise exc from None
+        note = f"L-field says {data[0] + 1} bytes, got {len(data)}: decoded the bytes present"
+        return replace(result, warnings=(note, *result.warnings))
+    return _decode(telegram, trailing, opts)
+
+
+def _decode(telegram: bytes, trailing: bytes, opts: DecodeOptions) -> WmbusTelegram:
     link = parse_link_header(telegram)
     warnings: list[str] = []
     pos = 10

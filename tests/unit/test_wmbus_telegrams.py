@@ -243,3 +243,15 @@ def test_ell_security_is_labelled_as_such() -> None:
     assert telegram.payload.hex().upper().startswith("04050000000004FB8275")
     plain = decode_telegram(_raw("jmbus_lse_plain"))
     assert (plain.security.layer, plain.security.state) == ("tpl", "none")
+
+
+def test_l_field_slightly_too_large_decodes_with_a_warning() -> None:
+    telegram, _ = normalise_frame(_raw("jmbus_lse_plain"))
+    lying = bytes([telegram[0] + 2]) + telegram[1:]
+    result = decode_telegram(lying)
+    assert len(result.records) == len(decode_telegram(telegram).records)
+    assert result.warnings[0].startswith("L-field says")
+    with pytest.raises(DecodeError, match="truncated"):
+        decode_telegram(bytes([0xF0]) + telegram[1:])
+    with pytest.raises(DecodeError, match="truncated"):  # the bytes present do not decode: the L error stands
+        decode_telegram(bytes([telegram[0] + 2]) + telegram[1:-3])
