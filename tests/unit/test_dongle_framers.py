@@ -188,3 +188,18 @@ def test_arbitrary_bytes_then_resync(name: str, noise: bytes, cut: int) -> None:
     received = _received(events)
     assert received, "did not resync on the good frames"
     assert _telegram_of(received[-1]) == TELEGRAM
+
+
+def test_rtlwmbus_capture_with_comments_and_failed_lines() -> None:
+    good = "2e44333003020100071b7a634820252f2f0265840842658308820165950802fb1aae0142fb1aae018201fb1aa9012f"
+    text = (
+        f"T1;1;1;2019-04-03 19:00:42.000;97;148;88888888;0x{good}\n"
+        "#2019-04-03T19:00:42Z\n"
+        "T1;0;0;2021-12-29 13:50:57.000;11;108;99999999;0x294468505953629176f0a0009f29982b00e0982b\n"
+        f"C1;1;1;2019-02-09 07:14:18.000;117;102;94740459;0x{good};extra\n"
+    )
+    events = RtlWmbusDriver().feed(text.encode())
+    received = _received(events)
+    assert [e.telegram.hex() for e in received] == [good, good]
+    assert received[0].rssi == 97
+    assert [type(e).__name__ for e in events] == ["Received", "Garbage", "Received"]

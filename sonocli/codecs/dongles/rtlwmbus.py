@@ -20,12 +20,17 @@ class RtlWmbusDriver(LineDriver):
     baudrate = 0
 
     def parse_line(self, line: str, raw: bytes) -> Event | None:
+        if line.startswith("#"):
+            return None  # rtl-wmbus / wmbusmeters captures interleave "#timestamp" comment lines
         fields = line.split(";")
         if len(fields) < 8:
             return Garbage(raw, "rtlwmbus: expected 8 ';'-separated fields")
         if fields[1].strip() != "1":
             return Garbage(raw, "rtlwmbus: telegram with CRC_OK=0 (CRC failed in rtl-wmbus)")
-        data = hex_bytes(fields[-1])
+        if fields[0].strip().upper().startswith("T") and fields[2].strip() == "0":
+            return Garbage(raw, "rtlwmbus: T-mode telegram with 3OUTOF6OK=0 (chip decoding failed)")
+        hex_field = next((f for f in fields[7:] if f.strip().lower().startswith("0x")), fields[7])
+        data = hex_bytes(hex_field)
         if data is None or len(data) < 11:
             return Garbage(raw, "rtlwmbus: telegram field is not hex")
         try:
