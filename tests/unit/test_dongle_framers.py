@@ -203,3 +203,11 @@ def test_rtlwmbus_capture_with_comments_and_failed_lines() -> None:
     assert [e.telegram.hex() for e in received] == [good, good]
     assert received[0].rssi == 97
     assert [type(e).__name__ for e in events] == ["Received", "Garbage", "Received"]
+
+
+def test_amb8465_transparent_mode() -> None:
+    stream = bytes([len(TELEGRAM)]) + TELEGRAM[1:] + bytes([amb8465.rssi_raw(-70)])  # L counts the RSSI byte
+    driver = Amb8465Driver(transparent=True)
+    events = _received(driver.feed(b"\x00\x13" + stream + amb8465.encode_indication(TELEGRAMS[1], -61)))
+    assert [e.telegram for e in events] == [TELEGRAM, TELEGRAMS[1]]
+    assert events[0].rssi == -70

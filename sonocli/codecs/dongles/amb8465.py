@@ -18,6 +18,7 @@ CMD_FWV_REQ = 0x0C
 KNOWN_CMDS = frozenset({0x03} | {c | 0x80 for c in (0x00, 0x02, 0x04, 0x05, 0x06, 0x09, 0x0A, 0x0B, 0x0C,
                                                      0x0D, 0x10, 0x11, 0x30, 0x31, 0x50, 0x51, 0x52)})
 NVM_RSSI_ENABLE = 0x45
+TRANSPARENT_C_FIELDS = frozenset({0x44, 0x46, 0x47, 0x48, 0x08})
 
 # Collector ("other") modes that receive meters of the given mode.
 MODE_BYTES = {"S1": 0x03, "T1": 0x08, "C1": 0x0E, "C1T1": 0x09}
@@ -62,9 +63,11 @@ class Amb8465Driver(DongleDriver):
     baudrate = 9600
     modes = ("S1", "T1", "C1", "C1T1")
 
-    def __init__(self, *, rssi: bool = True) -> None:
+    def __init__(self, *, rssi: bool = True, transparent: bool = False) -> None:
         super().__init__()
         self.rssi = rssi
+        # Only when asked: a command-mode frame with a broken checksum would otherwise pass as a bare one.
+        self.transparent = transparent
 
     def setup(self, mode: str) -> list[SetupStep]:
         """Firmware query (does it answer?), RSSI on, then the volatile SET_MODE to a collector mode."""
@@ -77,7 +80,7 @@ class Amb8465Driver(DongleDriver):
 
     def _try(self, buf: bytearray, pos: int) -> tuple[int, Event | None]:
         if buf[pos] != START:
-            return BAD, None
+            return self._transparent(buf, pos) if self.transparent else (BAD, None)
         if len(buf) - pos < 3:
             return NEED, None
         cmd = buf[pos + 1]
@@ -100,3 +103,28 @@ class Amb8465Driver(DongleDriver):
             return total, Received(bytes([len(payload)]) + payload, rssi, "none")
         code = f"{cmd:02x}" + (f":{payload[0]:02x}" if payload else "")
         return total, Reply(code, payload)
+
+    def _transparent(self, buf: bytearray, pos: int) -> tuple[int, Event | None]:
+        """A stick left in transparent mode (UART_CMD_Out_Enable = 0) sends ``L C M A ... [RSSI]`` bare.
+
+        There is no checksum, so only a plausible C-field and M-field make it a telegram; the binary
+        framer never skips a pending command-mode frame for one of these (see ``_strong``).
+        """
+        if len(buf) - pos < 4:
+            return NEED, None
+        length, c_field = buf[pos], buf[pos + 1]
+        m_field = buf[pos + 2] | buf[pos + 3] << 8
+        if length < 11 or c_field not in TRANSPARENT_C_FIELDS or not 0x0421 <= m_field <= 0x6B5A:
+            return BAD, None
+        total = 1 + length
+        if len(buf) - pos < total:
+            return NEED, None
+        body = bytes(buf[pos + 1 : pos + total])
+        rssi = None
+        if self.rssi:
+            rssi = rssi_dbm(body[-1])
+            body = body[:-1]
+        return total, Received(bytes([len(body)]) + body, rssi, "none")
+
+    def _strong(self, buf: bytearray, pos: int) -> bool:
+        return buf[pos] == START
