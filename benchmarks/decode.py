@@ -1,10 +1,11 @@
 """Wired M-Bus decoding speed: sonocli against pymbusparser (Rust) and pyMeterBus, side by side.
 
 The 76 libmbus test frames are decoded in a loop until ``--frames`` frames (default 100 000) have been
-decoded by each library; every library must produce its records (pyMeterBus decodes lazily, so its
-records' values and units are read). Best of ``--repeat`` runs, frames per second of process CPU time
-(robust against other processes on a busy machine; all decoders are single-threaded). Also measures the
-wall time of ``sonocli --help`` against ``python -c "import click"``.
+decoded by each library; every library must produce its records (pyMeterBus decodes lazily, so each
+record's ``interpreted`` dict - value, unit, type, storage, tariff, device, function - is built).
+Best of ``--repeat`` runs, frames per second of process CPU time (robust against other processes on a
+busy machine; all decoders are single-threaded). Also measures the wall time of ``sonocli --help``
+against ``python -c "import click"``.
 
     .venv/bin/python benchmarks/decode.py [--frames N] [--repeat R]
 """
@@ -47,7 +48,8 @@ def pymeterbus_decoder() -> Callable[[bytes], object]:
 
     def decode(frame: bytes) -> object:
         telegram = meterbus.load(frame)
-        return [(r.value, r.unit) for r in telegram.records]
+        # the same facts sonocli's MeterValue carries: value, unit, type, storage, tariff, subunit, function
+        return [r.interpreted for r in telegram.records]
 
     return decode
 
