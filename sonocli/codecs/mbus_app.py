@@ -178,6 +178,14 @@ def _parse_header(head: bytes, text_at: int, text_len: int, libmbus_order: bool)
             info = table[vifes[0] & 0x7F]
             text = info.text
             vifes = vifes[1:]
+            if table is V.EXTENSION_FD and code == 0x7D and head[pos] & 0x7F == 0x7D and vifes:
+                # FD 7D xx: one more table level; unknown entries stay visible as reserved
+                second = vifes[0] & 0x7F
+                info = V.EXTENSION_FD_7D.get(second) or V.VifInfo(
+                    measurement_index("Reserved"), "Res", 0, V.NUMBER, f"reserved VIF extension FD 7D {second:02X}"
+                )
+                text = info.text
+                vifes = vifes[1:]
         else:
             # 0x7B/0x7D without the extension bit: no table entry follows (seen on Sensus PolluTherm)
             info = V.VifInfo(measurement_index("Reserved"), "Res", 0, V.NUMBER)

@@ -130,7 +130,9 @@ def _fb() -> tuple[VifInfo, ...]:
             info = VifInfo(_m("Reactive energy"), "kVARh", n1)
         elif code < 0x06:
             info = VifInfo(_m("Apparent energy"), "None", n1, NUMBER, "kVAh")
-        elif code < 0x08:
+        elif code == 0x06:
+            info = VifInfo(_m("None"), "", -1, NUMBER, "coefficient of performance")
+        elif code == 0x07:
             info = _reserved("FB", code)
         elif code < 0x0A:
             info = VifInfo(energy, "J", n1 - 1 + 9)
@@ -148,10 +150,10 @@ def _fb() -> tuple[VifInfo, ...]:
             info = VifInfo(_m("Mass"), "kg", n1 + 2 + 3)
         elif code < 0x1C:
             info = VifInfo(_m("Relative humidity"), "%", n1 - 1)
-        elif code < 0x21:
+        elif code < 0x20:
             info = _reserved("FB", code)
-        elif code == 0x21:
-            info = VifInfo(_m("Volume"), "Ft³", -1)
+        elif code < 0x22:
+            info = VifInfo(_m("Volume"), "Ft³", -n1)
         elif code < 0x24:
             info = VifInfo(_m("Volume"), "US gal", n1 - 1)
         elif code == 0x24:
@@ -284,6 +286,13 @@ def _fd() -> tuple[VifInfo, ...]:
         table.append(info)
     return tuple(table)
 
+
+# VIF FD, VIFE 7D: a further extension level (EN 13757-3:2018), selected by the next VIFE.
+EXTENSION_FD_7D: Final[dict[int, VifInfo]] = {
+    0x00: VifInfo(_m("None"), "None", 0, BINARY, "currently selected application"),
+    0x02: VifInfo(_m("Remaining battery life time"), "mon", 0),
+    0x03: VifInfo(_m("Remaining battery life time"), "y", 0),
+}
 
 PRIMARY: Final[tuple[VifInfo, ...]] = _primary()
 EXTENSION_FB: Final[tuple[VifInfo, ...]] = _fb()

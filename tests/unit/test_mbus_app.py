@@ -206,6 +206,9 @@ def test_special_functions() -> None:
         ("04 FD 6D 01000000", "Operating time battery", "D", 0),
         ("04 FD 71 01000000", "RSSI", "dBm", 0),
         ("04 FD 74 01000000", "Remaining battery life time", "D", 0),
+        ("04 FD FD 03 01000000", "Remaining battery life time", "y", 0),
+        ("04 FB 06 01000000", "None", "", -1),
+        ("04 FB 20 01000000", "Volume", "Ft³", 0),
     ],
 )
 def test_vif_tables(record: str, description: str, unit: str, exponent: int) -> None:
