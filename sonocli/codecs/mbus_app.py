@@ -1,10 +1,11 @@
 """EN 13757-3 application layer: CI headers, DIF/DIFE/VIF/VIFE records, data types, manufacturer data.
 
-Two passes per telegram keep the hot path cheap: the first walks the bytes and splits each record into
-its DIB/VIB ("header") and data, looking the header up in a memo of parsed headers (a meter repeats the
-same headers in every telegram, so the table lookups happen once per distinct header); the second builds
-the frozen MeterValues, attaching the meter's own timestamp (VIF 0x6D) to the values of the same storage
-number and subunit, as the guide asks ("timestamps ... are automatically assigned to the other values").
+One pass per telegram keeps the hot path cheap: it walks the bytes, splits each record into its DIB/VIB
+("header") and data, and looks the header up in a memo of parsed headers (a meter repeats the same headers
+in every telegram, so the table work happens once per distinct header), then builds the frozen MeterValue.
+When the meter sends its own date and time (VIF 0x6D), that timestamp is attached to the values of the
+same storage number and subunit, as the guide asks ("timestamps ... are automatically assigned to the
+other meter values").
 
 Tolerances for real meters, each documented where it happens: plain-text VIFs in libmbus order (DIF,
 0xFC, LEN, ASCII, VIFE — the order Elvaco and others send), idle fillers anywhere, BCD with a leading
