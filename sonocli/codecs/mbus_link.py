@@ -124,6 +124,12 @@ def decode_frame(buf: bytes) -> tuple[Frame, int]:
 
     Raises NeedMoreData while incomplete, DecodeError with the offset of the bad byte otherwise.
     """
+    # fast lane for a complete, valid long frame (what a readout mostly sees); anything else takes the
+    # checked path below, which also names what is wrong
+    if len(buf) > 9 and buf[0] == LONG_START and buf[3] == LONG_START and buf[1] == buf[2]:
+        end = buf[1] + 4
+        if len(buf) > end + 1 and buf[end + 1] == STOP and sum(buf[4:end]) & 0xFF == buf[end] and end > 7:
+            return _make_long(buf[4], buf[5], buf[6], bytes(buf[7:end])), end + 2
     size = frame_length(buf)
     if size is None:
         raise NeedMoreData("frame incomplete", offset=len(buf))
