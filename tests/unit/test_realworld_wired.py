@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,12 @@ from sonocli.codecs.mbus_app import decode_wired
 CORPUS = Path(__file__).parents[1] / "data" / "realworld" / "corpus.json"
 CASES: list[dict[str, Any]] = [c for c in json.loads(CORPUS.read_text(encoding="utf-8")) if c["kind"] == "wired"]
 
-# Seconds per unit, for durations stated in another time unit than the record's.
-_TIME = {"s": 1, "min": 60, "H": 3600, "D": 86400}
+# Units a source may state in another unit than the record's: (quantity, factor to Wh / W / s).
+_CONVERT = {
+    "Wh": ("energy", 1.0), "J": ("energy", 1 / 3600),
+    "W": ("power", 1.0), "J/h": ("power", 1 / 3600),
+    "s": ("time", 1.0), "min": ("time", 60.0), "H": ("time", 3600.0), "D": ("time", 86400.0),
+}  # fmt: skip
 
 XFAIL: dict[str, str] = {}
 
@@ -34,9 +39,10 @@ def _matches(check: dict[str, Any], unit: str, value: object) -> bool:
     tol = max(float(check["abs_tol"]), 1e-12)
     if unit == check["unit"]:
         return math.isclose(value, want, rel_tol=1e-9, abs_tol=tol)
-    if unit in _TIME and check["unit"] in _TIME:
-        return math.isclose(value * _TIME[unit], want * _TIME[check["unit"]], rel_tol=1e-9, abs_tol=tol)
-    return False
+    have, stated = _CONVERT.get(unit), _CONVERT.get(check["unit"])
+    if have is None or stated is None or have[0] != stated[0]:
+        return False
+    return math.isclose(value * have[1], want * stated[1], rel_tol=1e-9, abs_tol=tol * stated[1])
 
 
 def _param(case: dict[str, Any]) -> Any:
@@ -59,6 +65,10 @@ def test_realworld_wired_frame(case: dict[str, Any]) -> None:
         assert any(_matches(check, unit, value) for unit, value in decoded), (
             f"{check['field']} = {check['stated']} ({check['value']} {check['unit']}) not among {decoded}"
         )
+    stamps = {f"{v.raw:%Y-%m-%d}" for v in app.values if isinstance(v.raw, datetime)}
+    stamps |= {f"{v.raw:%Y-%m-%d %H:%M}" for v in app.values if isinstance(v.raw, datetime)}
+    for date in case["dates"]:
+        assert date["stated"] in stamps, f"{date['field']} = {date['stated']} not among {sorted(stamps)}"
 
 
 def test_corpus_has_several_wired_makers() -> None:
