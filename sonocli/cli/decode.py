@@ -18,12 +18,22 @@ from sonocli.errors import DecodeError, UsageError
 _HEX_TEXT = frozenset(string.hexdigits + string.whitespace)
 
 
+_SEPARATORS = frozenset(string.whitespace + ",:")
+
+
 def parse_hex(text: str) -> bytes:
-    """Hex digits with optional whitespace; errors name the character position and what is wrong."""
+    """Hex digits, optionally separated by whitespace, ',' or ':' and prefixed by 0x (as log files print
+    them); errors name the character position and what is wrong."""
     digits: list[str] = []
+    skip = -1
     for position, ch in enumerate(text):
-        if ch in string.whitespace:
+        if position == skip or ch in _SEPARATORS:
             continue
+        if ch == "0" and text[position + 1 : position + 2] in ("x", "X"):
+            before = text[position - 1] if position else " "
+            if before in _SEPARATORS:
+                skip = position + 1
+                continue
         if ch not in string.hexdigits:
             raise DecodeError(f"input is not hex: {ch!r} at character {position + 1}")
         digits.append(ch)

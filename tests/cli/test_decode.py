@@ -66,6 +66,12 @@ def test_hex_in_several_arguments_and_without_spaces() -> None:
     assert json.loads(a) == json.loads(b) == EXPECTED
 
 
+def test_hex_as_log_files_print_it() -> None:
+    with_prefixes = ", ".join(f"0x{b}" for b in KAM.split())
+    assert json.loads(run("decode", "--json", with_prefixes)[1]) == EXPECTED
+    assert json.loads(run("decode", "--json", KAM.replace(" ", ":"))[1]) == EXPECTED
+
+
 def test_table_output() -> None:
     code, out, _err = run("decode", KAM)
     assert code == 0
