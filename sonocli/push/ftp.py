@@ -32,6 +32,19 @@ class _ActiveAddressMixin:
     """
 
     local_ip: str = ""
+    on_socket: Any = None  # called with every socket opened, so the watchdog can close it
+
+    def connect(self, host: str = "", port: int = 0, timeout: float = -999, source_address: Any = None) -> str:
+        # ftplib's connect, with the socket handed out before the welcome line is awaited (a silent server)
+        ftp: Any = self
+        ftp.host, ftp.port = host, port
+        ftp.sock = socket.create_connection((host, port), ftp.timeout, source_address=ftp.source_address)
+        if self.on_socket is not None:
+            self.on_socket(ftp.sock)
+        ftp.af = ftp.sock.family
+        ftp.file = ftp.sock.makefile("r", encoding=ftp.encoding)
+        ftp.welcome = ftp.getresp()
+        return str(ftp.welcome)
 
     def makeport(self) -> socket.socket:
         ftp: Any = self
@@ -45,6 +58,12 @@ class _ActiveAddressMixin:
         if ftp.timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
             sock.settimeout(ftp.timeout)
         return sock
+
+    def ntransfercmd(self, cmd: str, rest: int | str | None = None) -> tuple[socket.socket, int | None]:
+        conn, size = super().ntransfercmd(cmd, rest)  # type: ignore[misc]
+        if self.on_socket is not None:
+            self.on_socket(conn)
+        return conn, size
 
 
 class PlainFTP(_ActiveAddressMixin, ftplib.FTP):
@@ -60,6 +79,8 @@ class ReusingFTP_TLS(_ActiveAddressMixin, ftplib.FTP_TLS):
             control = self.sock
             session = control.session if isinstance(control, ssl.SSLSocket) else None
             conn = self.context.wrap_socket(conn, server_hostname=self.host, session=session)
+        if self.on_socket is not None:
+            self.on_socket(conn)
         return conn, size
 
 
@@ -94,12 +115,14 @@ class FtpChannel(Channel):
         if not self.tls:
             plain = PlainFTP(timeout=self.timeout)
             plain.local_ip = self.local_ip
+            plain.on_socket = self.track
             return plain
         context = client_tls_context(
             self.app / "ftp-cacert.pem", self.app / "ftp-clicert.pem", self.app / "ftp-clikey.pem", what="FTPS"
         )
         secure = ReusingFTP_TLS(context=context, timeout=self.timeout)
         secure.local_ip = self.local_ip
+        secure.on_socket = self.track
         return secure
 
     def send(self, report: Report) -> None:
@@ -115,8 +138,6 @@ class FtpChannel(Channel):
                 else:
                     ftp = self._client()
                 ftp.connect(self.host, self.port)
-                if ftp.sock is not None:
-                    self.track(ftp.sock)
             assert ftp is not None
             if isinstance(ftp, ftplib.FTP_TLS):
                 with self.step("tls", "AUTH TLS"):
