@@ -150,6 +150,13 @@ class Engine:
             self._outbox = Outbox(self.layout.database)
         return self._outbox
 
+    def release_thread(self) -> None:
+        """Close the calling thread's store connection (worker threads call this before they end)."""
+        store = getattr(self._local, "store", None)
+        if store is not None:
+            store.close()
+            self._local.store = None
+
     def close(self) -> None:
         store = getattr(self._local, "store", None)
         if store is not None:

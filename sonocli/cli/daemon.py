@@ -1,0 +1,110 @@
+"""``sonocli serve-daemon``: run the concentrator continuously (chip.ini), or once for cron.
+
+A systemd unit::
+
+    [Unit]
+    Description=sonocli data concentrator
+    After=network-online.target
+    Wants=network-online.target
+
+    [Service]
+    ExecStart=/usr/local/bin/sonocli serve-daemon --root /var/lib/sonocli
+    ExecReload=/bin/kill -HUP $MAINPID
+    KillSignal=SIGTERM
+    TimeoutStopSec=120
+    Restart=always
+    RestartSec=5
+    User=sonocli
+    SupplementaryGroups=dialout
+
+    [Install]
+    WantedBy=multi-user.target
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from sonocli.cli.context import CliContext
+from sonocli.errors import EXIT_FAILURE, EXIT_PARTIAL
+
+MUC_LOG_LEVELS = {"NONE": logging.CRITICAL + 10, "ERRORONLY": logging.ERROR, "DEFAULT": logging.INFO,
+                  "ALL": logging.DEBUG}
+
+
+def configure_daemon_logging(level_name: str, syslog: bool, verbosity: int) -> None:
+    """MUC_LOG decides the level (-v forces ALL); lines go to stderr (journald adds its own time) and syslog."""
+    level = MUC_LOG_LEVELS.get(level_name.upper(), logging.INFO)
+    if verbosity > 0:
+        level = logging.DEBUG
+    logger = logging.getLogger("sonocli")
+    logger.setLevel(level)
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(logging.Formatter("%(asctime)s sonocli[%(process)d] %(levelname)s %(name)s: %(message)s",
+                                          "%Y-%m-%dT%H:%M:%S"))
+    logger.addHandler(stderr)
+    if syslog:
+        from logging.handlers import SysLogHandler
+
+        address = "/dev/log" if Path("/dev/log").exists() else ("localhost", 514)
+        handler = SysLogHandler(address=address, facility=SysLogHandler.LOG_DAEMON)
+        handler.setFormatter(logging.Formatter("sonocli[%(process)d]: %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+
+
+@click.command("serve-daemon")
+@click.option("--root", "root_here", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="sonocli root directory (app/, ext/); same as the global --root.")
+@click.option("--once", is_flag=True,
+              help="One readout of the configured meters, one report of everything not yet delivered, then exit "
+                   "(for cron). Exit 1 when a delivery failed, 3 when some meters failed.")
+@click.option("--syslog", is_flag=True, help="Also log to syslog (facility daemon).")
+@click.option("--no-wireless", is_flag=True, help="Do not open the wireless receivers (WMBUS_PORT).")
+@click.pass_context
+def serve_daemon(ctx: click.Context, root_here: Path | None, once: bool, syslog: bool, no_wireless: bool) -> None:
+    """Run the concentrator continuously with chip.ini's schedule.
+
+    Readouts every METER_TIME s (+METER_DELAY), wireless reception all the time, CSV logging
+    (MUC_CSVLOG_ENABLE), reports every REPORT_TIME min (+REPORT_DELAY, +REPORT_RANDOMDELAY) through the
+    outbox. SIGTERM finishes the current step and exits; SIGHUP reloads chip.ini and device_handle.cfg.
+    The PID is in <root>/ext/sonocli-daemon.pid.
+    """
+    from sonocli.config.layout import resolve_root
+    from sonocli.daemon.runner import EXIT_WATCHDOG, Daemon, WatchdogTripped, pid_file
+    from sonocli.engine.core import Engine
+
+    obj = ctx.find_object(CliContext) or CliContext()
+    root = resolve_root(root_here if root_here is not None else obj.root_option)
+    engine = Engine(root)
+    configure_daemon_logging(str(engine.get("MUC_LOG")), syslog, obj.verbosity)
+    log = logging.getLogger("sonocli.daemon")
+    with pid_file(engine.layout.ext):
+        daemon = Daemon(engine, wireless=not no_wireless)
+        daemon.install_signals()
+        try:
+            if once:
+                stats = daemon.once()
+                pending = engine.outbox.items()
+                log.info("once: %d reading(s), %d report(s) queued, %d delivered, %d waiting",
+                         stats.readings, stats.reports, stats.delivered, len(pending))
+                if pending and engine.channel_specs():
+                    ctx.exit(EXIT_FAILURE)
+                if stats.failures:
+                    ctx.exit(EXIT_PARTIAL)
+                return
+            daemon.run()
+        except WatchdogTripped as exc:
+            log.critical("%s", exc)
+            sys.stderr.flush()
+            import os
+
+            os._exit(EXIT_WATCHDOG)
+        finally:
+            engine.close()

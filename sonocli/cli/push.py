@@ -1,0 +1,81 @@
+"""``sonocli push``: deliver now (``--once``) or test the connection step by step (``--test``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from sonocli.cli.context import CliContext
+from sonocli.cli.output import emit_json, print_table
+from sonocli.errors import PushError, UsageError
+
+
+@click.command("push")
+@click.option("--test", "test_", is_flag=True,
+              help="Send a test transmission now (the guide's Test button) and show each step.")
+@click.option("--once", is_flag=True, help="Build a report of everything not yet delivered and send the outbox.")
+@click.option("--accept-host-key", is_flag=True,
+              help="SFTP: trust the server's host key once and store it in app/known_hosts.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def push(ctx: click.Context, test_: bool, once: bool, accept_host_key: bool, as_json: bool) -> None:
+    """Deliver reports to the head-end now, or test the connection.
+
+    Without options: send what waits in the outbox (no new report). Exit 1 when a channel failed; the
+    reports stay in the outbox.
+    """
+    from sonocli.engine.core import Engine
+    from sonocli.push.base import StepEvent
+
+    if test_ and once:
+        raise UsageError("--test and --once exclude each other")
+    obj = ctx.find_object(CliContext) or CliContext()
+    engine = Engine(obj.root)
+    try:
+        if test_:
+            events: list[StepEvent] = []
+
+            def show(event: StepEvent) -> None:
+                events.append(event)
+                if not as_json:
+                    mark = "ok  " if event.ok else "FAIL"
+                    click.echo(f"{mark} {event.channel:<6} {event.step:<8} {event.detail}")
+
+            outcome = engine.test_push(observer=show, accept_host_key=accept_host_key)
+            if as_json:
+                emit_json({
+                    "channels": [{"channel": c, "ok": e is None, "error": e} for c, e in outcome],
+                    "steps": [{"channel": e.channel, "step": e.step, "ok": e.ok, "detail": e.detail}
+                              for e in events],
+                })
+            failed = [(c, e) for c, e in outcome if e is not None]
+            if failed:
+                _channel, error = failed[0]
+                raise PushError(f"test transmission failed: {error}")
+            if not as_json:
+                click.echo("test transmission delivered")
+            return
+        specs = engine.channel_specs()
+        if not specs:
+            raise UsageError("no push channel is enabled in chip.ini",
+                             hint="set FTP_ENABLE, XMLTOTCP_ENABLE, TLS_ENABLE or SMTP_ENABLE to 1")
+        created = engine.build_reports() if once else []
+        results = engine.deliver(force=True)
+        rows: list[dict[str, Any]] = [
+            {"channel": key, "sent": r.sent, "failed": r.failed, "waiting": r.waiting, "error": r.error}
+            for key, r in results.items()
+        ]
+        if as_json:
+            emit_json({"created": [i.name for i in created], "channels": rows})
+        else:
+            if created:
+                click.echo(f"{len(created)} report(s) queued")
+            print_table(None, ["channel", "sent", "waiting", "error"],
+                        [[r["channel"], r["sent"], r["waiting"], r["error"] or ""] for r in rows])
+        errors = [r for r in rows if r["error"]]
+        if errors:
+            raise PushError(f"{errors[0]['channel']}: {errors[0]['error']}",
+                            hint="the reports stay in the outbox; see `sonocli outbox list`")
+    finally:
+        engine.close()
