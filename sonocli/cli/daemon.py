@@ -67,8 +67,12 @@ def configure_daemon_logging(level_name: str, syslog: bool, verbosity: int) -> N
                    "(for cron). Exit 1 when a delivery failed, 3 when some meters failed.")
 @click.option("--syslog", is_flag=True, help="Also log to syslog (facility daemon).")
 @click.option("--no-wireless", is_flag=True, help="Do not open the wireless receivers (WMBUS_PORT).")
+@click.option("--virtual-clock", type=float, default=None, hidden=True,
+              help="Tests/benchmarks: run on a virtual UNIX clock starting here, jumping to each due time.")
+@click.option("--until", type=float, default=None, hidden=True, help="Tests/benchmarks: stop at this clock time.")
 @click.pass_context
-def serve_daemon(ctx: click.Context, root_here: Path | None, once: bool, syslog: bool, no_wireless: bool) -> None:
+def serve_daemon(ctx: click.Context, root_here: Path | None, once: bool, syslog: bool, no_wireless: bool,
+                 virtual_clock: float | None, until: float | None) -> None:
     """Run the concentrator continuously with chip.ini's schedule.
 
     Readouts every METER_TIME s (+METER_DELAY), wireless reception all the time, CSV logging
@@ -86,7 +90,10 @@ def serve_daemon(ctx: click.Context, root_here: Path | None, once: bool, syslog:
     configure_daemon_logging(str(engine.get("MUC_LOG")), syslog, obj.verbosity)
     log = logging.getLogger("sonocli.daemon")
     with pid_file(engine.layout.ext):
-        daemon = Daemon(engine, wireless=not no_wireless)
+        from sonocli.daemon.schedule import FastClock
+
+        clock = FastClock(virtual_clock) if virtual_clock is not None else None
+        daemon = Daemon(engine, wireless=not no_wireless, clock=clock, until=until)
         daemon.install_signals()
         try:
             if once:
