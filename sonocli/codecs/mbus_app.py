@@ -41,7 +41,8 @@ ENCODINGS: Final = (
 _LENGTHS: Final = (0, 1, 2, 3, 4, 4, 6, 8, 0, 1, 2, 3, 4, -1, 6, 0)
 
 # data decoders
-_D_NONE, _D_INT, _D_UINT, _D_REAL, _D_BCD, _D_LVAR, _D_DATE_G, _D_DATE_F, _D_DATE_I, _D_TIME_J, _D_DATE_BCD = range(11)
+(_D_NONE, _D_INT, _D_UINT, _D_REAL, _D_BCD, _D_LVAR, _D_DATE_G, _D_DATE_F, _D_DATE_I, _D_TIME_J, _D_DATE_BCD,
+ _D_PROFILE) = range(12)
 
 APPLICATION_ERRORS: Final[dict[int, str]] = {
     0: "unspecified error",
@@ -132,6 +133,7 @@ class _Spec(NamedTuple):
     encoding: str
     text: str | None
     is_meter_time: bool  # VIF 0x6D: the meter's own date/time, attached to the other values
+    profile: int  # vif.PROFILE_*: an LVAR record holding a compact profile (EN 13757-3:2018 Annex F)
 
 
 _TIMESTAMP: Final = measurement_index("Timestamp")
@@ -197,12 +199,14 @@ def _parse_header(head: bytes, text_at: int, text_len: int, libmbus_order: bool)
     measurement, unit, exponent = info.measurement, info.unit, info.exponent
     is_date = info.kind in (V.DATE, V.DATETIME)
     words: list[str] = [text] if text else []
+    profile = V.PROFILE_NONE
     if info.kind == V.MANUFACTURER and vifes:
         words.append("VIFE " + vifes.hex(" ").upper())
     elif vifes:
         combined = V.combinable(vifes)
         exponent += combined.exponent_shift
         words.extend(combined.words)
+        profile = combined.profile if dfield == 0x0D else V.PROFILE_NONE
         if combined.is_date and not is_date:
             # e.g. flow temperature + VIFE 0x6F: the record is the date of that quantity's maximum, not a
             # temperature; say so in the description and keep the quantity in the text
@@ -231,6 +235,8 @@ def _parse_header(head: bytes, text_at: int, text_len: int, libmbus_order: bool)
         decoder = _D_TIME_J
     else:
         decoder = _D_UINT if binary else _D_INT
+    if profile:
+        decoder = _D_PROFILE
     if decoder in (_D_DATE_G, _D_DATE_F, _D_DATE_I, _D_TIME_J, _D_DATE_BCD):
         exponent = 0
     final_text = "; ".join(words) if words else None
@@ -249,6 +255,7 @@ def _parse_header(head: bytes, text_at: int, text_len: int, libmbus_order: bool)
         ENCODINGS[dfield],
         final_text,
         code == 0x6D and is_date and measurement == _TIMESTAMP,
+        profile,
     )
 
 
@@ -356,19 +363,39 @@ def _lvar_value(lvar: int, d: bytes) -> int | str | bytes:
 _REAL = struct.Struct("<f")
 
 
+class RecordBlock(NamedTuple):
+    """The records of a variable data structure and what had to be tolerated to read them."""
+
+    values: tuple[MeterValue, ...]
+    more_records_follow: bool
+    manufacturer_data: bytes
+    warnings: tuple[str, ...]
+
+
+def decode_record_block(
+    data: bytes, *, base_offset: int = 0, msb_first: bool = False, strict: bool = False
+) -> RecordBlock:
+    """Records with warnings. Not ``strict``: a record cut short (or undecodable) ends the list, the
+    complete records before it are kept and a warning says so (EN 13757-3 "premature end of record";
+    wmbusmeters does the same). ``strict`` raises DecodeError instead, naming the byte offset."""
+    return RecordBlock(*_records(bytes(data), base_offset, msb_first, strict))
+
+
 def decode_records(
-    data: bytes, *, base_offset: int = 0, msb_first: bool = False
+    data: bytes, *, base_offset: int = 0, msb_first: bool = False, strict: bool = False
 ) -> tuple[tuple[MeterValue, ...], bool, bytes]:
     """Records of a variable data structure: (values, more_records_follow, manufacturer data).
 
-    ``base_offset`` is where ``data`` starts in the frame, so errors name frame offsets.
+    Tolerant by default, as radio telegrams need (see decode_record_block, which also returns the
+    warnings); ``strict=True`` raises DecodeError on any defect. ``base_offset`` is where ``data``
+    starts in the frame, so errors name frame offsets.
     """
-    values, more, mfr, _warnings = _records(bytes(data), base_offset, msb_first)
+    values, more, mfr, _warnings = _records(bytes(data), base_offset, msb_first, strict)
     return values, more, mfr
 
 
 def _records(
-    data: bytes, base: int, msb_first: bool
+    data: bytes, base: int, msb_first: bool, strict: bool = True
 ) -> tuple[tuple[MeterValue, ...], bool, bytes, tuple[str, ...]]:
     """The hot path: kept in one function with local names, a fast lane for the usual DIF+VIF record."""
     n = len(data)
@@ -383,80 +410,144 @@ def _records(
     warnings: list[str] = []
     header = _extended_header
     index = 0
-    while pos < n:
-        start = pos
-        dif = data[pos]
-        spec = None
-        if dif & 0x0F != 0x0F:
-            # fast lane: walk the DIFE and VIFE chains inline; plain text, truncation and too many
-            # extensions fall through to _general_header, which names the error
-            p = pos + 1
-            if dif & 0x80:
-                while p < n and data[p] & 0x80:
+    try:
+        while pos < n:
+            start = pos
+            dif = data[pos]
+            spec = None
+            if dif & 0x0F != 0x0F:
+                # fast lane: walk the DIFE and VIFE chains inline; plain text, truncation and too many
+                # extensions fall through to _general_header, which names the error
+                p = pos + 1
+                if dif & 0x80:
+                    while p < n and data[p] & 0x80:
+                        p += 1
                     p += 1
-                p += 1
-            if p < n and p - pos <= MAX_DIFE + 1:
-                vif = data[p]
-                q = p + 1
-                if vif & 0x80:
-                    while q < n and data[q] & 0x80:
+                if p < n and p - pos <= MAX_DIFE + 1:
+                    vif = data[p]
+                    q = p + 1
+                    if vif & 0x80:
+                        while q < n and data[q] & 0x80:
+                            q += 1
                         q += 1
-                    q += 1
-                if q <= n and q - p <= MAX_VIFE + 1 and vif & 0x7F != 0x7C:
-                    head = data[pos:q]
-                    spec = header(head)
-                    pos = q
-        if spec is None:
-            spec, head, pos = _general_header(data, pos, n, base, warnings)
-            if spec is None:  # filler, readout request or manufacturer data
-                if pos < 0:
-                    more = data[start] == 0x1F
-                    mfr = data[start + 1 :]
-                    break
+                    if q <= n and q - p <= MAX_VIFE + 1 and vif & 0x7F != 0x7C:
+                        head = data[pos:q]
+                        spec = header(head)
+                        pos = q
+            if spec is None:
+                spec, head, pos = _general_header(data, pos, n, base, warnings)
+                if spec is None:  # filler, readout request or manufacturer data
+                    if pos < 0:
+                        more = data[start] == 0x1F
+                        mfr = data[start + 1 :]
+                        break
+                    continue
+            length, decoder, meas, unit, exp, func, storage, tariff, subunit, enc, text, is_time, _profile = spec
+            if length < 0:
+                if pos >= n:
+                    raise DecodeError("record ends before its LVAR byte", offset=base + pos)
+                length = _lvar_length(data[pos], base + pos) + 1
+            end = pos + length
+            if end > n:
+                raise DecodeError(f"record data needs {length} bytes but only {n - pos} remain", offset=base + pos)
+            raw_data = data[pos:end]
+            pos = end
+            d = raw_data[::-1] if msb_first else raw_data
+            raw: int | float | str | bytes | datetime | None
+            if decoder == _D_INT:
+                raw = from_bytes(d, "little", signed=True)
+            elif decoder == _D_BCD:
+                digits = d[::-1].hex()
+                raw = int(digits) if digits.isdigit() else _bcd(d)
+            elif decoder == _D_UINT:
+                raw = from_bytes(d, "little")
+            elif decoder == _D_DATE_F:
+                raw = _date_f(d)
+            elif decoder == _D_REAL:
+                raw = _REAL.unpack(d)[0]
+            elif decoder == _D_NONE:
+                raw = None
+            elif decoder == _D_DATE_G:
+                raw = _date_g(d)
+            elif decoder == _D_DATE_I:
+                raw = _date_i(d)
+            elif decoder == _D_TIME_J:
+                raw = _time_j(d)
+            elif decoder == _D_DATE_BCD:
+                raw = _date_bcd(d)
+            elif decoder == _D_PROFILE:
+                expanded = _expand_profile(spec, head, raw_data, index, base + end - length)
+                values.extend(expanded)
+                index += len(expanded)
                 continue
-        length, decoder, meas, unit, exp, func, storage, tariff, subunit, enc, text, is_time = spec
-        if length < 0:
-            if pos >= n:
-                raise DecodeError("record ends before its LVAR byte", offset=base + pos)
-            length = _lvar_length(data[pos], base + pos) + 1
-        end = pos + length
-        if end > n:
-            raise DecodeError(f"record data needs {length} bytes but only {n - pos} remain", offset=base + pos)
-        raw_data = data[pos:end]
-        pos = end
-        d = raw_data[::-1] if msb_first else raw_data
-        raw: int | float | str | bytes | datetime | None
-        if decoder == _D_INT:
-            raw = from_bytes(d, "little", signed=True)
-        elif decoder == _D_BCD:
-            digits = d[::-1].hex()
-            raw = int(digits) if digits.isdigit() else _bcd(d)
-        elif decoder == _D_UINT:
-            raw = from_bytes(d, "little")
-        elif decoder == _D_DATE_F:
-            raw = _date_f(d)
-        elif decoder == _D_REAL:
-            raw = _REAL.unpack(d)[0]
-        elif decoder == _D_NONE:
-            raw = None
-        elif decoder == _D_DATE_G:
-            raw = _date_g(d)
-        elif decoder == _D_DATE_I:
-            raw = _date_i(d)
-        elif decoder == _D_TIME_J:
-            raw = _time_j(d)
-        elif decoder == _D_DATE_BCD:
-            raw = _date_bcd(d)
-        else:
-            raw = _lvar_value(raw_data[0], raw_data[1:][::-1] if msb_first else raw_data[1:])
-        value = make(index, meas, unit, exp, raw, func, storage, tariff, subunit, None, head, raw_data, enc, text)
-        append(value)
-        index += 1
-        if is_time and raw.__class__ is datetime and func is _INSTANT:
-            times.setdefault((storage, subunit), raw)
+            else:
+                raw = _lvar_value(raw_data[0], raw_data[1:][::-1] if msb_first else raw_data[1:])
+            value = make(index, meas, unit, exp, raw, func, storage, tariff, subunit, None, head, raw_data, enc, text)
+            append(value)
+            index += 1
+            if is_time and raw.__class__ is datetime and func is _INSTANT:
+                times.setdefault((storage, subunit), raw)
+    except DecodeError as exc:
+        if strict:
+            raise
+        # EN 13757-3 calls this "premature end of record": the complete records before it stay valid
+        warnings.append(f"records end early ({exc}); kept the {len(values)} complete records before it")
     if times:
         _attach_times(values, times)
     return tuple(values), more, mfr, tuple(warnings)
+
+
+_SPACING_UNITS: Final = ("s", "min", "H", "D")
+_INCREMENT_MODES: Final = ("absolute values", "increments", "decrements", "signed differences")
+
+
+def _expand_profile(spec: _Spec, head: bytes, raw_data: bytes, index: int, offset: int) -> list[MeterValue]:
+    """A compact profile (EN 13757-3:2018 Annex F) as one value per element.
+
+    LVAR data: spacing control (bits 0-3 element coding as a DIF data field, bits 4-5 spacing unit,
+    bits 6-7 increment mode), spacing value (0xFE = one month, 0xFD = half a month with unit "days"),
+    then the elements. Every element keeps the record's storage number, function and unit; its position,
+    the order (compact = oldest first, inverse = newest first) and the spacing are in ``text``. Elements
+    with every bit set are "not available" and left out.
+    """
+    body = raw_data[1:]
+    if len(body) < 2:
+        raise DecodeError("compact profile without spacing control and spacing value", offset=offset)
+    control, spacing = body[0], body[1]
+    coding = control & 0x0F
+    size = _LENGTHS[coding]
+    if size <= 0 or coding == 0x0D:
+        raise DecodeError(f"compact profile element coding 0x{coding:X} is not a fixed-size type", offset=offset)
+    unit_index = (control >> 4) & 0x03
+    if unit_index == 3 and spacing == 0xFE:
+        every = "1 month"
+    elif unit_index == 3 and spacing == 0xFD:
+        every = "half a month"
+    else:
+        every = f"{spacing} {_SPACING_UNITS[unit_index]}"
+    order = "newest first" if spec.profile == V.PROFILE_INVERSE else "oldest first"
+    mode = _INCREMENT_MODES[control >> 6]
+    elements = body[2:]
+    count = len(elements) // size
+    out: list[MeterValue] = []
+    for k in range(count):
+        element = elements[k * size : (k + 1) * size]
+        if element == b"\xff" * size:
+            continue
+        if coding == 0x05:
+            raw: int | float | str = _REAL.unpack(element)[0]
+        elif coding >= 0x09:
+            raw = _bcd(element)
+        else:
+            raw = int.from_bytes(element, "little", signed=True)
+        text = f"{spec.text + '; ' if spec.text else ''}element {k + 1} of {count}, {order}, every {every}, {mode}"
+        out.append(
+            _make_value(
+                index + len(out), spec.measurement, spec.unit, spec.exponent, raw, spec.function, spec.storage,
+                spec.tariff, spec.subunit, None, head, element, ENCODINGS[coding], text,
+            )
+        )  # fmt: skip
+    return out
 
 
 def _attach_times(values: list[MeterValue], times: dict[tuple[int, int], datetime]) -> None:
@@ -673,8 +764,12 @@ def _refuse_encrypted(header: Header, body: bytes, offset: int) -> None:
         )
 
 
-def decode_application(ci: int, data: bytes, *, base_offset: int = 0) -> AppData:
-    """Decode what follows the CI field. ``base_offset`` is the frame offset of ``data[0]``."""
+def decode_application(ci: int, data: bytes, *, base_offset: int = 0, strict: bool = True) -> AppData:
+    """Decode what follows the CI field. ``base_offset`` is the frame offset of ``data[0]``.
+
+    ``strict`` (the default for wired frames, where a broken record is bad input): any defect raises
+    DecodeError; otherwise the records before a broken one are kept with a warning.
+    """
     data = bytes(data)
     if ci in (0x73, 0x77):
         return _fixed(ci, data, base_offset)
@@ -687,7 +782,7 @@ def decode_application(ci: int, data: bytes, *, base_offset: int = 0) -> AppData
     if kind == "records" and header is not None and header.signature:
         _refuse_encrypted(header, body, base_offset + size)
     if kind == "records":
-        values, more, mfr, warnings = _records(body, base_offset + size, msb)
+        values, more, mfr, warnings = _records(body, base_offset + size, msb, strict)
         return _make_app(ci, header, values, more, mfr, None, None, warnings)
     if kind == "error":
         code = body[0] if body else -1

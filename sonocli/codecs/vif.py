@@ -367,6 +367,19 @@ class Combined(NamedTuple):
     is_date: bool
     words: tuple[str, ...]
     error: int | None
+    profile: int = 0  # PROFILE_* below: the LVAR data is a compact profile (EN 13757-3:2018 Annex F)
+
+
+PROFILE_NONE: Final = 0
+PROFILE_COMPACT: Final = 1  # VIFE 0x1F: oldest element first
+PROFILE_INVERSE: Final = 2  # VIFE 0x13: newest element first
+PROFILE_REGISTERS: Final = 3  # VIFE 0x1E: compact profile with register numbers
+
+_PROFILES: Final = {
+    0x13: (PROFILE_INVERSE, "inverse compact profile"),
+    0x1E: (PROFILE_REGISTERS, "compact profile with register numbers"),
+    0x1F: (PROFILE_COMPACT, "compact profile"),
+}
 
 
 def combinable(vifes: bytes) -> Combined:
@@ -375,6 +388,7 @@ def combinable(vifes: bytes) -> Combined:
     is_date = False
     words: list[str] = []
     error: int | None = None
+    profile = PROFILE_NONE
     i = 0
     n = len(vifes)
     while i < n:
@@ -382,6 +396,11 @@ def combinable(vifes: bytes) -> Combined:
         i += 1
         if code == 0x00:
             continue  # "no error": some meters (ABB) send it on every record
+        if code in _PROFILES:
+            # EN 13757-3:2018 took these three codes out of the error-code range for compact profiles
+            profile, word = _PROFILES[code]
+            words.append(word)
+            continue
         if code < 0x20:
             error = code
             words.append("error: " + RECORD_ERRORS.get(code, f"reserved error code 0x{code:02X}"))
@@ -432,4 +451,4 @@ def combinable(vifes: bytes) -> Combined:
             rest = vifes[i:].hex(" ").upper()
             words.append(f"manufacturer specific VIFE {rest}" if rest else "manufacturer specific")
             break
-    return Combined(shift, is_date, tuple(words), error)
+    return Combined(shift, is_date, tuple(words), error, profile)

@@ -8,7 +8,8 @@ from sonocli.codecs.mbus_app import decode_records
 from sonocli.model.description import MODES, describe, mode_index
 
 # The guide's example: DIF 8C DIFE 11 VIF 04 = energy, storage 2, tariff 1, BCD8 00064796
-VALUES, _MORE, _MFR = decode_records(bytes.fromhex("8C 11 04 96 47 06 00 9C 11 04 96 47 06 00 04 06 01000000"))
+_DATA = bytes.fromhex("8C 11 04 96 47 06 00 9C 11 04 96 47 06 00 04 06 01000000")
+VALUES, _MORE, _MFR = decode_records(_DATA, strict=True)
 ENERGY, ENERGY_MAX, PLAIN = VALUES
 
 

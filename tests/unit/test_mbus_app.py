@@ -15,6 +15,7 @@ import pytest
 from sonocli.codecs import mbus_link
 from sonocli.codecs.mbus_app import (
     decode_application,
+    decode_record_block,
     decode_records,
     decode_wired,
     manufacturer_code,
@@ -30,7 +31,7 @@ EXTRA = {row["id"]: row for row in csv.DictReader(_TSV.open(encoding="utf-8"), d
 
 
 def one(record_hex: str) -> MeterValue:
-    values, more, mfr = decode_records(bytes.fromhex(record_hex.replace(" ", "")))
+    values, more, mfr = decode_records(bytes.fromhex(record_hex.replace(" ", "")), strict=True)
     assert len(values) == 1 and not more and mfr == b""
     return values[0]
 
@@ -154,12 +155,12 @@ def test_ten_difes_allowed_eleven_refused() -> None:
 
 
 def test_special_functions() -> None:
-    values, more, mfr = decode_records(bytes.fromhex("2F 04 06 01000000 2F 2F 0F AA BB"))
+    values, more, mfr = decode_records(bytes.fromhex("2F 04 06 01000000 2F 2F 0F AA BB"), strict=True)
     assert len(values) == 1 and not more and mfr == b"\xaa\xbb"
-    values, more, mfr = decode_records(bytes.fromhex("04 06 01000000 1F"))
+    values, more, mfr = decode_records(bytes.fromhex("04 06 01000000 1F"), strict=True)
     assert more and mfr == b""
     with pytest.raises(DecodeError):
-        decode_records(bytes.fromhex("3F"))
+        decode_records(bytes.fromhex("3F"), strict=True)
 
 
 # ---- VIF tables -----------------------------------------------------------------------------------------------
@@ -238,7 +239,7 @@ def test_date_combinable_vife_makes_a_date() -> None:
 def test_plain_text_vif_standard_and_libmbus_order() -> None:
     standard = one("02 FC 74 03 48 52 25 D4 11")
     assert (standard.description, standard.exponent, standard.raw) == ("%RH", -2, 0x11D4)
-    values, _more, _mfr = decode_records(bytes.fromhex("02 FC 03 48 52 25 74 D4 11"))
+    values, _more, _mfr = decode_records(bytes.fromhex("02 FC 03 48 52 25 74 D4 11"), strict=True)
     assert (values[0].description, values[0].exponent, values[0].raw) == ("%RH", -2, 0x11D4)
     seven_bit = one("02 7C 03 48 52 25 D4 11")
     assert seven_bit.description == "%RH" and seven_bit.exponent == 0
@@ -328,7 +329,8 @@ def test_dates(record: str, raw: object) -> None:
 
 
 def test_meter_timestamp_is_attached_to_values_of_the_same_storage() -> None:
-    values, _m, _f = decode_records(bytes.fromhex("04 06 01000000 04 6D 32 37 1F 15 44 06 02000000 84 40 06 03000000"))
+    data = bytes.fromhex("04 06 01000000 04 6D 32 37 1F 15 44 06 02000000 84 40 06 03000000")
+    values, _m, _f = decode_records(data, strict=True)
     stamp = datetime(2008, 5, 31, 23, 50, tzinfo=UTC)
     assert values[0].timestamp == stamp
     assert values[1].timestamp is None  # the timestamp record itself
@@ -353,13 +355,13 @@ def test_meter_timestamp_is_attached_to_values_of_the_same_storage() -> None:
 )
 def test_truncated_records_name_the_offset(record: str, offset: int, words: str) -> None:
     with pytest.raises(DecodeError) as err:
-        decode_records(bytes.fromhex(record.replace(" ", "")), base_offset=0)
+        decode_records(bytes.fromhex(record.replace(" ", "")), base_offset=0, strict=True)
     assert err.value.offset == offset and words in str(err.value)
 
 
 def test_base_offset_shifts_error_offsets() -> None:
     with pytest.raises(DecodeError) as err:
-        decode_records(bytes.fromhex("04 06 01"), base_offset=19)
+        decode_records(bytes.fromhex("04 06 01"), base_offset=19, strict=True)
     assert err.value.offset == 21
 
 
@@ -443,3 +445,42 @@ def test_records_where_libmbus_is_wrong_decode_as_the_standard_says() -> None:
     assert (pollutherm.description, pollutherm.raw, pollutherm.text) == ("Reserved", 302, "VIF 0x7B without extension")
     historic = values("manual_frame2")[1]
     assert (historic.storage, historic.unit, historic.value) == (1, "m³", 0.135)
+
+
+@pytest.mark.parametrize(
+    ("tail", "words"),
+    [
+        ("DE 47", "before its VIF"),  # DIF + DIFE, no VIF (amiplus telegram tail)
+        ("52 08", "needs 2 bytes"),  # int16 record without data (unismart)
+        ("DD 2F", "before its VIF"),
+        ("FF FF", "reserved special function"),
+    ],
+)
+def test_tolerant_mode_keeps_complete_records_before_a_broken_one(tail: str, words: str) -> None:
+    data = bytes.fromhex("04 13 E8030000 2F 2F " + tail)
+    block = decode_record_block(data)
+    assert [v.value for v in block.values] == [1.0]
+    assert len(block.warnings) == 1 and words in block.warnings[0] and "kept the 1 complete" in block.warnings[0]
+    assert decode_records(data)[0] == block.values
+    with pytest.raises(DecodeError):
+        decode_records(data, strict=True)
+    with pytest.raises(DecodeError):
+        decode_application(0x78, data)  # wired frames stay strict by default
+    assert decode_application(0x78, data, strict=False).warnings == block.warnings
+
+
+def test_compact_profiles_expand_into_one_value_per_element() -> None:
+    # Zenner Caltos E: HCA, storage 8, inverse compact profile, BCD6 elements, one month apart, newest first
+    inverse = "8D 04 EE 13 2C 3B FE 990000 520000 100000 000000" + " FF" * 30
+    values = decode_records(bytes.fromhex(inverse), strict=True)[0]
+    assert [v.raw for v in values] == [99, 52, 10, 0]
+    assert all(v.description == "Units for H.C.A." and v.storage == 8 for v in values)
+    assert values[1].text == "inverse compact profile; element 2 of 14, newest first, every 1 month, absolute values"
+    assert values[1].encoding == "BCD6" and values[1].data == bytes.fromhex("520000")
+    # Techem: compact profile of int16 increments, oldest first
+    compact = "8D 04 EE 1F 1E 72 FE" + " 0000" * 12 + " 0300 1600"
+    values = decode_records(bytes.fromhex(compact), strict=True)[0]
+    assert [v.raw for v in values][-2:] == [3, 22] and len(values) == 14
+    assert "increments" in (values[0].text or "") and "oldest first" in (values[0].text or "")
+    # without LVAR the VIFE is only words, not a profile
+    assert one("04 EE 13 01000000").text == "inverse compact profile"

@@ -29,38 +29,11 @@ _CONVERT = {
     "s": ("time", 1.0), "min": ("time", 60.0), "H": ("time", 3600.0), "D": ("time", 86400.0),
 }  # fmt: skip
 
-_TRAILING = (
-    "decode_records raises DecodeError on an incomplete last record and so discards every complete record"
-    " before it; EN 13757-3 makes this an application error 'premature end of record' but the complete"
-    " records stay valid (wmbusmeters keeps them): return them with a warning. "
-)
-_PROFILE = (
-    "compact profile not expanded: EN 13757-3:2018 Annex F, VIFE 0x13 (inverse compact profile) / 0x1F"
-    " (compact profile) on a DIF 0x8D (LVAR) record; vif.combinable reads 0x13/0x1F as E000 xxxx record"
-    " error codes and the LVAR data (spacing control byte, spacing value, then elements of the data field"
-    " in bits 0-3 of the spacing control) stays one blob, so the per-period values never appear. "
-)
 XFAIL: dict[str, str] = {
     "wmbusmeters:actislink:GURKA:1": (
         "security mode 2 (DES-CBC, IV = 0, EN 13757-4 legacy mode) is refused as unsupported; CFG 0x0210,"
         " 8-byte key 0102030405060708 decrypts the 16 bytes to 2F2F 04 13 E8030000 = 1.000 m3"
     ),
-    "wmbusmeters:amiplus:MyElectricity3:5": _TRAILING
-    + "Here: mode 5 CFG 0x0570 (7 blocks = 112 bytes), then 2 unencrypted bytes DE 47 after the 2F fillers"
-    " (DIF 0xDE with extension, DIFE 0x47, no VIF) -> 'record ends before its VIF'.",
-    "wmbusmeters:unismart:GasMeter:351": _TRAILING
-    + "Here: mode 5 CFG 0x8550 (5 blocks = 80 bytes) decrypts fine with the all-zero key; the 2 bytes after"
-    " the encrypted part, 52 08 (DIF 0x52 int16 storage 1, VIF 0x08, no data), abort the decode.",
-    "wmbusmeters:qcaloric:HCA1:279": _TRAILING
-    + "Here: plain CI 0x7A telegram ending in DD 2F (DIF 0xDD + DIFE 0x2F, no VIF) after 04 6D date/time.",
-    "wmbusmeters:evo868:Votchka:102": _TRAILING
-    + "Here: the telegram ends in FF FF; DIF 0xFF (special function 0x7F with extension bit) is rejected as"
-    " 'reserved special function' instead of ending the record list.",
-    "wmbusmeters:caltose:Caltos:60": _PROFILE
-    + "Here: 8D 04 EE 13 2C 3B FE 990000 520000 100000 000000 FF.. (BCD6 elements 99, 52, 10, 0; months).",
-    "wmbusmeters:caltose:Caltos3:62": _PROFILE + "Same Zenner Caltos E HCA record 8D 04 EE 13.",
-    "wmbusmeters:fhkvdataiv:Rooom:107": _PROFILE
-    + "Here: 8D 04 EE 1F 1E 72 FE 0000 .. 0300 1600 (int16 increments, months; newest last: 22 then 3).",
 }
 
 
