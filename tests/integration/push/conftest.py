@@ -158,7 +158,7 @@ def world_dir(prefix: str) -> Path:
 
 # ------------------------------------------------------------------------------------------ pyftpdlib
 class FtpPeer:
-    def __init__(self, home: Path, pki: Pki | None, *, user: str = "u", password: str = "p") -> None:
+    def __init__(self, home: Path, pki: Pki | None, *, user: str = "u", password: str = "p", port: int = 0) -> None:
         from pyftpdlib.authorizers import DummyAuthorizer
         from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
         from pyftpdlib.ioloop import IOLoop
@@ -185,7 +185,7 @@ class FtpPeer:
             ctx.set_session_id(b"sonocli-test")
             handler = type("H", (TLS_FTPHandler,), {"ssl_context": ctx, "tls_control_required": True,
                                                      "tls_data_required": True, "authorizer": auth})
-        self.server = FTPServer(("127.0.0.1", 0), handler, ioloop=IOLoop())
+        self.server = FTPServer(("127.0.0.1", port), handler, ioloop=IOLoop())
         self.port = int(self.server.address[1])
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -504,3 +504,33 @@ def tcp_server() -> Any:
     yield peer
     srv.shutdown()
     srv.server_close()
+
+
+# ------------------------------------------------------------------------------------- sonocli roots
+@pytest.fixture(scope="session")
+def demo_meter_list(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """device_handle.cfg of the twelve sim://demo meters, made once by a real `scan --save`."""
+    import sys
+
+    root = tmp_path_factory.mktemp("demo-root")
+    subprocess.run([sys.executable, "-m", "sonocli", "--root", str(root), "init"], check=True,
+                   stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "sonocli", "--root", str(root), "scan", "--port", "sim://demo", "--save"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return root / "app" / "device_handle.cfg"
+
+
+def make_root(root: Path, meter_list: Path, **settings: Any) -> Path:
+    """A sonocli root with the demo meters and chip.ini ``settings`` (sim://demo on the wired port)."""
+    from sonocli.config.chipini import ChipIni
+    from sonocli.config.layout import init_root
+
+    layout = init_root(root)
+    shutil.copy(meter_list, layout.device_handle)
+    chip = ChipIni.load(layout.chip_ini)
+    values = {"MBUS_PORT": "sim://demo", "WMBUS_ENABLE": "0", "METER_TIME": "900", "REPORT_TIME": "15",
+              "REPORT_RANDOMDELAY": "1", **{k: str(int(v) if isinstance(v, bool) else v) for k, v in settings.items()}}
+    for key, value in values.items():
+        chip.set(key, value)
+    chip.save(layout.chip_ini)
+    return root
