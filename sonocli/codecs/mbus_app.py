@@ -382,13 +382,13 @@ def decode_record_block(
 
 
 def decode_records(
-    data: bytes, *, base_offset: int = 0, msb_first: bool = False, strict: bool = False
+    data: bytes, *, base_offset: int = 0, msb_first: bool = False, strict: bool = True
 ) -> tuple[tuple[MeterValue, ...], bool, bytes]:
     """Records of a variable data structure: (values, more_records_follow, manufacturer data).
 
-    Tolerant by default, as radio telegrams need (see decode_record_block, which also returns the
-    warnings); ``strict=True`` raises DecodeError on any defect. ``base_offset`` is where ``data``
-    starts in the frame, so errors name frame offsets.
+    Strict by default: any defect raises DecodeError naming the byte offset (``base_offset`` is where
+    ``data`` starts in the frame). ``strict=False`` keeps the records before a broken one; use
+    decode_record_block to get the warning that says so.
     """
     values, more, mfr, _warnings = _records(bytes(data), base_offset, msb_first, strict)
     return values, more, mfr

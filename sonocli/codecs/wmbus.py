@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from sonocli.codecs import crypto
-from sonocli.codecs.mbus_app import decode_records
+from sonocli.codecs.mbus_app import decode_record_block
 from sonocli.codecs.wmbus_link import (
     ELL_CIS,
     LONG_TPL_CIS,
@@ -231,7 +231,7 @@ def decode_telegram(data: bytes, options: DecodeOptions | None = None) -> WmbusT
         if not (opts.frame_format in ("auto", "none") and 12 <= len(data) < data[0] + 1 <= len(data) + 16):
             raise
         try:
-            result = _decode(data, b"", opts)
+            result = _decode(data, b"", opts, strict_records=True)
         except DecodeError:
             raise exc from None
         note = f"L-field says {data[0] + 1} bytes, got {len(data)}: decoded the bytes present"
@@ -239,7 +239,7 @@ def decode_telegram(data: bytes, options: DecodeOptions | None = None) -> WmbusT
     return _decode(telegram, trailing, opts)
 
 
-def _decode(telegram: bytes, trailing: bytes, opts: DecodeOptions) -> WmbusTelegram:
+def _decode(telegram: bytes, trailing: bytes, opts: DecodeOptions, *, strict_records: bool = False) -> WmbusTelegram:
     link = parse_link_header(telegram)
     warnings: list[str] = []
     pos = 10
@@ -295,7 +295,10 @@ def _decode(telegram: bytes, trailing: bytes, opts: DecodeOptions) -> WmbusTeleg
     more = False
     mfct = b""
     if opts.decode_application and ci not in (0x69, 0x6A, 0x6B):
-        records, more, mfct = decode_records(apl)
+        # a broken last record keeps the complete ones before it, with a warning (as wmbusmeters does)
+        block = decode_record_block(apl, strict=strict_records)
+        records, more, mfct = block.values, block.more_records_follow, block.manufacturer_data
+        warnings.extend(block.warnings)
     return WmbusTelegram(body, link, ell, afl, tpl, ci, security, apl, records, more, mfct, tuple(warnings))
 
 
