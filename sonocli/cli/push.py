@@ -45,14 +45,15 @@ def push(ctx: click.Context, test_: bool, once: bool, accept_host_key: bool, as_
             outcome = engine.test_push(observer=show, accept_host_key=accept_host_key)
             if as_json:
                 emit_json({
-                    "channels": [{"channel": c, "ok": e is None, "error": e} for c, e in outcome],
+                    "channels": [{"channel": c, "ok": e is None, "error": e and e.message} for c, e in outcome],
                     "steps": [{"channel": e.channel, "step": e.step, "ok": e.ok, "detail": e.detail}
                               for e in events],
                 })
             failed = [(c, e) for c, e in outcome if e is not None]
             if failed:
                 _channel, error = failed[0]
-                raise PushError(f"test transmission failed: {error}")
+                assert error is not None
+                raise PushError(f"test transmission failed: {error.message}", hint=error.hint)
             if not as_json:
                 click.echo("test transmission delivered")
             return

@@ -395,7 +395,9 @@ class Engine:
             results[spec.key] = result
         return results
 
-    def test_push(self, *, observer: StepObserver, accept_host_key: bool = False) -> list[tuple[str, str | None]]:
+    def test_push(
+        self, *, observer: StepObserver, accept_host_key: bool = False
+    ) -> list[tuple[str, PushError | None]]:
         """The Test button: a small real transmission on every configured channel; (channel, error or None)."""
         specs = [s for s in self.channel_specs() if s.key != "tcp-server"]
         if not specs:
@@ -403,7 +405,7 @@ class Engine:
                 "no push channel is enabled in chip.ini",
                 hint="set FTP_ENABLE, XMLTOTCP_ENABLE, TLS_ENABLE or SMTP_ENABLE to 1",
             )
-        outcome: list[tuple[str, str | None]] = []
+        outcome: list[tuple[str, PushError | None]] = []
         now = int(self.now())
         for spec in specs:
             channel = self.make_channel(spec, observer=observer, accept_host_key=accept_host_key)
@@ -415,5 +417,5 @@ class Engine:
                 channel.test(Report(name, payload, "text/csv" if channel.format == "csv" else "application/xml", now))
                 outcome.append((spec.key, None))
             except PushError as exc:
-                outcome.append((spec.key, exc.message))
+                outcome.append((spec.key, exc))
         return outcome

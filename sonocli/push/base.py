@@ -121,7 +121,8 @@ class Channel(ABC):
         try:
             yield
         except PushError as exc:
-            self._notify(StepEvent(self.name, exc.step or step, False, exc.message))
+            raw = exc.message.removeprefix(f"{exc.channel}: {exc.step}: ")
+            self._notify(StepEvent(self.name, exc.step or step, False, raw))
             raise
         except Exception as exc:
             reason = "aborted by the watchdog" if self._abort.is_set() else explain(exc)

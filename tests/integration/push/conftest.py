@@ -534,3 +534,14 @@ def make_root(root: Path, meter_list: Path, **settings: Any) -> Path:
         chip.set(key, value)
     chip.save(layout.chip_ini)
     return root
+
+
+def read_demo_meters(root: Path) -> int:
+    """One readout of the root's wired meters through the Engine (stored like the daemon stores them)."""
+    from sonocli.engine.core import Engine
+
+    engine = Engine(root)
+    try:
+        return engine.read_wired(engine.wired_meters()).readings
+    finally:
+        engine.close()
