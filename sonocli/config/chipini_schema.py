@@ -252,7 +252,16 @@ PARAMETERS: tuple[Param, ...] = (
         "type, bit 2 DIF/VIF raw data, bit 3 complete raw data of the value.",
         _K,
     ),
-    _int(_C, "MUC_PROTOCOL_VER", 0, 5, 3, "Protocol version of CSV and XML data.", _K),
+    _int(
+        _C,
+        "MUC_PROTOCOL_VER",
+        0,
+        7,
+        3,
+        "Protocol version of CSV and XML data. Table 25 says 0-5, but Tables 20 and 22 define versions 6 and 7 "
+        "too, so sonocli accepts 0-7.",
+        _K,
+    ),
     _bool(_C, "MUC_SCALEVALUES", False, "Scales the meter values in CSV and XML files.", _K),
     _choice(_C, "MUC_SETDEVICES", ("S0", "ALL", "NONE"), "S0", "Enables writing data to meters (if supported).", _K),
     _bool(_C, "MUC_SHOWTIMESTAMPENTRIES", False, "Shows the meters' timestamps as values.", _K),
