@@ -206,7 +206,10 @@ def _parse_header(head: bytes, text_at: int, text_len: int, libmbus_order: bool)
         combined = V.combinable(vifes)
         exponent += combined.exponent_shift
         words.extend(combined.words)
-        profile = combined.profile if dfield == 0x0D else V.PROFILE_NONE
+        # the register-number variant interleaves register numbers whose layout we cannot confirm: it stays
+        # one LVAR value with the words in its text
+        expandable = dfield == 0x0D and combined.profile in (V.PROFILE_COMPACT, V.PROFILE_INVERSE)
+        profile = combined.profile if expandable else V.PROFILE_NONE
         if combined.is_date and not is_date:
             # e.g. flow temperature + VIFE 0x6F: the record is the date of that quantity's maximum, not a
             # temperature; say so in the description and keep the quantity in the text
