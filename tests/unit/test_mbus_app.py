@@ -484,6 +484,6 @@ def test_compact_profiles_expand_into_one_value_per_element() -> None:
     assert "increments" in (values[0].text or "") and "oldest first" in (values[0].text or "")
     # with register numbers (VIFE 1E) the record stays one value
     (blob,) = decode_records(bytes.fromhex("8D 04 EE 1E 08 3B FE 990000 520000"), strict=True)[0]
-    assert blob.text == "compact profile with register numbers" and isinstance(blob.raw, bytes | int)
+    assert blob.text == "compact profile with register numbers" and blob.data == bytes.fromhex("083BFE990000520000")
     # without LVAR the VIFE is only words, not a profile
     assert one("04 EE 13 01000000").text == "inverse compact profile"
