@@ -98,7 +98,7 @@ def serve_daemon(ctx: click.Context, root_here: Path | None, once: bool, syslog:
         try:
             if once:
                 stats = daemon.once()
-                pending = engine.outbox.items()
+                pending = [i for i in engine.outbox.items() if i.channel != "tcp-server"]
                 log.info("once: %d reading(s), %d report(s) queued, %d delivered, %d waiting",
                          stats.readings, stats.reports, stats.delivered, len(pending))
                 if pending and engine.channel_specs():

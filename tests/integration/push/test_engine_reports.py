@@ -1,0 +1,103 @@
+"""Reports built from the store and delivered by SMTP, HTTPS and the device-as-TCP-server mode."""
+
+from __future__ import annotations
+
+import email
+import socket
+import time
+from email import policy
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from sonocli.engine.core import Engine
+from tests.integration.push.conftest import make_root, read_demo_meters
+
+
+def meters_in(xml: bytes) -> list[etree._Element]:
+    root = etree.fromstring(xml)
+    assert root.tag == "interface"
+    return root.findall("./muc/meter")
+
+
+def test_smtp_reports_split_by_size_limit_with_subject_index(
+    tmp_path: Path, demo_meter_list: Path, smtp_server: Any, pki: Any
+) -> None:
+    root = make_root(tmp_path, demo_meter_list, SMTP_ENABLE=1, SMTP_IP=f"127.0.0.1:{smtp_server.port}",
+                     SMTP_USER=smtp_server.user, SMTP_PASSWORD=smtp_server.password,
+                     SMTP_FROMADDRESS="muc@example.org", SMTP_TOADDRESS="head@example.org",
+                     SMTP_SUBJECTBASENAME="Test MUC", REPORT_SIZELIMIT=4000)
+    pki.install(root / "app")
+    assert read_demo_meters(root) == 12
+    engine = Engine(root, muc_id=0x1234567, now=lambda: 1372759627.0)
+    before = len(smtp_server.messages)
+    try:
+        items = engine.build_reports()
+        results = engine.deliver()
+    finally:
+        engine.close()
+    assert len(items) >= 2 and results["smtp"].sent == len(items)
+    mails = [email.message_from_bytes(e.original_content, policy=policy.default)
+             for e in smtp_server.messages[before:]]
+    subjects = [m["Subject"] for m in mails]
+    assert subjects == [f"Test MUC ID: 1234567, Timestamp: 1372759627 ({i})" for i in range(1, len(items) + 1)]
+    bodies = [m.get_payload(decode=True) for m in mails]
+    assert all(len(b) <= 4000 or len(meters_in(b)) == 1 for b in bodies)
+    ids = [meter.get("ID") or meter.attrib for b in bodies for meter in meters_in(b)]
+    assert len(ids) == 12
+    assert sum(item.readings for item in items) == 12
+
+
+def test_https_report_carries_every_stored_reading(tmp_path: Path, demo_meter_list: Path, https_server: Any,
+                                                   pki: Any) -> None:
+    root = make_root(tmp_path, demo_meter_list, TLS_ENABLE=1, TLS_IP="127.0.0.1", TLS_PORT=https_server.port,
+                     TLS_SITE="/meters")
+    pki.install(root / "app")
+    read_demo_meters(root)
+    read_demo_meters(root)
+    engine = Engine(root, muc_id=1)
+    before = len(https_server.posts)
+    try:
+        engine.build_reports()
+        assert engine.deliver()["https"].sent == 1
+    finally:
+        engine.close()
+    path, headers, body = https_server.posts[before]
+    assert path == "/meters" and headers["Content-Type"] == "application/xml"
+    assert len(meters_in(body)) >= 12
+
+
+def test_device_as_tcp_server(tmp_path: Path, demo_meter_list: Path) -> None:
+    """XMLTOTCP_IP empty: the head-end connects and receives the pending reports."""
+    import threading
+
+    from sonocli.daemon.runner import Daemon
+    from tests.integration.push.conftest import free_port
+
+    port = free_port()
+    root = make_root(tmp_path, demo_meter_list, XMLTOTCP_ENABLE=1, XMLTOTCP_IP="", XMLTOTCP_PORT=port,
+                     XMLTOTCP_DISCONNECTTIMEOUT=5)
+    read_demo_meters(root)
+    engine = Engine(root, muc_id=1)
+    engine.build_reports()
+    daemon = Daemon(engine, wireless=False)
+    thread = threading.Thread(target=daemon._tcp_server, daemon=True)
+    thread.start()
+    try:
+        data = b""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+                    while chunk := conn.recv(65536):
+                        data += chunk
+                break
+            except ConnectionRefusedError:
+                time.sleep(0.05)
+        assert len(meters_in(data)) == 12
+        assert engine.outbox.items(channel="tcp-server") == []
+    finally:
+        daemon.stop()
+        thread.join(5)
+        engine.close()
