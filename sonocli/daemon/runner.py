@@ -170,14 +170,28 @@ class Daemon:
     def g(self, name: str) -> int:
         return int(self.engine.get(name))
 
-    def due_meters(self, now: float) -> list[Any]:
-        meter_time = self.g("METER_TIME")
-        return [m for m in self.engine.wired_meters()
-                if meter_due(self.last_read.get(m.device_id), m.readout_cycle, now, meter_time)]
+    def due_meters(self, now: float, *, general: bool) -> list[Any]:
+        """Meters on the general cycle when its tick came, and meters whose own cycle has run out."""
+        out = []
+        for m in self.engine.wired_meters():
+            if m.readout_cycle > 0:
+                if meter_due(self.last_read.get(m.device_id), m.readout_cycle, now):
+                    out.append(m)
+            elif general:
+                out.append(m)
+        return out
 
-    def step_readout(self, *, all_meters: bool = False) -> None:
+    def next_own_cycle(self) -> float | None:
+        """When the next meter with its own readout cycle is due (None: no such meter)."""
+        times = [self.last_read.get(m.device_id, 0.0) + m.readout_cycle
+                 for m in self.engine.wired_meters() if m.readout_cycle > 0]
+        return min(times) if times else None
+
+    def step_readout(self, *, all_meters: bool = False, general: bool = True) -> None:
         now = self.clock.now()
-        meters = self.engine.wired_meters() if all_meters else self.due_meters(now)
+        meters = self.engine.wired_meters() if all_meters else self.due_meters(now, general=general)
+        for meter in meters:  # also when the readout fails: a dead meter waits for its next cycle
+            self.last_read[meter.device_id] = now
         if not meters or not str(self.engine.get("MBUS_PORT") or "").strip() or not self.engine.get("MBUS_ENABLE"):
             return
         timeout = max(self.g("WATCHDOG_READOUT"), self.g("WATCHDOG_PROCESS"))
@@ -198,8 +212,6 @@ class Daemon:
         self.stats.cycle_cpu.append(time.process_time() - cpu)
         self.stats.readouts += 1
         if summary is not None:
-            for meter in meters:
-                self.last_read[meter.device_id] = now
             self.stats.readings += summary.readings
             log.info("readout: %d of %d meter(s) read", summary.readings, len(meters))
 
@@ -324,7 +336,9 @@ class Daemon:
                 next_readout = next_aligned(now, self.g("METER_TIME")) + self.g("METER_DELAY")
                 next_report = self._next_report(now)
             retry = self._next_retry()
-            due = min(next_readout, next_report, retry if retry is not None else float("inf"))
+            own = self.next_own_cycle()
+            due = min(next_readout, next_report, retry if retry is not None else float("inf"),
+                      own if own is not None else float("inf"))
             if self.until is not None and due > self.until:
                 break
             self.wake.clear()
@@ -334,8 +348,10 @@ class Daemon:
             now = self.clock.now()
             if now < due and self.reload_requested:
                 continue
-            if now >= next_readout:
-                self.step_readout()
+            general = now >= next_readout
+            if general or (own is not None and now >= own - 1.0):
+                self.step_readout(general=general)
+            if general:
                 next_readout = next_aligned(self.clock.now(), self.g("METER_TIME")) + self.g("METER_DELAY")
             if now >= next_report:
                 self.step_report(force=True)

@@ -1,8 +1,8 @@
 """When things are due, with chip.ini semantics; pure functions of time so tests need no clock at all.
 
 - Readouts every METER_TIME seconds, aligned to UTC multiples of the interval, each started METER_DELAY s
-  late; a meter with its own ``readout_cycle`` (device_handle.cfg) is read when that many seconds have
-  passed since its last readout, checked at every readout tick.
+  late; a meter with its own ``readoutcycle`` (device_handle.cfg, tab Meter "Cycle": "0 means using the
+  general readout interval") is read every that many seconds instead, shorter or longer than METER_TIME.
 - Reports every REPORT_TIME minutes, aligned likewise, started REPORT_DELAY min late plus a random delay
   of up to REPORT_RANDOMDELAY min - or up to 12.5 % of the report interval when that is 0 (Table 25) -
   so that a fleet of concentrators does not hit the head-end in the same second.
@@ -66,11 +66,12 @@ def report_jitter(report_minutes: int, random_minutes: int, rng: Callable[[], fl
     return rng() * span
 
 
-def meter_due(last: float | None, cycle: int, now: float, meter_time: int) -> bool:
-    """A meter's own readout cycle (s, 0 = every METER_TIME) rounded up to whole readout ticks."""
+def meter_due(last: float | None, cycle: int, now: float) -> bool:
+    """A meter with its own readout cycle (``readoutcycle`` s, Table 26) is due ``cycle`` s after its last read.
+
+    Meters with cycle 0 follow METER_TIME and are not asked here. One second of slack absorbs the time the
+    readout itself took.
+    """
     if last is None:
         return True
-    if cycle <= 0:
-        return True
-    ticks = max(1, -(-cycle // max(1, meter_time)))
-    return now - last >= ticks * meter_time - 1.0
+    return now - last >= cycle - 1.0

@@ -24,13 +24,12 @@ def test_report_jitter_default_is_one_eighth() -> None:
     assert report_jitter(15, 0, lambda: 0.0) == 0
 
 
-def test_meter_cycle_rounds_up_to_ticks() -> None:
-    assert meter_due(None, 3600, 0, 900)
-    assert meter_due(0, 0, 900, 900)
-    assert not meter_due(0, 3600, 2700, 900)
-    assert meter_due(0, 3600, 3600, 900)
-    assert not meter_due(0, 1000, 900, 900)  # 1000 s is two ticks of 900 s
-    assert meter_due(0, 1000, 1800, 900)
+def test_meter_own_cycle() -> None:
+    assert meter_due(None, 3600, 0)
+    assert not meter_due(0, 3600, 2700)
+    assert meter_due(0, 3600, 3600)
+    assert meter_due(0, 300, 300)  # shorter than METER_TIME: read more often
+    assert not meter_due(0, 300, 200)
 
 
 def test_fast_clock_jumps_unless_woken() -> None:
