@@ -158,7 +158,8 @@ def world_dir(prefix: str) -> Path:
 
 # ------------------------------------------------------------------------------------------ pyftpdlib
 class FtpPeer:
-    def __init__(self, home: Path, pki: Pki | None, *, user: str = "u", password: str = "p", port: int = 0) -> None:
+    def __init__(self, home: Path, pki: Pki | None, *, user: str = "u", password: str = "p", port: int = 0,
+                 disk_full: bool = False) -> None:
         from pyftpdlib.authorizers import DummyAuthorizer
         from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
         from pyftpdlib.ioloop import IOLoop
@@ -185,6 +186,11 @@ class FtpPeer:
             ctx.set_session_id(b"sonocli-test")
             handler = type("H", (TLS_FTPHandler,), {"ssl_context": ctx, "tls_control_required": True,
                                                      "tls_data_required": True, "authorizer": auth})
+        if disk_full:  # a server whose disk is full answers every STOR with 452 (RFC 959)
+            def full(handler_self: Any, file: str, mode: str = "w") -> None:
+                handler_self.respond("452 Insufficient storage space in system.")
+
+            handler = type("Full", (handler,), {"ftp_STOR": full})
         self.server = FTPServer(("127.0.0.1", port), handler, ioloop=IOLoop())
         self.port = int(self.server.address[1])
         self._stop = threading.Event()

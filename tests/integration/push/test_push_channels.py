@@ -283,3 +283,17 @@ def test_abort_unblocks_a_hanging_server(root: Path) -> None:
     listener.close()
     for s in held:
         s.close()
+
+
+def test_ftp_server_disk_full(root: Path) -> None:
+    from tests.integration.push.conftest import FtpPeer, world_dir
+
+    peer = FtpPeer(world_dir("sonocli-full-"), None, disk_full=True)
+    try:
+        ch = channel("ftp", root, FTP_IP="127.0.0.1", FTP_PORT=peer.port, FTP_USER="u", FTP_PASS="p")
+        with pytest.raises(PushError) as err:
+            ch.send(report("Meter_1.csv", CSV))
+    finally:
+        peer.stop()
+    assert (err.value.channel, err.value.step) == ("ftp", "upload")
+    assert "452" in err.value.message
