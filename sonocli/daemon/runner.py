@@ -33,6 +33,7 @@ log = logging.getLogger("sonocli.daemon")
 PID_FILE = "sonocli-daemon.pid"
 EXIT_WATCHDOG = 70
 ABORT_GRACE = 10.0
+KEEP_DONE = 7 * 86400.0
 
 
 class WatchdogTripped(SonoError):
@@ -225,6 +226,8 @@ class Daemon:
         if items:
             self.stats.reports += len(items)
         self.step_deliver(force=force)
+        # delivered reports are kept a week for `outbox list --all`, then their payloads are freed
+        self.engine.outbox.prune(KEEP_DONE, self.clock.now())
 
     def step_deliver(self, *, force: bool = False) -> None:
         timeout = float(self.g("WATCHDOG_PROCESS"))
@@ -367,8 +370,10 @@ class Daemon:
         return base + report_jitter(minutes, self.g("REPORT_RANDOMDELAY"), self.rng.random)
 
     def _next_retry(self) -> float | None:
+        # only channels still configured: a report left behind by a disabled channel waits for the engineer
+        keys = {spec.key for spec in self.engine.channel_specs()} - {"tcp-server"}
         times = [item.next_try for item in self.engine.outbox.items()
-                 if item.channel != "tcp-server" and item.attempts > 0]
+                 if item.channel in keys and item.attempts > 0]
         return min(times) if times else None
 
     def _reload(self) -> None:
