@@ -106,6 +106,15 @@ class DongleDriver(ABC):
                     garbage_from = pos
                 pos = later
                 continue
+            if not self._strong(buf, pos):
+                # A frame without a CRC that swallows a checked frame is a false start (noise that happens
+                # to begin with the start byte): drop it in favour of the checked frame inside it.
+                inner = self._complete_frame_after(buf, pos, pos + used)
+                if inner is not None:
+                    if garbage_from < 0:
+                        garbage_from = pos
+                    pos = inner
+                    continue
             if garbage_from >= 0:
                 events.append(Garbage(bytes(buf[garbage_from:pos]), self._garbage_reason()))
                 garbage_from = -1
@@ -120,9 +129,9 @@ class DongleDriver(ABC):
             buf.clear()
         return events
 
-    def _complete_frame_after(self, buf: bytearray, pos: int) -> int | None:
-        """The start of a later complete, valid frame, so a false start cannot block it."""
-        for start in range(pos + 1, len(buf)):
+    def _complete_frame_after(self, buf: bytearray, pos: int, limit: int | None = None) -> int | None:
+        """The start of a later complete, checked frame (before ``limit``), so a false start cannot block it."""
+        for start in range(pos + 1, len(buf) if limit is None else min(limit, len(buf))):
             used, _ = self._try(buf, start)
             if used >= 0 and self._strong(buf, start):
                 return start
@@ -158,7 +167,7 @@ class LineDriver(DongleDriver):
             return used, None
         return used, self.parse_line(line, raw)
 
-    def _complete_frame_after(self, buf: bytearray, pos: int) -> int | None:
+    def _complete_frame_after(self, buf: bytearray, pos: int, limit: int | None = None) -> int | None:
         return None
 
     @abstractmethod
