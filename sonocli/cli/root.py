@@ -7,9 +7,7 @@ which click asks for via ``get_command``), so ``sonocli --help`` stays close to 
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +102,8 @@ def _report(
         line += f" (hint: {hint})"
     click.echo(line, err=True)
     if debug:
+        import traceback
+
         click.echo("".join(traceback.format_exception(exc)), err=True)
         for index, frame in enumerate(frames):
             click.echo(f"frame[-{len(frames) - index}]: {frame}", err=True)
@@ -111,6 +111,8 @@ def _report(
 
 
 def _configure_logging(verbose: int, quiet: int) -> None:
+    import logging  # ~5 ms: paid by commands only, never by --help or --version
+
     level = logging.WARNING - 10 * verbose + 10 * quiet
     logging.basicConfig(
         level=max(logging.DEBUG, min(logging.CRITICAL, level)),
