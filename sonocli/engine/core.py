@@ -11,7 +11,7 @@ import io
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -330,6 +330,51 @@ class Engine:
         half = len(readings) // 2
         return self.split(fmt, readings[:half], timestamp, limit) + self.split(fmt, readings[half:], timestamp, limit)
 
+    def chunks(
+        self, fmt: str, readings: Iterable[Reading], timestamp: float, limit: int
+    ) -> Iterator[tuple[bytes, int]]:
+        """Stream readings into payloads of at most ``limit`` bytes, holding one payload's readings at a time.
+
+        Memory stays bounded by REPORT_SIZELIMIT however many readings wait (a long outage, a big fleet).
+        """
+        if fmt == "csv":
+            yield from self._csv_chunks(readings, limit)
+            return
+        source = iter(readings)
+        while True:
+            batch: list[Reading] = []
+            size = 0
+            for reading in source:
+                batch.append(reading)
+                size += _xml_estimate(reading)
+                if size >= limit:
+                    break
+            if not batch:
+                return
+            yield from self.split(fmt, batch, timestamp, limit)
+
+    def _csv_chunks(self, readings: Iterable[Reading], limit: int) -> Iterator[tuple[bytes, int]]:
+        from sonocli.outputs.csv_writer import CsvWriter
+
+        version = int(self.get("MUC_PROTOCOL_VER"))
+        scale = bool(self.get("MUC_SCALEVALUES"))
+        writer = CsvWriter(version, scale_values=scale)
+        rows: list[str] = []
+        size = widest = 0
+        for reading in readings:
+            row = writer.row(reading)
+            wide = max(widest, len(reading.values))
+            if rows and size + len(row) + len(writer.header(wide)) > limit:
+                yield (writer.header(widest) + "".join(rows)).encode("utf-8"), len(rows)
+                writer = CsvWriter(version, scale_values=scale)
+                row = writer.row(reading)
+                rows, size, wide = [], 0, len(reading.values)
+            rows.append(row)
+            size += len(row)
+            widest = wide
+        if rows:
+            yield (writer.header(widest) + "".join(rows)).encode("utf-8"), len(rows)
+
     def build_reports(self, specs: Iterable[ChannelSpec] | None = None) -> list[OutboxItem]:
         """Queue one report cycle per channel: every reading not yet in a report of that channel.
 
@@ -344,19 +389,21 @@ class Engine:
             with self._write_lock:
                 cursor = self.outbox.cursor(spec.key)
                 conn = self.store.connection
+                content_type = "text/csv" if channel.format == "csv" else "application/xml"
                 conn.execute("BEGIN")
                 try:
                     latest = int(self.store.latest_id())
-                    readings = list(self.store.iter_readings(after_id=cursor)) if latest > cursor else []
+                    if latest <= cursor:
+                        continue
+                    stream = self.store.iter_readings(after_id=cursor)
+                    new = [NewReport(payload, content_type, readings=count)
+                           for payload, count in self.chunks(channel.format, stream, now, limit)]
                 finally:
                     conn.execute("COMMIT")
-                if not readings:
+                if not new:
                     continue
-                chunks = self.split(channel.format, readings, now, limit)
-                content_type = "text/csv" if channel.format == "csv" else "application/xml"
-                new = [NewReport(payload, content_type, readings=count) for payload, count in chunks]
                 items = self.outbox.enqueue(spec.key, new, name=channel.report_name, now=now, cursor=latest)
-            log.info("%s: %d report(s) queued with %d reading(s)", spec.key, len(items), len(readings))
+            log.info("%s: %d report(s) queued with %d reading(s)", spec.key, len(items), sum(n.readings for n in new))
             created.extend(items)
         return created
 
@@ -419,3 +466,8 @@ class Engine:
             except PushError as exc:
                 outcome.append((spec.key, exc))
         return outcome
+
+
+def _xml_estimate(reading: Reading) -> int:
+    """Rough XML size of a reading (a <meter> element plus one <data> element per value, ~200 bytes each)."""
+    return 250 + 200 * len(reading.values)

@@ -101,3 +101,26 @@ def test_device_as_tcp_server(tmp_path: Path, demo_meter_list: Path) -> None:
         daemon.stop()
         thread.join(5)
         engine.close()
+
+
+def test_csv_reports_split_by_size_limit(tmp_path: Path, demo_meter_list: Path, ftp_server: Any) -> None:
+    root = make_root(tmp_path, demo_meter_list, FTP_ENABLE=1, FTP_IP="127.0.0.1", FTP_PORT=ftp_server.port,
+                     FTP_USER="u", FTP_PASS="p", FTP_PATH="/split", REPORT_SIZELIMIT=3000)
+    for _ in range(3):
+        read_demo_meters(root)
+    engine = Engine(root, now=lambda: 1700000000.0)
+    try:
+        items = engine.build_reports()
+        assert engine.deliver()["ftp"].sent == len(items) >= 3
+    finally:
+        engine.close()
+    files = sorted((ftp_server.home / "split").glob("*.csv"))
+    assert [f.name for f in files] == sorted(i.name for i in items)
+    rows = 0
+    for f in files:
+        text = f.read_text()
+        assert len(text.encode()) <= 3000 or text.count("\n") == 2  # one oversized reading may go alone
+        lines = text.splitlines()
+        assert lines[0].startswith("Timestamp;DeviceId;")
+        rows += len(lines) - 1
+    assert rows == 36 == sum(i.readings for i in items)
