@@ -1,4 +1,4 @@
-"""OMS security: TPL modes 5 and 7, the AFL MAC, ELL AES-CTR.
+"""OMS security: TPL modes 5 and 7, the AFL MAC, ELL AES-CTR, and legacy DES modes 2 and 3.
 
 ``cryptography`` is imported inside the functions: CLI start-up must not pay for it (DESIGN.md). Each
 failure is its own error type, so the receiver can count "wrong key" apart from "MAC mismatch".
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sonocli.errors import DecodeError, MacError, UsageError, WrongKeyError
+from sonocli.errors import DecodeError, MacError, UnsupportedSecurityError, UsageError, WrongKeyError
 
 
 def parse_key(text: str, *, name: str = "key") -> bytes:
@@ -74,6 +74,37 @@ def decrypt_cbc_blocks(key: bytes, iv: bytes, data: bytes, blocks: int, *, what:
     if len(data) < size:
         raise DecodeError(f"{what}: telegram truncated, {blocks} encrypted blocks need {size} bytes, got {len(data)}")
     plain = aes_cbc_decrypt(key, iv, data[:size])
+    if plain[:2] != b"\x2f\x2f":
+        raise WrongKeyError(f"wrong key for {what}: decrypted data does not start with 2F2F")
+    return plain + data[size:]
+
+
+def des_cbc_decrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
+    """Single DES in CBC mode, for the legacy security modes 2 and 3 of EN 13757-3:2004.
+
+    OMS forbids DES, but old meters still send it. cryptography has no single DES; TripleDES with one
+    8-byte key (K1 = K2 = K3) is single DES by construction.
+    """
+    if len(key) != 8:
+        raise UnsupportedSecurityError(f"DES needs an 8-byte key, got {len(key)} bytes")
+    try:
+        from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+    except ImportError:  # cryptography < 43
+        from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES  # type: ignore[attr-defined,no-redef,unused-ignore]
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes
+
+    decryptor = Cipher(TripleDES(key), modes.CBC(iv)).decryptor()
+    return bytes(decryptor.update(data) + decryptor.finalize())
+
+
+def decrypt_des_blocks(key: bytes, iv: bytes, data: bytes, blocks: int, *, what: str) -> bytes:
+    """Modes 2/3: the CFG counts 16-byte blocks as for AES (two DES blocks each); 2F2F checks the key."""
+    size = blocks * 16 if blocks else len(data) - len(data) % 8
+    if size == 0:
+        raise DecodeError(f"{what}: no encrypted block in the telegram")
+    if len(data) < size:
+        raise DecodeError(f"{what}: telegram truncated, {blocks} encrypted blocks need {size} bytes, got {len(data)}")
+    plain = des_cbc_decrypt(key, iv, data[:size])
     if plain[:2] != b"\x2f\x2f":
         raise WrongKeyError(f"wrong key for {what}: decrypted data does not start with 2F2F")
     return plain + data[size:]

@@ -357,8 +357,8 @@ def _open_tpl(
     warnings: list[str],
 ) -> tuple[bytes, Security]:
     mode = tpl.security_mode
-    if mode not in (5, 7):
-        err = UnsupportedSecurityError(f"security mode {mode} is not supported (supported: 0, 5, 7)")
+    if mode not in (2, 3, 5, 7):
+        err = UnsupportedSecurityError(f"security mode {mode} is not supported (supported: 0, 2, 3, 5, 7)")
         return apl, Security(mode, "unsupported", err)
     blocks = tpl.encrypted_blocks
     if blocks and blocks * 16 > len(apl) and blocks * 16 <= len(apl) + len(trailing):
@@ -378,6 +378,11 @@ def _open_tpl(
             assert tpl.acc is not None
             iv = crypto.mode5_iv(meter.raw, tpl.acc)
             plain = crypto.decrypt_cbc_blocks(key, iv, apl, blocks, what=f"meter {meter.id} (mode 5)")
+        elif mode in (2, 3):
+            # EN 13757-3:2004 (legacy, not OMS): mode 2 DES-CBC with a zero IV; mode 3 DES-CBC whose IV is
+            # the link address M, ID, version, device type (8 bytes). Mode 3 has no public vector here.
+            iv = bytes(8) if mode == 2 else bytes(meter.raw[:8])
+            plain = crypto.decrypt_des_blocks(key, iv, apl, blocks, what=f"meter {meter.id} (mode {mode})")
         else:
             plain = _mode7(key, apl, after_afl, meter, tpl, afl, blocks)
     except WrongKeyError as exc:

@@ -94,3 +94,17 @@ def test_parse_key_errors(text: str, message: str) -> None:
 
 def test_parse_key_accepts_separators() -> None:
     assert crypto.parse_key("00:01:02:03-04 05 06 07 08090A0B0C0D0E0F") == MASTER
+
+
+def test_des_mode2_legacy_vector_and_wrong_key() -> None:
+    """EN 13757-3:2004 mode 2 (DES-CBC, zero IV): a public wmbusmeters test telegram (actislink).
+
+    DES ignores the low bit of each key byte (parity), so the wrong key differs in a high bit.
+    """
+    from sonocli.codecs import crypto
+
+    encrypted = bytes.fromhex("BBD1EAFD0222F871CB70DA16C78AE098")
+    plain = crypto.decrypt_des_blocks(bytes.fromhex("0102030405060708"), bytes(8), encrypted, 1, what="t")
+    assert plain[:8] == bytes.fromhex("2F2F0413E8030000")
+    with pytest.raises(WrongKeyError):
+        crypto.decrypt_des_blocks(bytes.fromhex("1102030405060708"), bytes(8), encrypted, 1, what="t")
