@@ -276,9 +276,15 @@ def _bcd(data: bytes) -> int | str:
 
 
 def _century(year: int, hundred: int) -> int:
-    if hundred == 0 and year <= 80:
-        hundred = 1  # two-digit years of old meters: 00-80 are 2000-2080
-    return 1900 + 100 * hundred + year
+    """The calendar year of a type F/G date: 00-80 are 2000-2080, 81-99 are 1981-1999.
+
+    EN 13757-3 defines hundred-year bits (HY) in type F, but real meters fill them inconsistently: a
+    public wmbusmeters test telegram (uiws) carries HY=2 in a timestamp whose other dates say 2026. libmbus
+    and wmbusmeters both ignore HY and use this two-digit window, and so does sonocli, so the same frame
+    gives the same date in every tool. ``hundred`` is accepted and deliberately unused.
+    """
+    del hundred
+    return 2000 + year if year <= 80 else 1900 + year
 
 
 def _date_g(d: bytes) -> datetime | None:
@@ -286,7 +292,7 @@ def _date_g(d: bytes) -> datetime | None:
     month = d[1] & 0x0F
     year = ((d[0] & 0xE0) >> 5) | ((d[1] & 0xF0) >> 1)
     try:
-        return datetime(2000 + year, month, day, tzinfo=UTC)
+        return datetime(2000 + year, month, day, tzinfo=UTC)  # as wmbusmeters: 127 (all ones) is 2127
     except ValueError:
         return None
 

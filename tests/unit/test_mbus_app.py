@@ -487,3 +487,15 @@ def test_compact_profiles_expand_into_one_value_per_element() -> None:
     assert blob.text == "compact profile with register numbers" and blob.data == bytes.fromhex("083BFE990000520000")
     # without LVAR the VIFE is only words, not a profile
     assert one("04 EE 13 01000000").text == "inverse compact profile"
+
+
+def test_type_f_hundred_year_bits_are_ignored_like_libmbus_and_wmbusmeters() -> None:
+    """uiws (wmbusmeters test data) sends HY=2 in 046D 22484136; its other dates say 2026, not 2126."""
+    from datetime import UTC, datetime
+
+    from sonocli.codecs.mbus_app import decode_records
+
+    values, _more, _mdata = decode_records(bytes.fromhex("046D22484136"))
+    assert values[0].raw == datetime(2026, 6, 1, 8, 34, tzinfo=UTC)
+    values, _more, _mdata = decode_records(bytes.fromhex("046D220841C6"))  # year 98: 81-99 are 19xx
+    assert values[0].raw == datetime(1998, 6, 1, 8, 34, tzinfo=UTC)
