@@ -3,6 +3,8 @@
 The 76 libmbus test frames are decoded in a loop until ``--frames`` frames (default 100 000) have been
 decoded by each library; every library must produce its records (pyMeterBus decodes lazily, so each
 record's ``interpreted`` dict - value, unit, type, storage, tariff, device, function - is built).
+The "+JSON" rows go one step further on both sides, from frame to JSON text (``sonocli decode --json``
+against pyMeterBus's ``to_JSON()``), which is how the issue's pyMeterBus figure (~1.6 k/s) was taken.
 Best of ``--repeat`` runs, frames per second of process CPU time (robust against other processes on a
 busy machine; all decoders are single-threaded). Also measures the wall time of ``sonocli --help``
 against ``python -c "import click"``.
@@ -54,6 +56,28 @@ def pymeterbus_decoder() -> Callable[[bytes], object]:
     return decode
 
 
+def sonocli_json_decoder() -> Callable[[bytes], object]:
+    """Frame to JSON text, as `sonocli decode --json` prints it (the issue's pyMeterBus figure is with JSON)."""
+    import json
+
+    from sonocli.codecs.mbus_app import decode_wired
+    from sonocli.outputs.records_json import app_to_dict
+
+    def decode(frame: bytes) -> object:
+        return json.dumps(app_to_dict(decode_wired(frame)), default=str)
+
+    return decode
+
+
+def pymeterbus_json_decoder() -> Callable[[bytes], object]:
+    import meterbus
+
+    def decode(frame: bytes) -> object:
+        return meterbus.load(frame).to_JSON()
+
+    return decode
+
+
 def rate(decode: Callable[[bytes], object], frames: list[bytes], total: int, repeat: int) -> tuple[float, int]:
     """Best frames/s over ``repeat`` runs of ``total`` frames; frames the library rejects are counted."""
     usable = []
@@ -98,6 +122,8 @@ def main() -> None:
     peers = [("sonocli", sonocli_decoder), ("pymbusparser", pymbusparser_decoder)]
     if not args.skip_pymeterbus:
         peers.append(("pyMeterBus", pymeterbus_decoder))
+        peers.append(("sonocli+JSON", sonocli_json_decoder))
+        peers.append(("pyMeterBus+JSON", pymeterbus_json_decoder))
     print(f"{len(frames)} frames looped to {args.frames} frames, best of {args.repeat}")
     for name, factory in peers:
         try:
@@ -113,6 +139,9 @@ def main() -> None:
     for name in ("pymbusparser", "pyMeterBus"):
         if name in results:
             print(f"sonocli / {name}: {ours / results[name]:.2f}x")
+    if "sonocli+JSON" in results and "pyMeterBus+JSON" in results:
+        ratio = results["sonocli+JSON"] / results["pyMeterBus+JSON"]
+        print(f"sonocli+JSON / pyMeterBus+JSON (frame to JSON text, both sides): {ratio:.2f}x")
     python = sys.executable
     click_time = wall([python, "-c", "import click"])
     help_time = wall([python, "-m", "sonocli", "--help"])
