@@ -93,7 +93,7 @@ def des_cbc_decrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
         from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES  # type: ignore[attr-defined,no-redef,unused-ignore]
     from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
-    decryptor = Cipher(TripleDES(key), modes.CBC(iv)).decryptor()
+    decryptor = Cipher(TripleDES(key * 3), modes.CBC(iv)).decryptor()
     return bytes(decryptor.update(data) + decryptor.finalize())
 
 
