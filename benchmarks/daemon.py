@@ -75,6 +75,8 @@ def main() -> None:
     ap.add_argument("--meters", type=int, default=500)
     ap.add_argument("--hours", type=float, default=24.0)
     ap.add_argument("--meter-time", type=int, default=900)
+    ap.add_argument("--no-csvlog", action="store_true", help="MUC_CSVLOG_ENABLE=0 (default: CSV logging on)")
+    ap.add_argument("--no-wireless", action="store_true", help="skip the sim://air receiver thread")
     args = ap.parse_args()
 
     import socket
@@ -96,7 +98,8 @@ def main() -> None:
     save_meter_list(layout.device_handle, MeterList(meters=tuple(wired) + tuple(radio)))
     chip = ChipIni.load(layout.chip_ini)
     for key, value in {"MBUS_PORT": f"sim://{tmp}/segment.json", "WMBUS_ENABLE": "0",
-                       "METER_TIME": str(args.meter_time), "REPORT_TIME": "60", "MUC_CSVLOG_ENABLE": "1",
+                       "METER_TIME": str(args.meter_time), "REPORT_TIME": "60",
+                       "MUC_CSVLOG_ENABLE": "0" if args.no_csvlog else "1",
                        "FTP_ENABLE": "1", "FTP_IP": "127.0.0.1", "FTP_PORT": str(port), "FTP_USER": "u",
                        "FTP_PASS": "p", "WATCHDOG_READOUT": "100000", "WATCHDOG_PROCESS": "100000"}.items():
         chip.set(key, value)
@@ -116,18 +119,20 @@ def main() -> None:
 
     daemon.step_readout = sampled  # type: ignore[method-assign]
 
-    # wireless: a second thread receives sim://air for the same simulated day (its own virtual clock)
+    # wireless: a second thread of the same Engine (as the daemon's receiver thread) hears sim://air for the
+    # same simulated day on the simulator's own virtual clock
     heard = {"n": 0}
-    wl_engine = Engine(layout.root)
     def listen() -> None:
-        heard["n"] = wl_engine.listen("sim://air?rate=0.05", "im871a", duration=args.hours * 3600,
+        heard["n"] = engine.listen("sim://air?rate=0.05", "im871a", duration=args.hours * 3600,
                                       should_stop=lambda: False)
-        wl_engine.release_thread()
+        engine.release_thread()
     t0, cpu0 = time.monotonic(), time.process_time()
     wl = threading.Thread(target=listen)
-    wl.start()
+    if not args.no_wireless:
+        wl.start()
     stats = daemon.run()
-    wl.join()
+    if not args.no_wireless:
+        wl.join()
     wall, cpu = time.monotonic() - t0, time.process_time() - cpu0
     delivered = len(list((home).rglob("*.csv")))
     count = engine.store.count()
