@@ -4,7 +4,7 @@
 _sonocli_node() {
     _sn_subs=""; _sn_opts=""; _sn_valopts=""; _sn_npos=0
     case "$1" in
-        "sonocli") _sn_subs="config decode export init keys listen meters readout scan service simulate update-system"; _sn_opts="-V --version --debug -v --verbose -q --quiet --root --help"; _sn_valopts="--root"; _sn_npos=0;;
+        "sonocli") _sn_subs="config decode export init keys listen meters outbox push readout scan serve-daemon service simulate update-system"; _sn_opts="-V --version --debug -v --verbose -q --quiet --root --help"; _sn_valopts="--root"; _sn_npos=0;;
         "sonocli config") _sn_subs="check get set show"; _sn_opts="--help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli config check") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=1;;
         "sonocli config get") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=1;;
@@ -25,8 +25,14 @@ _sonocli_node() {
         "sonocli meters edit") _sn_subs=""; _sn_opts="--user --key --cycle --primary-address --address-mode --max-values --serial --manufacturer --medium --version --obis --description --value --scale --unit --help"; _sn_valopts="--user --key --cycle --primary-address --address-mode --max-values --serial --manufacturer --medium --version --obis --description --value --scale --unit"; _sn_npos=1;;
         "sonocli meters list") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli meters show") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=1;;
+        "sonocli outbox") _sn_subs="drop list retry"; _sn_opts="--help"; _sn_valopts=""; _sn_npos=0;;
+        "sonocli outbox drop") _sn_subs=""; _sn_opts="--all --json --help"; _sn_valopts=""; _sn_npos=1;;
+        "sonocli outbox list") _sn_subs=""; _sn_opts="--all --json --help"; _sn_valopts=""; _sn_npos=0;;
+        "sonocli outbox retry") _sn_subs=""; _sn_opts="--all --json --help"; _sn_valopts=""; _sn_npos=1;;
+        "sonocli push") _sn_subs=""; _sn_opts="--test --once --accept-host-key --json --help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli readout") _sn_subs=""; _sn_opts="--port --address --id --all --baud --retries --json --help"; _sn_valopts="--port --address --id --baud --retries"; _sn_npos=0;;
         "sonocli scan") _sn_subs=""; _sn_opts="--port --mode --baud --mask --first --last --retries --save --json --help"; _sn_valopts="--port --mode --baud --mask --first --last --retries"; _sn_npos=0;;
+        "sonocli serve-daemon") _sn_subs=""; _sn_opts="--root --once --syslog --no-wireless --help"; _sn_valopts="--root"; _sn_npos=0;;
         "sonocli service") _sn_subs="format-log info regenerate-keys restart-daemon stop-daemon"; _sn_opts="--help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli service format-log") _sn_subs=""; _sn_opts="-y --yes --include-updates --json --help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli service info") _sn_subs=""; _sn_opts="--json --prefix --help"; _sn_valopts="--prefix"; _sn_npos=0;;
@@ -53,11 +59,9 @@ _sonocli_values() {
         "sonocli meters add|--interface") _sv_kind=choice; _sv_choices="S0 DLDE M-Bus wM-Bus";;
         "sonocli meters add|--address-mode") _sv_kind=choice; _sv_choices="secondary primary";;
         "sonocli meters edit|--address-mode") _sv_kind=choice; _sv_choices="secondary primary";;
-        "sonocli readout|--baud") _sv_kind=choice; _sv_choices="300 600 1200 2400 4800 9600 19200 38400";;
         "sonocli scan|--mode") _sv_kind=choice; _sv_choices="primary secondary secondary-reverse secondary-alloc secondary-alloc-reverse";;
-        "sonocli scan|--baud") _sv_kind=choice; _sv_choices="300 600 1200 2400 4800 9600 19200 38400";;
+        "sonocli serve-daemon|--root") _sv_kind=dir; _sv_choices="";;
         "sonocli service info|--prefix") _sv_kind=dir; _sv_choices="";;
-        "sonocli simulate|--baud") _sv_kind=choice; _sv_choices="300 600 1200 2400 4800 9600 19200 38400";;
         "sonocli update-system|--prefix") _sv_kind=dir; _sv_choices="";;
         "sonocli update-system|#0") _sv_kind=file; _sv_choices="";;
         "sonocli update-system make-image|--wheel") _sv_kind=file; _sv_choices="";;
