@@ -43,6 +43,8 @@ def configure_daemon_logging(level_name: str, syslog: bool, verbosity: int) -> N
         level = logging.DEBUG
     logger = logging.getLogger("sonocli")
     logger.setLevel(level)
+    # one line per unknown or undecryptable telegram is debugging detail, not DEFAULT's daily log
+    logging.getLogger("sonocli.receiver").setLevel(logging.WARNING if level == logging.INFO else logging.NOTSET)
     logger.propagate = False
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
