@@ -154,3 +154,60 @@ def test_hanging_server_trips_the_watchdog_and_readouts_go_on(tmp_path: Path, de
     pending = engine.outbox.items()
     engine.close()
     assert pending and all(item.state == "pending" for item in pending)
+
+
+def test_configuration_save_keeps_pending_reports_and_their_names(
+    tmp_path: Path, demo_meter_list: Path, ftp_server: Any
+) -> None:
+    from sonocli.config.chipini import ChipIni
+    from tests.integration.push.conftest import read_demo_meters
+
+    down = free_port()
+    root = make_root(tmp_path / "root", demo_meter_list, **ftp_settings(down, "/cfg"))
+    read_demo_meters(root)
+    engine = Engine(root, now=lambda: 1_700_000_123.0)
+    engine.build_reports()
+    assert engine.deliver()["ftp"].failed == 1
+    engine.close()
+    # the engineer fixes the port and renames the base name: the queued report keeps the name it got
+    chip = ChipIni.load(root / "app" / "chip.ini")
+    chip.set("FTP_PORT", str(ftp_server.port))
+    chip.set("FTP_FILEBASENAME", "Renamed")
+    chip.save(root / "app" / "chip.ini")
+    engine = Engine(root)
+    try:
+        assert engine.deliver(force=True)["ftp"].sent == 1
+    finally:
+        engine.close()
+    assert [p.name for p in (ftp_server.home / "cfg").glob("*.csv")] == ["SonoCollect_111_1700000123.csv"]
+
+
+def test_once_with_wireless_meters(tmp_path: Path, demo_meter_list: Path, ftp_server: Any) -> None:
+    """serve-daemon --once: wired readout on MBUS_PORT plus reception on WMBUS_PORT (sim://air), one report."""
+    from sonocli.config.device_handle import MeterList, load_meter_list, save_meter_list
+    from sonocli.engine.master import manufacturer_text
+    from sonocli.model.values import Interface, Meter
+    from sonocli.sim.radio import default_telegrams
+
+    root = make_root(tmp_path / "root", demo_meter_list, **ftp_settings(ftp_server.port, "/wl"),
+                     WMBUS_ENABLE=1, WMBUS_PORT="sim://air", WMBUS_DONGLE="im871a")
+    radio = {}
+    for item in default_telegrams():
+        t = item.telegram
+        serial = t[4:8][::-1].hex().upper()
+        man = manufacturer_text(int.from_bytes(t[2:4], "little"))
+        radio[serial] = Meter(Interface.WMBUS, serial=serial, manufacturer=man, version=t[8], medium=t[9], key=item.key)
+    path = root / "app" / "device_handle.cfg"
+    save_meter_list(path, MeterList(meters=load_meter_list(path).meters + tuple(radio.values())))
+    out = subprocess.run([sys.executable, "-m", "sonocli", "serve-daemon", "--root", str(root), "--once"],
+                         env={**os.environ, "PYTHONPATH": os.getcwd()}, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    engine = Engine(root)
+    try:
+        done = engine.outbox.items(states=(DONE,))
+        wireless = [r for r in engine.store.iter_readings() if r.meter.interface is Interface.WMBUS]
+    finally:
+        engine.close()
+    assert wireless and {r.meter.serial for r in wireless} <= set(radio)
+    rows = csv_rows(ftp_server.home / "wl")
+    assert len(rows) == sum(i.readings for i in done) == 12 + len(wireless)
