@@ -114,12 +114,10 @@ def test_sigkill_20_times_loses_no_reading(tmp_path: Path, demo_meter_list: Path
         peer.stop()
     engine = Engine(root)
     assert engine.outbox.items() == []
-    done = engine.outbox.items(states=(DONE,))
     engine.close()
-    files = sorted(p.name for p in (home / "in").glob("*.csv"))
-    assert files == sorted(item.name for item in done)
-    assert sum(item.readings for item in done) == stored_count(root)
-    assert len(csv_rows(home / "in")) == stored_count(root) > 12 * 20
+    # (the last run's real clock pruned the delivered items of the virtual past: compare with the store)
+    assert not list((home / "in").glob(".*.part"))  # every interrupted upload was finished under its name
+    assert len(csv_rows(home / "in")) == stored_count(root) > 12 * 20  # no reading lost, none twice
 
 
 def test_hanging_server_trips_the_watchdog_and_readouts_go_on(tmp_path: Path, demo_meter_list: Path) -> None:
