@@ -105,7 +105,7 @@ def serve_daemon(ctx: click.Context, root_here: Path | None, once: bool, syslog:
                          stats.readings, stats.reports, stats.delivered, len(pending))
                 if pending and engine.channel_specs():
                     ctx.exit(EXIT_FAILURE)
-                if stats.failures:
+                if stats.failures or stats.meter_failures:
                     ctx.exit(EXIT_PARTIAL)
                 return
             daemon.run()

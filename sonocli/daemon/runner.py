@@ -48,6 +48,7 @@ class DaemonStats:
     delivered: int = 0
     failures: int = 0
     watchdog_trips: int = 0
+    meter_failures: int = 0
     cycle_cpu: list[float] = field(default_factory=list)
 
 
@@ -214,6 +215,7 @@ class Daemon:
         self.stats.readouts += 1
         if summary is not None:
             self.stats.readings += summary.readings
+            self.stats.meter_failures += len(summary.failed)
             log.info("readout: %d of %d meter(s) read", summary.readings, len(meters))
 
     def step_report(self, *, force: bool = True) -> None:
