@@ -53,3 +53,17 @@ def test_pid_file_hup_and_term(tmp_path: Path, demo_meter_list: Path) -> None:
     assert "SIGTERM" in text and "daemon stopped" in text
     assert "Traceback" not in text
     assert not pid_file.exists()
+
+
+def test_once_exit_codes(tmp_path: Path, demo_meter_list: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    root = make_root(tmp_path / "ok", demo_meter_list)
+    ok = subprocess.run([sys.executable, "-m", "sonocli", "--root", str(root), "serve-daemon", "--once"],
+                        env=env, capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert "12 reading(s)" in ok.stderr
+    root = make_root(tmp_path / "silent", demo_meter_list, MBUS_PORT="sim://demo?silent=1")
+    partial = subprocess.run([sys.executable, "-m", "sonocli", "serve-daemon", "--root", str(root), "--once"],
+                             env=env, capture_output=True, text=True, timeout=120)
+    assert partial.returncode == 3, partial.stderr
+    assert "11 reading(s)" in partial.stderr and "readout of" in partial.stderr
