@@ -24,7 +24,8 @@ from sonocli.store.outbox import DeliveryResult, NewReport, Outbox, OutboxItem
 
 log = logging.getLogger("sonocli.engine")
 
-CSV_PARTITION_LIMIT = 256 * 1024 * 1024  # the /ext partition's share for CSV logs (the guide gives no number)
+CSV_PARTITION_LIMIT = 256 * 1024 * 1024
+CSV_BATCH = 100  # the /ext partition's share for CSV logs (the guide gives no number)
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class Engine:
         self._local = threading.local()
         self._outbox: Outbox | None = None
         self._write_lock = threading.Lock()  # readings written and reports built never interleave
+        self._csv_lock = threading.Lock()  # one CSV log writer at a time (it rewrites the day file)
         self._csvlog: Any = None
 
     # -- configuration ------------------------------------------------------------------------------------
@@ -179,14 +181,19 @@ class Engine:
             )
         return self._csvlog
 
-    def record(self, readings: Sequence[Reading]) -> None:
-        """Store readings (and append them to the CSV log when MUC_CSVLOG_ENABLE)."""
+    def record(self, readings: Sequence[Reading], *, csv: bool = True) -> None:
+        """Store readings (and append them to the CSV log when MUC_CSVLOG_ENABLE and ``csv``)."""
         if not readings:
             return
         with self._write_lock:
             self.store.add_many(readings)
-        if self.get("MUC_CSVLOG_ENABLE"):
-            self.csvlog().append(readings)
+        if csv:
+            self.log_csv(readings)
+
+    def log_csv(self, readings: Sequence[Reading]) -> None:
+        if readings and self.get("MUC_CSVLOG_ENABLE"):
+            with self._csv_lock:
+                self.csvlog().append(readings)
 
     # -- wired readout ------------------------------------------------------------------------------------
     def wired_meters(self) -> list[Meter]:
@@ -216,18 +223,26 @@ class Engine:
             master = self.open_master()
         failed: list[tuple[str, str]] = []
         count = 0
+        # each reading is in SQLite the moment it is taken; the CSV log (a file rewritten atomically per
+        # append) gets them in batches, which keeps a 500-meter cycle from rewriting the day file 500 times
+        batch: list[Reading] = []
         try:
             for meter in meters:
                 if cancel is not None and cancel.is_set():
                     break
                 for result in read_all(master, [meter]):
                     if result.reading is not None:
-                        self.record([result.reading])
+                        self.record([result.reading], csv=False)
+                        batch.append(result.reading)
                         count += 1
                     else:
                         failed.append((meter.device_id, str(result.error)))
                         log.warning("readout of %s failed: %s", meter.device_id, result.error)
+                if len(batch) >= CSV_BATCH:
+                    self.log_csv(batch)
+                    batch = []
         finally:
+            self.log_csv(batch)
             if own:
                 try:
                     master.link.close()
