@@ -67,3 +67,16 @@ def test_once_exit_codes(tmp_path: Path, demo_meter_list: Path) -> None:
                              env=env, capture_output=True, text=True, timeout=120)
     assert partial.returncode == 3, partial.stderr
     assert "11 reading(s)" in partial.stderr and "readout of" in partial.stderr
+
+
+def test_once_writes_the_csv_log(tmp_path: Path, demo_meter_list: Path) -> None:
+    root = make_root(tmp_path / "root", demo_meter_list, MUC_CSVLOG_ENABLE=1)
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-m", "sonocli", "serve-daemon", "--root", str(root), "--once"],
+                             env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+    files = sorted((root / "ext" / "log").rglob("Meter_*.csv"))
+    assert files
+    rows = [line for f in files for line in f.read_text().splitlines()[1:] if line]
+    assert len(rows) == 24
