@@ -227,6 +227,12 @@ class _LiveTable:
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after S seconds.")
 @click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after N telegrams (repeats not counted).")
 @click.option("--save", is_flag=True, help="Add every heard meter to the meter list (device_handle.cfg).")
+@click.option(
+    "--store/--no-store",
+    default=True,
+    show_default=True,
+    help="Keep readings of active listed meters in the readings store (ext/sonocli.db), as the daemon does.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per telegram (also the default when piped).")
 @click.pass_obj
 def listen(
@@ -237,6 +243,7 @@ def listen(
     duration: float | None,
     count: int | None,
     save: bool,
+    store: bool,
     as_json: bool,
 ) -> None:
     """Receive wireless M-Bus telegrams, decrypt them with the meter list's keys, and show the meters."""
@@ -268,6 +275,9 @@ def listen(
     receiver = Receiver(driver, settings, meter_list.meters if meter_list is not None else ())
     receiver.on_problem = lambda text: click.echo(f"sonocli: warning: {text}", err=True)
 
+    from sonocli.cli.recording import ReadingRecorder
+
+    recorder = ReadingRecorder(obj.root, store)
     port = open_port(port_url, driver)
     live = None
     json_lines = as_json or not stdout_is_tty()
@@ -280,6 +290,8 @@ def listen(
         def on_heard(item: Heard) -> None:
             if item.duplicate:
                 return
+            if item.reading is not None:
+                recorder.record([item.reading])
             if live is not None:
                 live.update(item)
             elif item.telegram is not None or item.meter is not None:
@@ -292,6 +304,7 @@ def listen(
     finally:
         if live is not None:
             live.live.stop()
+        recorder.close()
         receiver.close()
         close = getattr(port, "close", None)
         if close is not None:

@@ -123,6 +123,12 @@ def _print_reading(data: dict[str, Any]) -> None:
 @click.option("--all", "all_", is_flag=True, help="Read every active M-Bus meter of the meter list.")
 @click.option("--baud", type=int, help=f"Baud rate: {BAUD_HELP} [default: chip.ini MBUS_BAUDRATE, 2400].")
 @click.option("--retries", type=click.IntRange(0, 255), help="Retries per request (MBUS_MAXRETRY).")
+@click.option(
+    "--store/--no-store",
+    default=True,
+    show_default=True,
+    help="Keep the readings in the root's readings store (ext/sonocli.db) and CSV log, as the daemon does.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list (see below).")
 @click.pass_context
 def readout(
@@ -133,6 +139,7 @@ def readout(
     all_: bool,
     baud: int | None,
     retries: int | None,
+    store: bool,
     as_json: bool,
 ) -> None:
     """Read meters on the wired M-Bus and print their records.
@@ -160,6 +167,10 @@ def readout(
             results = read_all(master, targets)
     finally:
         master.link.close()
+    from sonocli.cli.recording import ReadingRecorder
+
+    with ReadingRecorder(setup.root, store) as recorder:
+        recorder.record([r.reading for r in results if r.reading is not None])
     failures = [r for r in results if r.reading is None]
     if len(targets) == 1 and failures and isinstance(failures[0].error, SonoError):
         raise failures[0].error
