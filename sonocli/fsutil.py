@@ -5,13 +5,18 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same directory, fsync, rename, fsync the directory.
+@contextlib.contextmanager
+def atomic_open(path: Path, *, mode: int | None = None) -> Iterator[IO[bytes]]:
+    """A binary file that appears at ``path`` only complete: temp file beside it, fsync, rename, dir fsync.
 
-    The file keeps its previous permission bits unless ``mode`` is given.
+    For streaming writers (``export -o``) as well as whole-buffer ones. The file keeps its previous
+    permission bits unless ``mode`` is given; a new file gets 0644 less the umask. If the block raises,
+    the temp file is removed and ``path`` is untouched.
     """
     path = Path(path)
     directory = path.parent
@@ -20,11 +25,11 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> N
         try:
             mode = path.stat().st_mode & 0o7777
         except FileNotFoundError:
-            mode = 0o644
+            mode = 0o644 & ~_umask()
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp_name, mode)
@@ -34,6 +39,18 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> N
             os.unlink(tmp_name)
         raise
     fsync_directory(directory)
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` atomically (see ``atomic_open``)."""
+    with atomic_open(path, mode=mode) as handle:
+        handle.write(data)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: Path, text: str, *, encoding: str = "utf-8", mode: int | None = None) -> None:

@@ -77,15 +77,8 @@ def _decode_bytes(data: bytes) -> dict[str, Any]:
     return out
 
 
-def _format_value(record: dict[str, Any]) -> str:
-    value = record["value"]
-    if isinstance(value, float):
-        return f"{value:.10g}"
-    return "" if value is None else str(value)
-
-
 def _print_text(result: dict[str, Any]) -> None:
-    from sonocli.cli.output import print_table
+    from sonocli.cli.output import print_records
 
     if "frame" in result:
         details = ", ".join(f"{k} 0x{v:02X}" for k, v in result.items() if isinstance(v, int))
@@ -105,22 +98,7 @@ def _print_text(result: dict[str, Any]) -> None:
         err = result["application_error"]
         click.echo(f"application error {err['code']}: {err['text']}")
         return
-    rows = [
-        (
-            r["index"],
-            r["function"],
-            r["storage"],
-            r["tariff"],
-            r["subunit"],
-            r["description"],
-            _format_value(r),
-            r["unit"],
-            r["dif_vif"],
-        )
-        for r in result["records"]
-    ]
-    columns = ("#", "function", "storage", "tariff", "subunit", "description", "value", "unit", "DIF/VIF")
-    print_table(title, columns, rows)
+    print_records(title, result["records"])
     if result["more_records_follow"]:
         click.echo("more records follow (DIF 0x1F): send REQ_UD2 again")
 

@@ -14,7 +14,6 @@ import contextlib
 import io
 import os
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -73,31 +72,14 @@ def _chip_defaults(root: Path) -> tuple[int, bool]:
 
 @contextlib.contextmanager
 def atomic_output(path: Path) -> Iterator[IO[bytes]]:
-    """A binary file that appears at ``path`` only complete: temp file in the same directory, fsync, rename."""
-    from sonocli.fsutil import fsync_directory
+    """``-o FILE``: appears only complete (sonocli.fsutil.atomic_open); a missing directory is a usage error."""
+    from sonocli.fsutil import atomic_open
 
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise NotFoundError(f"-o {path}: directory {directory} does not exist")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o644 & ~_umask())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-    fsync_directory(directory)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    with atomic_open(path) as handle:
+        yield handle
 
 
 def _counted(readings: Iterable[Reading], sink: Any, total: int) -> Iterator[Reading]:

@@ -101,7 +101,7 @@ def print_wireless_decode(data: bytes, key_text: str | None, as_json: bool) -> N
 
 
 def _print_wireless_text(result: dict[str, Any]) -> None:
-    from sonocli.cli.output import print_table
+    from sonocli.cli.output import print_records
 
     head = result["header"]
     sec = result["security"]
@@ -113,15 +113,8 @@ def _print_wireless_text(result: dict[str, Any]) -> None:
     if "radio" in head:
         radio = head["radio"]
         title += f", via {radio['manufacturer']}-{radio['id']}"
-    rows = [
-        (r["index"], r["function"], r["storage"], r["tariff"], r["subunit"], r["description"],
-         f"{r['value']:.10g}" if isinstance(r["value"], float) else ("" if r["value"] is None else r["value"]),
-         r["unit"], r["dif_vif"])
-        for r in result["records"]
-    ]
-    if rows:
-        columns = ("#", "function", "storage", "tariff", "subunit", "description", "value", "unit", "DIF/VIF")
-        print_table(title, columns, rows)
+    if result["records"]:
+        print_records(title, result["records"])
     else:
         click.echo(title)
     if "payload" in result:

@@ -82,3 +82,32 @@ def progress(description: str, total: int | None) -> Iterator[ProgressSink]:
             bar.update(task, completed=done, total=total, info=info)
 
         yield update
+
+
+RECORD_COLUMNS = ("#", "function", "storage", "tariff", "subunit", "description", "value", "unit", "DIF/VIF")
+
+
+def format_record_value(value: Any) -> str:
+    """Numbers with up to ten significant digits (no float noise), text and dates as they are."""
+    if isinstance(value, float):
+        return f"{value:.10g}"
+    return "" if value is None else str(value)
+
+
+def print_records(title: str | None, records: Sequence[dict[str, Any]]) -> None:
+    """The record table shared by decode, readout and listen; ``records`` are records_json dicts."""
+    rows = [
+        (
+            r["index"],
+            r["function"],
+            r["storage"],
+            r["tariff"],
+            r["subunit"],
+            r["description"],
+            format_record_value(r["value"]),
+            r["unit"],
+            r["dif_vif"],
+        )
+        for r in records
+    ]
+    print_table(title, RECORD_COLUMNS, rows)

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from sonocli.cli.output import emit_json, print_table, progress
+from sonocli.cli.output import emit_json, print_records, progress
 from sonocli.cli.scan import BAUD_HELP, bus_setup, meter_row, open_master
 from sonocli.errors import PartialFailure, SonoError, TimeoutError_, UsageError
 
@@ -86,34 +86,13 @@ def reading_to_dict(reading: Any) -> dict[str, Any]:
     }
 
 
-def _format(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.10g}"
-    return "" if value is None else str(value)
-
-
 def _print_reading(data: dict[str, Any]) -> None:
     meter = data["meter"]
     where = (
         f"primary address {meter['primary_address']}" if meter["address_mode"] == "primary" else "secondary addressing"
     )
     title = f"{meter['device_id']} ({where}), {data['telegrams']} telegram(s)"
-    columns = ("#", "function", "storage", "tariff", "subunit", "description", "value", "unit", "DIF/VIF")
-    rows = [
-        (
-            r["index"],
-            r["function"],
-            r["storage"],
-            r["tariff"],
-            r["subunit"],
-            r["description"],
-            _format(r["value"]),
-            r["unit"],
-            r["dif_vif"],
-        )
-        for r in data["records"]
-    ]
-    print_table(title, columns, rows)
+    print_records(title, data["records"])
 
 
 @click.command("readout")
