@@ -334,6 +334,11 @@ class Daemon:
         # the first readout runs right away: a restarted device has no fresh data
         self.step_readout(all_meters=True)
         while not self.stop_event.is_set():
+            # Clear the wake-up flag before looking at what is due: a signal that lands after this line sets
+            # it again and cuts the wait short (clearing it later could swallow a SIGTERM).
+            self.wake.clear()
+            if self.stop_event.is_set():
+                break
             if self.reload_requested:
                 self.reload_requested = False
                 self._reload()
@@ -346,7 +351,6 @@ class Daemon:
                       own if own is not None else float("inf"))
             if self.until is not None and due > self.until:
                 break
-            self.wake.clear()
             self.clock.wait_until(due, self.wake)
             if self.stop_event.is_set():
                 break
