@@ -25,6 +25,7 @@ from sonocli.errors import SonoError
 
 PID_NAME = "sonocli-daemon.pid"
 DAEMON_MARKER = "serve-daemon"
+EMPTY_PID_GRACE = 2.0
 
 
 class DaemonNotRunning(SonoError):
@@ -74,17 +75,29 @@ def _environ(pid: int) -> dict[str, str] | None:
     return {key: value for key, _, value in pairs if key}
 
 
+def _read_pid_text(path: Path) -> str:
+    """The PID file's text. serve-daemon creates the file, then locks and writes it, so for a moment right
+    after its start the file is empty: an empty file is read again for up to EMPTY_PID_GRACE seconds before it
+    counts as garbage (without this, ``restart-daemon`` just after ``serve-daemon`` failed now and then)."""
+    deadline = time.monotonic() + EMPTY_PID_GRACE
+    while True:
+        try:
+            text = path.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            raise DaemonNotRunning(
+                f"the daemon is not running (no PID file {path})", hint="start it with sonocli serve-daemon"
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DaemonNotRunning(f"cannot read PID file {path}: {exc}") from exc
+        if text or time.monotonic() >= deadline:
+            return text
+        time.sleep(0.02)
+
+
 def find_daemon(layout: RootLayout) -> DaemonProcess:
     """The running daemon, or DaemonNotRunning saying exactly why not."""
     path = pid_file(layout)
-    try:
-        text = path.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        raise DaemonNotRunning(
-            f"the daemon is not running (no PID file {path})", hint="start it with sonocli serve-daemon"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DaemonNotRunning(f"cannot read PID file {path}: {exc}") from exc
+    text = _read_pid_text(path)
     if not text.isdigit() or int(text) <= 1:
         raise DaemonNotRunning(f"PID file {path} holds {text[:20]!r}, not a process id", hint=f"remove {path}")
     pid = int(text)

@@ -229,3 +229,27 @@ def test_real_daemon_restart(root: Path) -> None:
                 os.kill(int(pid_file.read_text()), signal.SIGKILL)
             except (ProcessLookupError, ValueError):
                 pass
+
+
+def test_pid_file_still_empty_while_the_daemon_starts(
+    root: Path, peer: subprocess.Popen[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """serve-daemon creates its PID file before it writes the number: a command right then must wait, not fail."""
+    import threading
+
+    from sonocli.service import daemonctl
+
+    pid_file = RootLayout(root).ext / "sonocli-daemon.pid"
+    pid_file.write_text("")
+    writer = threading.Timer(0.3, lambda: pid_file.write_text(f"{peer.pid}\n"))
+    writer.start()
+    try:
+        code, out, err = invoke(root, "service", "restart-daemon", "--reload")
+    finally:
+        writer.join()
+    assert code == 0 and f"pid {peer.pid}" in out, err
+    monkeypatch.setattr(daemonctl, "EMPTY_PID_GRACE", 0.2)
+    pid_file.write_text("")  # stays empty: after the grace it is reported, never signalled
+    code, _, err = invoke(root, "service", "stop-daemon")
+    assert code == 1 and "holds '', not a process id" in err
+    assert peer.poll() is None
