@@ -376,6 +376,11 @@ class Master:
     def read_telegrams(self, meter: Meter) -> list[link.LongFrame]:
         """The RSP_UD telegrams of one meter, following Table 25's reset and request modes.
 
+        MBUS_RESETMODE: 0 = SND_NKE after the select, 1 = SND_NKE before the select, 2 = none,
+        3 = SND_NKE to FD then FF before anything else, 4 = SND_NKE to FD, application reset to FF,
+        SND_NKE to FF. Modes 0/1 send the SND_NKE to the meter's primary address, or to FF for a meter
+        addressed by secondary address (a SND_NKE to FD would end the selection, EN 13757-3).
+
         Raises TimeoutError_/ProtocolError with the flight recorder's frames when the meter fails.
         """
         s = self.settings
@@ -387,10 +392,12 @@ class Master:
             if s.wakeup:
                 self.wakeup()
             if s.reset_mode in (3, 4):
+                # Table 25 is normative here: FD and FF for primary and secondary meters alike (the web
+                # page's description of "Extended 1/2" names the meter's own address instead).
                 self.nke(link.ADDRESS_NETWORK)
                 if s.reset_mode == 4:
                     self.broadcast(link.application_reset(link.ADDRESS_BROADCAST))
-                self.nke(nke_target)
+                self.nke(link.ADDRESS_BROADCAST)
             elif s.reset_mode == 1:
                 self.nke(nke_target)
             if secondary:

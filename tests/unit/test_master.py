@@ -95,10 +95,21 @@ def test_reset_modes_secondary(mode: int, before: list[str]) -> None:
     assert seg.meters[0].app_resets == (1 if mode == 4 else 0)
 
 
-def test_reset_mode_primary_targets_the_meter() -> None:
+@pytest.mark.parametrize(
+    ("mode", "before"),
+    [
+        (0, ["1040054516"]),
+        (1, ["1040054516"]),
+        (2, []),
+        (3, ["1040FD3D16", "1040FF3F16"]),  # Table 25: "NKE sent to FD and FF"
+        (4, ["1040FD3D16", "6803036853FF50A216", "1040FF3F16"]),  # NKE FD, application reset FF, NKE FF
+    ],
+)
+def test_reset_modes_primary(mode: int, before: list[str]) -> None:
     seg = _segment()
-    _master(seg, reset_mode=3).readout(PRIMARY)
-    assert _wire(seg) == ["1040FD3D16", "1040054516", "107B058016"]
+    _master(seg, reset_mode=mode).readout(PRIMARY)
+    assert _wire(seg) == [*before, "107B058016"]
+    assert seg.meters[0].app_resets == (1 if mode == 4 else 0)
 
 
 @pytest.mark.parametrize(
