@@ -1,13 +1,21 @@
 """``serve-daemon``: the Engine run continuously with chip.ini semantics.
 
 Main thread: the scheduler. It runs one step at a time (readout, report, delivery retry) in a worker
-thread and watches it: a step that outlives its WATCHDOG_* timeout is aborted (sockets closed, the wired
-link closed, a cancel flag set) and logged with the reason; if it still does not end, the daemon exits with
+thread and watches it: a step that outlives its WATCHDOG_* timeout (WATCHDOG_READOUT for a readout,
+WATCHDOG_SCAN for a scan, WATCHDOG_PROCESS for a report/upload) is aborted (sockets closed, the wired link
+closed, a cancel flag set) and logged with the reason; if it still does not end, the daemon exits with
 status 70 so that the service manager restarts it - the only way to "restart" a thread that ignores
-cancellation. Wireless receivers and the TCP server (XMLTOTCP_IP empty) run in their own threads all the
-time. SIGTERM/SIGINT let the current step finish and exit cleanly; SIGHUP reloads chip.ini and
-device_handle.cfg between steps. A PID file ``ext/sonocli-daemon.pid`` (locked while we run) lets
-``sonocli service stop-daemon/restart-daemon`` find us.
+cancellation. The main thread itself is watched too, like the device's hardware watchdog: it reports its
+state to a :class:`Watchdog` thread - "idle" (kicked at least every WATCHDOG_IDLE/2 s while waiting; limit
+WATCHDOG_IDLE), "busy" (its own bookkeeping between steps: WATCHDOG_PROCESS) or a step (the step's limit
+plus the abort grace) - and a state that lasts longer than its limit ends the process with status 70.
+Wireless receivers and the TCP server (XMLTOTCP_IP empty) run in their own threads all the time.
+SIGTERM/SIGINT let the current step finish and exit cleanly; SIGHUP reloads chip.ini and device_handle.cfg
+between steps; SIGUSR1 starts an M-Bus scan (MBUS_SCANMODE; the Meters tab's Scan button, guide 5.1.1)
+whose meters are added to device_handle.cfg. Signal handlers only set flags: the log lines are written by
+the main thread (a handler that logs could re-enter a stderr write that the signal interrupted). A PID
+file ``ext/sonocli-daemon.pid`` (locked while we run) lets ``sonocli service stop-daemon/restart-daemon``
+find us.
 """
 
 from __future__ import annotations
@@ -38,6 +46,62 @@ KEEP_DONE = 7 * 86400.0
 
 class WatchdogTripped(SonoError):
     """A step outlived its WATCHDOG_* timeout and could not be stopped."""
+
+
+class Watchdog:
+    """The process watchdog: the main thread names its state and limit; a thread checks that it moves on.
+
+    A state that lasts longer than its limit calls ``on_hang(state, elapsed, limit)`` once; the daemon's
+    default exits the process (status 70) for the service manager to restart, as the device reboots.
+    Times are monotonic seconds, independent of the (possibly virtual) scheduling clock.
+    """
+
+    def __init__(self, on_hang: Callable[[str, float, float], None],
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._on_hang = on_hang
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._state = ("starting", monotonic(), float("inf"))
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def enter(self, state: str, limit: float) -> None:
+        """Kick: the main thread is alive and now in ``state`` for at most ``limit`` seconds."""
+        with self._lock:
+            self._state = (state, self._monotonic(), float(limit))
+
+    def overdue(self) -> tuple[str, float, float] | None:
+        with self._lock:
+            state, since, limit = self._state
+        elapsed = self._monotonic() - since
+        return (state, elapsed, limit) if elapsed > limit else None
+
+    def start(self, period: float) -> None:
+        self._thread = threading.Thread(target=self._watch, args=(period,), name="sonocli-watchdog", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _watch(self, period: float) -> None:
+        while not self._stop.wait(period):
+            hung = self.overdue()
+            if hung is not None:
+                self._on_hang(*hung)
+                return
+
+
+def exit_for_restart(state: str, elapsed: float, limit: float) -> None:
+    """The default ``on_hang``: log why, then end the process so that systemd (Restart=always) restarts it."""
+    import sys
+
+    log.critical("watchdog: main loop %s for %.0f s (limit %.0f s); exiting so the service manager restarts "
+                 "sonocli", state, elapsed, limit)
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    os._exit(EXIT_WATCHDOG)
 
 
 @dataclass
@@ -89,6 +153,7 @@ class Daemon:
         rng: random.Random | None = None,
         wireless: bool = True,
         until: float | None = None,
+        on_hang: Callable[[str, float, float], None] = exit_for_restart,
     ) -> None:
         self.engine = engine
         self.clock = clock or SystemClock()
@@ -98,6 +163,9 @@ class Daemon:
         self.stop_event = threading.Event()
         self.wake = threading.Event()
         self.reload_requested = False
+        self.scan_requested = False
+        self._signals: list[int] = []  # received, not yet logged (handlers must not write to stderr)
+        self.watchdog = Watchdog(on_hang)
         self.stats = DaemonStats()
         self.last_read: dict[str, float] = {}
         self._abortables: list[Callable[[], None]] = []
@@ -110,14 +178,33 @@ class Daemon:
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_hup)
+        signal.signal(signal.SIGUSR1, self._on_usr1)
 
     def _on_stop(self, signum: int, frame: Any) -> None:
-        log.info("signal %s: finishing the current step, then exiting", signal.Signals(signum).name)
+        self._signals.append(signum)
         self.stop()
 
     def _on_hup(self, signum: int, frame: Any) -> None:
+        self._signals.append(signum)
         self.reload_requested = True
         self.wake.set()
+
+    def _on_usr1(self, signum: int, frame: Any) -> None:
+        self._signals.append(signum)
+        self.scan_requested = True
+        self.wake.set()
+
+    def log_signals(self) -> None:
+        """Log the signals received since the last call (main thread only)."""
+        while self._signals:
+            signum = self._signals.pop(0)
+            name = signal.Signals(signum).name
+            if signum in (signal.SIGTERM, signal.SIGINT):
+                log.info("signal %s: finishing the current step, then exiting", name)
+            elif signum == signal.SIGHUP:
+                log.info("signal %s: reloading chip.ini and device_handle.cfg after the current step", name)
+            else:
+                log.info("signal %s: M-Bus scan after the current step", name)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -138,9 +225,15 @@ class Daemon:
                 self.engine.release_thread()  # this thread's SQLite connection dies with it
 
         worker = threading.Thread(target=target, name=f"sonocli-{what}", daemon=True)
+        # the process watchdog backs this one up: the aborts below run in this thread and could hang too
+        self.watchdog.enter(what, timeout + 2 * ABORT_GRACE + 5.0)
         worker.start()
-        worker.join(timeout)
-        if worker.is_alive():
+        deadline = time.monotonic() + timeout
+        while worker.is_alive() and (left := deadline - time.monotonic()) > 0:
+            worker.join(min(left, 1.0))
+            self.log_signals()
+        aborted = worker.is_alive()
+        if aborted:
             self.stats.watchdog_trips += 1
             log.error("watchdog: %s still running after %.0f s; aborting it", what, timeout)
             cancel.set()
@@ -152,9 +245,12 @@ class Daemon:
                 log.critical("watchdog: %s does not stop; exiting so the service manager restarts sonocli", what)
                 raise WatchdogTripped(f"watchdog: {what} hung and could not be aborted")
             log.error("watchdog: %s aborted; it runs again at its next due time", what)
+        self._busy()
         if "error" in box:
             exc = box["error"]
-            if isinstance(exc, SonoError | OSError):
+            # after an abort, whatever the step died of (pyserial raises TypeError on a port closed under a
+            # read) is the abort's doing, not a bug to crash the daemon with
+            if aborted or isinstance(exc, SonoError | OSError):
                 self.stats.failures += 1
                 log.error("%s failed: %s", what, exc)
                 return None
@@ -167,6 +263,22 @@ class Daemon:
     def _not_abortable(self, abort: Callable[[], None]) -> None:
         with contextlib.suppress(ValueError):
             self._abortables.remove(abort)
+
+    def _busy(self) -> None:
+        """The main thread's own work between steps (queries, pruning, reload) is "busy": WATCHDOG_PROCESS."""
+        self.watchdog.enter("busy", float(self.g("WATCHDOG_PROCESS")))
+
+    def idle_until(self, due: float) -> None:
+        """Wait for ``due`` (or a signal), kicking the watchdog at least every WATCHDOG_IDLE/2 seconds."""
+        limit = float(self.g("WATCHDOG_IDLE"))
+        beat = max(0.05, limit / 2.0)
+        while not self.wake.is_set():
+            self.watchdog.enter("idle", limit)
+            now = self.clock.now()
+            if now >= due:
+                break
+            self.clock.wait_until(min(due, now + beat), self.wake)
+        self._busy()
 
     # -- steps ----------------------------------------------------------------------------------------------
     def g(self, name: str) -> int:
@@ -217,6 +329,50 @@ class Daemon:
             self.stats.readings += summary.readings
             self.stats.meter_failures += len(summary.failed)
             log.info("readout: %d of %d meter(s) read", summary.readings, len(meters))
+
+    def step_scan(self) -> None:
+        """An M-Bus scan (MBUS_SCANMODE) under WATCHDOG_SCAN; found meters are added to device_handle.cfg."""
+        if not str(self.engine.get("MBUS_PORT") or "").strip() or not self.engine.get("MBUS_ENABLE"):
+            log.error("scan: the wired M-Bus is off (MBUS_ENABLE=0 or MBUS_PORT empty); nothing scanned")
+            return
+        mode = str(self.engine.get("MBUS_SCANMODE")).upper().replace("-", "").replace(" ", "")
+
+        def work(cancel: threading.Event) -> Any:
+            from sonocli.engine.scan import primary_scan, secondary_scan
+
+            master = self.engine.open_master()
+            close = master.link.close
+            self._abortable(close)
+            try:
+                if mode == "PRIMARYSCAN":
+                    return primary_scan(master)
+                return secondary_scan(master, reverse=mode.endswith("REVERSE"), alloc="ALLOC" in mode)
+            finally:
+                self._not_abortable(close)
+                with contextlib.suppress(Exception):
+                    close()
+
+        log.info("scan: %s started (WATCHDOG_SCAN %d s)", mode, self.g("WATCHDOG_SCAN"))
+        result = self.guarded("scan", float(self.g("WATCHDOG_SCAN")), work)
+        if result is None:
+            return
+        added = self._save_found(list(result.meters))
+        log.info("scan: %d meter(s) found, %d added to the meter list", len(result.meters), len(added))
+        if added:
+            self._reload()
+
+    def _save_found(self, found: list[Any]) -> list[Any]:
+        from sonocli.config.device_handle import load_meter_list, save_meter_list
+        from sonocli.config.locking import locked
+        from sonocli.engine.meterlist import merge_found
+
+        path = self.engine.layout.device_handle
+        with locked(path):
+            meters = load_meter_list(path)
+            merged, added = merge_found(meters, found, self.g("METER_MAXDEVICECOUNT"))
+            if added:
+                save_meter_list(path, merged)
+        return list(added)
 
     def step_report(self, *, force: bool = True) -> None:
         timeout = float(self.g("WATCHDOG_PROCESS"))
@@ -326,6 +482,14 @@ class Daemon:
 
     def run(self) -> DaemonStats:
         """Until stopped: readouts, reports, retries; returns when SIGTERM (or ``until``) ends it."""
+        self._busy()
+        self.watchdog.start(min(1.0, max(0.02, self.g("WATCHDOG_IDLE") / 4.0)))
+        try:
+            return self._run()
+        finally:
+            self.watchdog.stop()
+
+    def _run(self) -> DaemonStats:
         self.start_background()
         now = self.clock.now()
         next_readout = next_aligned(now, self.g("METER_TIME")) + self.g("METER_DELAY")
@@ -337,8 +501,13 @@ class Daemon:
             # Clear the wake-up flag before looking at what is due: a signal that lands after this line sets
             # it again and cuts the wait short (clearing it later could swallow a SIGTERM).
             self.wake.clear()
+            self.log_signals()
             if self.stop_event.is_set():
                 break
+            if self.scan_requested:
+                self.scan_requested = False
+                self.step_scan()
+                continue
             if self.reload_requested:
                 self.reload_requested = False
                 self._reload()
@@ -351,11 +520,12 @@ class Daemon:
                       own if own is not None else float("inf"))
             if self.until is not None and due > self.until:
                 break
-            self.clock.wait_until(due, self.wake)
+            self.idle_until(due)
+            self.log_signals()
             if self.stop_event.is_set():
                 break
             now = self.clock.now()
-            if now < due and self.reload_requested:
+            if now < due and (self.reload_requested or self.scan_requested):
                 continue
             general = now >= next_readout
             if general or (own is not None and now >= own - 1.0):
@@ -367,6 +537,7 @@ class Daemon:
                 next_report = self._next_report(self.clock.now())
             elif retry is not None and now >= retry:
                 self.step_deliver(force=False)
+        self.log_signals()
         self.shutdown()
         return self.stats
 
@@ -390,6 +561,7 @@ class Daemon:
             log.error("SIGHUP: reload failed, keeping the previous configuration: %s", exc)
 
     def shutdown(self) -> None:
+        self.watchdog.enter("stopping", 5.0 * (len(self._threads) + 1) + 5.0)
         self.stop_event.set()
         for t in self._threads:
             t.join(5)

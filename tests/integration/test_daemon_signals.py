@@ -43,6 +43,8 @@ def test_pid_file_hup_and_term(tmp_path: Path, demo_meter_list: Path) -> None:
         chip.save(root / "app" / "chip.ini")
         proc.send_signal(signal.SIGHUP)
         assert wait_for(lambda: "reloaded" in log.read_text()), log.read_text()
+        proc.send_signal(signal.SIGUSR1)  # the Scan button: WATCHDOG_SCAN, additive
+        assert wait_for(lambda: "scan: 12 meter(s) found, 0 added" in log.read_text()), log.read_text()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
     finally:
@@ -50,7 +52,8 @@ def test_pid_file_hup_and_term(tmp_path: Path, demo_meter_list: Path) -> None:
             proc.kill()
             proc.wait()
     text = log.read_text()
-    assert "SIGTERM" in text and "daemon stopped" in text
+    assert "signal SIGTERM: finishing the current step" in text and "daemon stopped" in text
+    assert "signal SIGHUP: reloading" in text and "signal SIGUSR1: M-Bus scan" in text
     assert "Traceback" not in text
     assert not pid_file.exists()
 

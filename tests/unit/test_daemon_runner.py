@@ -70,3 +70,97 @@ def test_watchdog_aborts_a_stuck_step(tmp_path: Path, demo_meter_list: Path) -> 
         runner.ABORT_GRACE = old
         stuck.set()
         engine.close()
+
+
+def test_watchdog_names_the_state_that_lasted_too_long() -> None:
+    from sonocli.daemon.runner import Watchdog
+
+    now = [100.0]
+    hung: list[tuple[str, float, float]] = []
+    dog = Watchdog(lambda *a: hung.append(a), monotonic=lambda: now[0])
+    dog.enter("idle", 120)
+    now[0] += 119
+    assert dog.overdue() is None
+    dog.enter("readout", 900)  # a kick resets the time
+    now[0] += 899
+    assert dog.overdue() is None
+    now[0] += 2
+    assert dog.overdue() == ("readout", 901.0, 900.0)
+    assert hung == []
+
+
+def _run_in_thread(daemon: Daemon) -> threading.Thread:
+    t = threading.Thread(target=daemon.run, daemon=True)
+    t.start()
+    return t
+
+
+def test_idle_watchdog_is_kicked_while_waiting_and_trips_a_hung_main_loop(tmp_path: Path,
+                                                                         demo_meter_list: Path) -> None:
+    """WATCHDOG_IDLE: a waiting daemon kicks it; WATCHDOG_PROCESS: a main loop stuck in its own work trips it."""
+    root = make_root(tmp_path, demo_meter_list, MBUS_ENABLE=0, WATCHDOG_IDLE=1, WATCHDOG_PROCESS=1,
+                     METER_TIME=86400, REPORT_TIME=1440)
+    engine = Engine(root)
+    hung: list[tuple[str, float, float]] = []
+    tripped = threading.Event()
+    daemon = Daemon(engine, wireless=False, on_hang=lambda *a: (hung.append(a), tripped.set()))
+    release = threading.Event()
+    t = _run_in_thread(daemon)
+    try:
+        # idle for several WATCHDOG_IDLE periods: the wait is cut into beats, so nothing trips
+        assert not tripped.wait(2.5), hung
+        # a reload that never returns (a hung file system): the main loop is "busy" past WATCHDOG_PROCESS
+        engine.reload = lambda: release.wait(30)  # type: ignore[method-assign]
+        daemon._on_hup(1, None)
+        assert tripped.wait(10)
+        state, elapsed, limit = hung[0]
+        assert state == "busy" and limit == 1.0 and elapsed > 1.0
+    finally:
+        release.set()
+        daemon.stop()
+        t.join(10)
+        engine.close()
+    assert not t.is_alive()
+
+
+def test_scan_step_adds_meters_and_reloads(tmp_path: Path) -> None:
+    from sonocli.config.chipini import ChipIni
+    from sonocli.config.layout import init_root
+
+    layout = init_root(tmp_path)
+    chip = ChipIni.load(layout.chip_ini)
+    chip.set("MBUS_PORT", "sim://demo")
+    chip.set("WMBUS_ENABLE", "0")
+    chip.save(layout.chip_ini)
+    engine = Engine(tmp_path)
+    try:
+        assert engine.wired_meters() == []
+        daemon = Daemon(engine, clock=FastClock(START), wireless=False)
+        daemon.step_scan()
+        assert len(engine.wired_meters()) == 12  # reloaded: the next readout reads them
+        daemon.step_scan()  # additive: a second scan adds nothing twice
+        assert len(engine.wired_meters()) == 12
+    finally:
+        engine.close()
+
+
+def test_scan_that_outlives_watchdog_scan_is_aborted(tmp_path: Path, demo_meter_list: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    import os
+
+    master_fd, slave_fd = os.openpty()  # a bus where nobody ever answers: the scan waits out every timeout
+    try:
+        root = make_root(tmp_path, demo_meter_list, MBUS_PORT=os.ttyname(slave_fd), WATCHDOG_SCAN=1,
+                         MBUS_SCANMODE="PRIMARYSCAN")
+        engine = Engine(root)
+        daemon = Daemon(engine, clock=FastClock(START), wireless=False)
+        before = len(engine.wired_meters())
+        with caplog.at_level("INFO", logger="sonocli.daemon"):
+            daemon.step_scan()
+        engine.close()
+    finally:
+        os.close(master_fd)
+        os.close(slave_fd)
+    assert daemon.stats.watchdog_trips == 1
+    assert "watchdog: scan still running after 1 s; aborting it" in caplog.text
+    assert len(Engine(root).wired_meters()) == before
