@@ -41,7 +41,30 @@ EXTRA_ENV = {
     "XDG_DATA_HOME": "Base of the default root directory ($XDG_DATA_HOME/sonocli, else "
     "~/.local/share/sonocli) when /app/chip.ini does not exist and neither --root nor SONOCLI_ROOT is given.",
     "NO_COLOR": "When set, tables and progress bars on a terminal are drawn without colour (rich).",
+    "SHOW_KEYS": "SHOW_KEYS=1 makes listen and keys print AES keys in clear (otherwise masked as 2F****3A); "
+    "meters and config show follow chip.ini's SHOW_KEYS instead.",
+    "CI": "Read by the test suite only: when set, tests fail instead of skipping when a system program "
+    "they need (sshd, vsftpd, groff, man, zsh, fish) is missing.",
 }
+
+# The device's maintenance tool (guide 7.2.1, Table 24): (solcmd command, the sonocli command that does
+# it or "", remark). A named sonocli command that does not exist stops the generator.
+SOLCMD = (
+    ("format-partition-app", "", "no equivalent: app/ is the configuration and sonocli never erases it; "
+     "move app/ away and run sonocli init for factory defaults."),
+    ("format-partition-ext", "sonocli service format-log", "empties ext/ after a confirmation; keeps ext/Upd/."),
+    ("config-partitions", "", "no equivalent: permissions on app/ and ext/ are the host's (chown, chmod)."),
+    ("restart-eth0", "", "no equivalent: the host's network tools (ip link, networkctl, nmcli)."),
+    ("restart-server", "sonocli service restart-daemon", "restarts the daemon with its TCP server; FTPS and "
+     "SSH servers are the host's services."),
+    ("regenerate-server-keys", "sonocli service regenerate-keys", "TLS key and certificate, SSH host key."),
+    ("start-solapp", "sonocli serve-daemon", "runs the concentrator; a systemd unit can start it at boot."),
+    ("stop-solapp", "sonocli service stop-daemon", "SIGTERM through ext/sonocli-daemon.pid."),
+    ("update-rtc", "", "no equivalent: the host's hwclock --systohc."),
+    ("update-system", "sonocli update-system", "the image in ext/Upd/ or named on the command line."),
+    ("reboot-system", "", "not needed after update-system: sonocli service restart-daemon starts the new "
+     "version; reboot the host with its own tools."),
+)
 
 FILES = (
     ("app/chip.ini", "System configuration (guide 7.4.1, Table 25); see CHIP.INI PARAMETERS."),
@@ -324,6 +347,25 @@ def _env_section(tree: Node) -> list[str]:
     return lines
 
 
+def _solcmd_section(tree: Node) -> list[str]:
+    """Table 24 of the guide mapped to sonocli; a mapping that names a missing command fails the build."""
+    names = {node.name for node in tree.walk()}
+    lines = [
+        ".SH SOLCMD COMMANDS",
+        ".PP",
+        _line(
+            "On the SonoCollect 111 the maintenance tasks run through solcmd (guide 7.2.1, Table 24). "
+            "What a sonocli installation uses instead:"
+        ),
+    ]
+    for solcmd, command, remark in SOLCMD:
+        if command and command not in names:
+            raise SystemExit(f"gen_docs: SOLCMD maps {solcmd} to {command!r}, which is not a command")
+        text = f"\\fB{_esc(command)}\\fR: {_esc(remark)}" if command else _esc(remark[0].upper() + remark[1:])
+        lines += [".TP", f"\\fBsolcmd {_esc(solcmd)}\\fR", text]
+    return lines
+
+
 def render_man(tree: Node) -> str:
     from sonocli import __version__
 
@@ -361,6 +403,7 @@ def render_man(tree: Node) -> str:
         if node.subs:
             lines += [".PP", "Subcommands: " + ", ".join(f"\\fB{_esc(s)}\\fR" for s in node.subs) + "."]
         lines += _options([o for o in node.options if "--help" not in o.names])
+    lines += _solcmd_section(tree)
     lines += _chip_ini_section()
     lines += _env_section(tree)
     lines.append(".SH FILES")

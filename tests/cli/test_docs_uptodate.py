@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +69,26 @@ def test_man_page_renders_without_warnings_and_lists_everything(tree: object) ->
         "SHOW_KEYS",
     ):
         assert needed in text, needed
+    # every option of every command is documented, with its long name where it has one
+    for node in tree.walk():  # type: ignore[attr-defined]
+        for opt in node.options:
+            assert max(opt.names, key=len) in text, f"{node.name} {opt.names} missing from the man page"
+    environment = text.split("\nENVIRONMENT\n", 1)[1].split("\nFILES\n", 1)[0]
+    for var in ("SONOCLI_ROOT", "SONOCLI_PREFIX", "SHOW_KEYS", "CI", "XDG_DATA_HOME", "NO_COLOR"):
+        assert re.search(rf"^\s+{var}\b", environment, re.MULTILINE), f"{var} missing from ENVIRONMENT"
+    exit_status = text.split("\nEXIT STATUS\n", 1)[1].split("\nSEE ALSO\n", 1)[0]
+    for code in ("0", "1", "2", "3", "130"):
+        assert re.search(rf"^\s+{code}\s", exit_status, re.MULTILINE), f"exit code {code} missing"
+    # the guide's solcmd command reference (Table 24), each entry mapped or explained
+    solcmd = text.split("\nSOLCMD COMMANDS\n", 1)[1].split("\nCHIP.INI PARAMETERS\n", 1)[0]
+    table_24 = (
+        "format-partition-app format-partition-ext config-partitions restart-eth0 restart-server "
+        "regenerate-server-keys start-solapp stop-solapp update-rtc update-system reboot-system"
+    ).split()
+    for command in table_24:
+        assert f"solcmd {command}" in solcmd, command
+    for mapped in ("service format-log", "service regenerate-keys", "service stop-daemon", "serve-daemon"):
+        assert f"sonocli {mapped}" in solcmd, mapped
 
 
 def _bash_complete(*words: str) -> list[str]:
@@ -128,9 +147,7 @@ zpty -d z
 
 
 def test_zsh_completion(tmp_path: Path) -> None:
-    zsh = shutil.which("zsh")
-    if zsh is None:
-        pytest.skip("zsh not installed (apt-get install -y zsh)")
+    zsh = need_exe("zsh", "zsh")
     path = REPO / "completions" / "_sonocli"
     subprocess.run([zsh, "-n", str(path)], check=True)
     capture = tmp_path / "capture.zsh"
@@ -150,9 +167,7 @@ def test_zsh_completion(tmp_path: Path) -> None:
 
 
 def test_fish_completion() -> None:
-    fish = shutil.which("fish")
-    if fish is None:
-        pytest.skip("fish not installed (apt-get install -y fish)")
+    fish = need_exe("fish", "fish")
     path = REPO / "completions" / "sonocli.fish"
     subprocess.run([fish, "-n", str(path)], check=True)
     out = subprocess.run(
