@@ -311,7 +311,13 @@ class Master:
         return isinstance(got.frame, link.Ack)
 
     def wakeup(self) -> None:
-        """MBUS_WAKEUPENABLE: 0x55 characters for half a second wake battery meters' receivers."""
+        """MBUS_WAKEUPENABLE: half a second of 0x55 characters, then the usual 33 bit times of quiet.
+
+        Table 25 only says "Enables specific wake-up request". Battery-powered M-Bus meters duty-cycle
+        their receiver and need a preamble of 0x55 (alternating bits, no frame start) long enough to hit
+        one of their listening slots; it is sent before every readout and once before a scan (the bus
+        traffic of a scan keeps them awake). The simulator's ``sleepy`` meters answer only after it.
+        """
         count = max(1, int(WAKEUP_SECONDS / self.link.char_time()))
         self.send(b"\x55" * count)
         self.clock.sleep_until(self.clock.now() + 33 * self.bit_time)

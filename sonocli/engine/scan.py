@@ -68,6 +68,8 @@ def primary_scan(
     limit = s.max_device_count if limit is None else limit
     result = ScanResult()
     start = master.clock.now()
+    if s.wakeup:
+        master.wakeup()
     total = hi - lo + 1
     for index, address in enumerate(range(lo, hi + 1)):
         result.probes += 1
@@ -140,6 +142,8 @@ def secondary_scan(
     used = set(used_primary)
     free = [a for a in range(1, 251) if a not in used]
     start = master.clock.now()
+    if s.wakeup:
+        master.wakeup()
 
     def found(ident: Identity) -> None:
         if ident in seen:

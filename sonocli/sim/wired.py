@@ -18,6 +18,10 @@ from sonocli.errors import ConfigError
 
 # Selection data: ID (4 bytes BCD, LSB first), manufacturer (2), version (1), medium (1).
 _SELECT_LEN = 8
+# A sleepy (battery) meter's receiver wakes on this long a run of 0x55 characters and then stays awake as
+# long as the bus carries a frame at least every AWAKE_SECONDS (see SimMeter.sleepy).
+WAKE_SECONDS = 0.4
+AWAKE_SECONDS = 5.0
 
 
 @dataclass
@@ -33,6 +37,10 @@ class SimMeter:
     corrupt: bool = False  # wrong checksum on every long frame
     stop_after: int | None = None  # send only this many bytes of each long frame
     baud: int | None = None
+    # A battery meter whose receiver sleeps: it hears nothing until a wake-up preamble of 0x55 characters
+    # (MBUS_WAKEUPENABLE on the master) lasting WAKE_SECONDS, and falls asleep after AWAKE_SECONDS of quiet.
+    sleepy: bool = False
+    awake_until: float = float("-inf")
     # link state
     selected: bool = False
     last_fcb: int | None = None
@@ -139,6 +147,8 @@ class WiredSegment:
     _decoder: link.StreamDecoder = field(default_factory=link.StreamDecoder)
     _times: list[float] = field(default_factory=list)
     _bytes: bytearray = field(default_factory=bytearray)
+    _wake_run: int = 0  # consecutive 0x55 characters heard so far
+    _now: float = 0.0
 
     # ---- SimPeer -------------------------------------------------------------------------------------
 
@@ -157,6 +167,8 @@ class WiredSegment:
                 self._put(first + (index + 1) * self.char_time, bytes((byte,)))
         if self.baud is not None and self.baud != self.host_baud:
             return  # the meters hear noise at a foreign baud rate
+        self._wake(data, now)
+        self._now = now
         for frame_bytes in self._frames(data):
             self.log.append((now, frame_bytes))
             self._handle(frame_bytes, now)
@@ -185,12 +197,29 @@ class WiredSegment:
             self._times.insert(index, when)
             self._bytes.insert(index, byte)
 
+    def _wake(self, data: bytes, now: float) -> None:
+        """Count runs of 0x55; a long enough run wakes the sleepy meters, any other traffic keeps them up."""
+        needed = max(1, round(WAKE_SECONDS / self.char_time))
+        woke = False
+        for byte in data:
+            self._wake_run = self._wake_run + 1 if byte == 0x55 else 0
+            woke = woke or self._wake_run >= needed
+        for meter in self.meters:
+            if not meter.sleepy:
+                continue
+            if woke or now <= meter.awake_until:
+                meter.awake_until = now + AWAKE_SECONDS
+
+    def _listening(self) -> list[SimMeter]:
+        return [m for m in self.meters if not m.sleepy or self._now <= m.awake_until]
+
     def _targets(self, address: int) -> list[SimMeter]:
+        meters = self._listening()
         if address in (link.ADDRESS_BROADCAST, link.ADDRESS_BROADCAST_REPLY):
-            return list(self.meters)
+            return meters
         if address == link.ADDRESS_NETWORK:
-            return [m for m in self.meters if m.selected]
-        return [m for m in self.meters if m.primary == address]
+            return [m for m in meters if m.selected]
+        return [m for m in meters if m.primary == address]
 
     def _handle(self, raw: bytes, now: float) -> None:
         frame, _ = link.decode_frame(raw)
@@ -236,7 +265,7 @@ class WiredSegment:
             if len(data) != _SELECT_LEN:
                 return []
             chosen = []
-            for meter in self.meters:
+            for meter in self._listening():
                 meter.selected = meter.matches(data)
                 if meter.selected:
                     chosen.append((meter, b"\xe5"))
@@ -352,6 +381,7 @@ def meter_from_dict(entry: dict[str, Any], where: str) -> SimMeter:
         flaky=int(entry.get("flaky", 0)),
         corrupt=bool(entry.get("corrupt", False)),
         stop_after=int(entry["stop_after"]) if "stop_after" in entry else None,
+        sleepy=bool(entry.get("sleepy", False)),
     )
 
 

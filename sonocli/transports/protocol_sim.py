@@ -9,7 +9,8 @@ pyserial finds it as ``protocol_sim`` in a package listed in ``serial.protocol_h
 
 Query parameters for wired segments: ``clock=virtual|real`` (default virtual), ``echo=1`` (a level
 converter that echoes the request), ``baud=N`` (the meters' baud rate), ``silent=A,B`` / ``flaky=A:N`` /
-``corrupt=A`` / ``stop_after=A:N`` (faults by primary address).
+``corrupt=A`` / ``stop_after=A:N`` / ``sleepy=A`` (faults by primary address; a sleepy meter answers only
+after a 0x55 wake-up preamble, MBUS_WAKEUPENABLE).
 
 Bytes are paced at the port's baud rate with 11 bits per character (8E1). On the virtual clock a read
 jumps the clock to the next byte or to the timeout, so callers see exact wire timings without waiting.
@@ -158,13 +159,15 @@ def apply_faults(segment: Any, params: dict[str, str]) -> None:
     if "baud" in params:
         segment.baud = int(params["baud"])
     by_address = {meter.primary: meter for meter in segment.meters}
-    for key in ("silent", "flaky", "corrupt", "stop_after"):
+    for key in ("silent", "flaky", "corrupt", "stop_after", "sleepy"):
         for address, count in _addresses(params.get(key, "")):
             meter = by_address.get(address)
             if meter is None:
                 raise ValueError(f"{key}={address}: no simulated meter has primary address {address}")
             if key == "silent":
                 meter.silent = True
+            elif key == "sleepy":
+                meter.sleepy = True
             elif key == "corrupt":
                 meter.corrupt = True
             elif key == "flaky":

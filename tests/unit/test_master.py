@@ -136,6 +136,25 @@ def test_echoing_level_converter_is_handled() -> None:
     assert len(_master(seg).readout(PRIMARY).values) == 2
 
 
+def test_sleepy_meter_answers_only_after_the_wakeup_preamble() -> None:
+    seg = _segment(sleepy=True)
+    with pytest.raises(TimeoutError_):
+        _master(seg, max_retry=1).readout(PRIMARY)
+    master = _master(seg, wakeup=True)
+    reading = master.readout(PRIMARY)
+    assert [v.raw for v in reading.values] == [100]
+    preamble = master.frames()[0].split()[1:]
+    assert set(preamble) == {"55"} and len(preamble) == 109  # 0.5 s at 2400 baud, 11 bits a character
+
+
+def test_a_short_preamble_does_not_wake_a_sleepy_meter() -> None:
+    seg = _segment(sleepy=True)
+    master = _master(seg, max_retry=0)
+    master.send(b"\x55" * 20)
+    with pytest.raises(TimeoutError_):
+        master.readout(PRIMARY)
+
+
 def test_wakeup_preamble_then_normal_sequence() -> None:
     seg = _segment()
     master = _master(seg, wakeup=True)

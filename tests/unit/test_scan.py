@@ -113,3 +113,24 @@ def test_two_meters_on_one_primary_address_are_reported() -> None:
     result = primary_scan(_master(seg, max_retry=0), 3, 6)
     assert [m.primary_address for m in result.meters] == [5]
     assert result.collisions_unresolved == ["primary address 4"]
+
+
+@pytest.mark.parametrize("mode", ["primary", "secondary"])
+def test_wakeup_before_a_scan_finds_sleepy_meters(mode: str) -> None:
+    def bus() -> WiredSegment:
+        meters = [_meter(3, "11110000"), _meter(7, "22220000")]
+        meters[1].sleepy = True
+        return WiredSegment(meters)
+
+    def scan(master: Master) -> set[str]:
+        return _ids(primary_scan(master, 0, 10) if mode == "primary" else secondary_scan(master))
+
+    assert scan(_master(bus(), max_retry=0)) == {"11110000"}
+    assert scan(_master(bus(), max_retry=0, wakeup=True)) == {"11110000", "22220000"}
+
+
+def test_sleepy_fault_in_the_sim_url() -> None:
+    asleep = Master(open_link("sim://demo?sleepy=4"), MasterSettings(max_retry=0))
+    awake = Master(open_link("sim://demo?sleepy=4"), MasterSettings(max_retry=0, wakeup=True))
+    assert 4 not in {m.primary_address for m in primary_scan(asleep, 3, 5).meters}
+    assert 4 in {m.primary_address for m in primary_scan(awake, 3, 5).meters}
