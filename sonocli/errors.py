@@ -107,6 +107,16 @@ class UnsupportedSecurityError(SecurityError):
     """A security mode sonocli does not implement (e.g. mode 13)."""
 
 
+class TruncatedError(SecurityError, DecodeError):
+    """A wireless telegram shorter than its L-field or its encrypted blocks say: bytes lost on the air.
+
+    Still a DecodeError (a receiver counts it as a bad telegram) but exit 1, not 2: it is one of the
+    distinct failure kinds of issue 4 (no key, wrong key, MAC mismatch, unsupported mode, truncated).
+    """
+
+    exit_code = EXIT_FAILURE
+
+
 class PushError(SonoError):
     """A delivery channel failed; ``channel`` and ``step`` say where (resolve, connect, tls, login, upload)."""
 

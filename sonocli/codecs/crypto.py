@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sonocli.errors import DecodeError, MacError, UnsupportedSecurityError, UsageError, WrongKeyError
+from sonocli.errors import (
+    DecodeError,
+    MacError,
+    TruncatedError,
+    UnsupportedSecurityError,
+    UsageError,
+    WrongKeyError,
+)
 
 
 def parse_key(text: str, *, name: str = "key") -> bytes:
@@ -72,7 +79,8 @@ def decrypt_cbc_blocks(key: bytes, iv: bytes, data: bytes, blocks: int, *, what:
     if size == 0:
         raise DecodeError(f"{what}: no encrypted block in the telegram")
     if len(data) < size:
-        raise DecodeError(f"{what}: telegram truncated, {blocks} encrypted blocks need {size} bytes, got {len(data)}")
+        need = f"{blocks} encrypted blocks need {size} bytes"
+        raise TruncatedError(f"{what}: telegram truncated, {need}, got {len(data)}")
     plain = aes_cbc_decrypt(key, iv, data[:size])
     if plain[:2] != b"\x2f\x2f":
         raise WrongKeyError(f"wrong key for {what}: decrypted data does not start with 2F2F")
@@ -103,7 +111,8 @@ def decrypt_des_blocks(key: bytes, iv: bytes, data: bytes, blocks: int, *, what:
     if size == 0:
         raise DecodeError(f"{what}: no encrypted block in the telegram")
     if len(data) < size:
-        raise DecodeError(f"{what}: telegram truncated, {blocks} encrypted blocks need {size} bytes, got {len(data)}")
+        need = f"{blocks} encrypted blocks need {size} bytes"
+        raise TruncatedError(f"{what}: telegram truncated, {need}, got {len(data)}")
     plain = des_cbc_decrypt(key, iv, data[:size])
     if plain[:2] != b"\x2f\x2f":
         raise WrongKeyError(f"wrong key for {what}: decrypted data does not start with 2F2F")

@@ -37,6 +37,7 @@ from sonocli.errors import (
     MacError,
     NoKeyError,
     SecurityError,
+    TruncatedError,
     UnsupportedSecurityError,
     WrongKeyError,
 )
@@ -314,7 +315,7 @@ def _open_ell(
     """Check the ELL payload CRC, decrypting with AES-CTR first when the SN says so."""
     payload = body[pos:]
     if len(payload) < 3:
-        raise DecodeError("ELL payload truncated", offset=len(body))
+        raise TruncatedError("ELL payload truncated", offset=len(body))
 
     def crc_ok(chunk: bytes) -> bool:
         return int.from_bytes(chunk[:2], "little") == crc16_en13757(chunk[2:])
@@ -394,6 +395,8 @@ def _open_tpl(
         return apl, Security(mode, "mac mismatch", MacError(f"meter {meter.id}: {exc}"))
     except UnsupportedSecurityError as exc:
         return apl, Security(mode, "unsupported", exc)
+    except TruncatedError as exc:  # header known, encrypted blocks cut: show who sent it, say why
+        return apl, Security(mode, "truncated", exc)
     return plain, Security(mode, "decrypted")
 
 
@@ -420,4 +423,5 @@ def security_error_kind(error: SecurityError | None) -> str:
         WrongKeyError: "wrong key",
         MacError: "mac mismatch",
         UnsupportedSecurityError: "unsupported",
+        TruncatedError: "truncated",
     }.get(type(error), "security")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sonocli.errors import DecodeError
+from sonocli.errors import DecodeError, TruncatedError
 
 
 def _make_table(poly: int) -> tuple[int, ...]:
@@ -51,7 +51,7 @@ def strip_format_a(frame: bytes) -> bytes:
     length = frame[0]
     total = format_a_length(length)
     if len(frame) < total:
-        raise DecodeError(f"format A frame truncated: L={length} needs {total} bytes, got {len(frame)}")
+        raise TruncatedError(f"format A frame truncated: L={length} needs {total} bytes, got {len(frame)}")
     if not _block_crc_ok(frame[:10], frame[10:12]):
         raise DecodeError("format A block 1 CRC mismatch", offset=10)
     out = bytearray(frame[:10])
@@ -74,7 +74,7 @@ def strip_format_b(frame: bytes) -> bytes:
         raise DecodeError(f"format B frame too short: {len(frame)} bytes, need at least 12")
     length = frame[0]
     if len(frame) < length + 1:
-        raise DecodeError(f"format B frame truncated: L={length} needs {length + 1} bytes, got {len(frame)}")
+        raise TruncatedError(f"format B frame truncated: L={length} needs {length + 1} bytes, got {len(frame)}")
     frame = frame[: length + 1]
     if length + 1 <= 128:
         if not _block_crc_ok(frame[:-2], frame[-2:]):
@@ -125,7 +125,7 @@ def normalise_frame(data: bytes, frame_format: str = "auto") -> tuple[bytes, byt
     elif frame_format != "none":
         raise DecodeError(f"frame format {frame_format!r} unknown; allowed: A, B, none, auto")
     if len(data) < length + 1:
-        raise DecodeError(
+        raise TruncatedError(
             f"telegram truncated: L-field says {length + 1} bytes, got {len(data)}", offset=len(data)
         )
     return bytes(data[: length + 1]), bytes(data[length + 1 :])
@@ -235,7 +235,7 @@ def parse_ell(data: bytes, pos: int) -> tuple[Ell, int]:
         raise DecodeError("ELL-V (CI 0x86, variable length) is not supported", offset=pos)
     size = ELL_CIS[ci]
     if len(data) < pos + 1 + size:
-        raise DecodeError(f"ELL (CI 0x{ci:02X}) truncated: needs {size} bytes", offset=len(data))
+        raise TruncatedError(f"ELL (CI 0x{ci:02X}) truncated: needs {size} bytes", offset=len(data))
     body = data[pos + 1 : pos + 1 + size]
     cc, acc = body[0], body[1]
     address2 = None
@@ -282,7 +282,7 @@ class Afl:
 def parse_afl(data: bytes, pos: int) -> tuple[Afl, int]:
     """Parse the AFL (CI 0x90) at ``pos``; fragmented messages are refused (no reassembly buffer)."""
     if len(data) < pos + 4:
-        raise DecodeError("AFL truncated", offset=len(data))
+        raise TruncatedError("AFL truncated", offset=len(data))
     afll = data[pos + 1]
     end = pos + 2 + afll
     if len(data) < end or afll < 2:
@@ -360,13 +360,13 @@ def parse_tpl(data: bytes, pos: int) -> tuple[Tpl, int]:
         return Tpl(ci), cur
     if ci in LONG_TPL_CIS:
         if len(data) < cur + 8:
-            raise DecodeError("long TPL header truncated", offset=len(data))
+            raise TruncatedError("long TPL header truncated", offset=len(data))
         address = Address.from_tpl(data[cur : cur + 8])
         cur += 8
     elif ci not in SHORT_TPL_CIS:
         raise DecodeError(f"CI-field 0x{ci:02X} is not a TPL CI", offset=pos)
     if len(data) < cur + 4:
-        raise DecodeError("TPL header truncated", offset=len(data))
+        raise TruncatedError("TPL header truncated", offset=len(data))
     acc, status = data[cur], data[cur + 1]
     cfg = int.from_bytes(data[cur + 2 : cur + 4], "little")
     cur += 4

@@ -59,9 +59,38 @@ def test_plain_telegram_table() -> None:
 
 
 def test_truncated_telegram_is_one_line() -> None:
-    code, _, err = _run(N21[:60])
-    assert code == 2
-    assert len(err.strip().splitlines()) == 1 and "truncated" in err
+    code, _, err = _run(N21[:60], "--key", N21_KEY)
+    assert code == 1  # a security/reception failure kind (issue 4), not a usage error
+    assert err.strip().splitlines() == [
+        "sonocli: error: telegram truncated: L-field says 47 bytes, got 30 (at byte 30)"
+    ]
+
+
+def test_truncated_encrypted_blocks_print_header_and_fail() -> None:
+    short = bytes.fromhex(N21)[:40]
+    code, out, err = _run((bytes([len(short) - 1]) + short[1:]).hex(), "--key", N21_KEY, "--json")
+    assert code == 1
+    data = json.loads(out)
+    assert data["header"]["id"] == "12345678"
+    assert data["security"]["state"] == "truncated" and data["security"]["decrypted"] is False
+    assert err.strip().splitlines() == [
+        "sonocli: error: meter 12345678 (mode 5): telegram truncated, 2 encrypted blocks need 32 bytes, got 25"
+    ]
+
+
+def test_mac_mismatch_and_unsupported_mode_exit_1() -> None:
+    f3 = (
+        "530824484433221103378E80753A63665544330A31900F002C25B30A0000AF5D74DF73A600D972785634129315330375002007"
+        "109058475F4BC91DF878B80A1B0F98B629024AAC727942BFC549233C0140829B93"
+    )
+    code, _, err = _run(f3, "--key", "000102030405060708090A0B0C0D0E0E")
+    assert code == 1 and err.startswith("sonocli: error: meter 12345678: MAC mismatch: AFL MAC is AF5D74DF73A600D9")
+    code, _, err = _run(f3, "--key", "000102030405060708090A0B0C0D0E0F")
+    assert code == 0, err
+    mode13 = N21[:28] + "0D" + N21[30:]  # CFG high byte: mode 13
+    code, out, err = _run(mode13, "--key", N21_KEY)
+    assert code == 1 and "security mode 13" in out
+    assert err.strip() == "sonocli: error: security mode 13 is not supported (supported: 0, 2, 3, 5, 7)"
 
 
 def test_key_with_wired_frame_refused() -> None:

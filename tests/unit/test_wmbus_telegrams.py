@@ -10,7 +10,14 @@ import pytest
 
 from sonocli.codecs.wmbus import DecodeOptions, FormatCache, decode_telegram
 from sonocli.codecs.wmbus_link import add_format_a_crcs, normalise_frame
-from sonocli.errors import DecodeError, MacError, NoKeyError, UnsupportedSecurityError, WrongKeyError
+from sonocli.errors import (
+    DecodeError,
+    MacError,
+    NoKeyError,
+    TruncatedError,
+    UnsupportedSecurityError,
+    WrongKeyError,
+)
 
 DATA = Path(__file__).parents[1] / "data" / "wmbus"
 with (DATA / "wmbus_vectors.tsv").open(encoding="utf-8") as _fh:
@@ -126,10 +133,14 @@ def test_unsupported_mode_13() -> None:
 
 def test_truncated_encrypted_telegram() -> None:
     raw = _raw("exmbus_sontex868_mode5")
-    short = bytes([100]) + raw[1:101]
-    with pytest.raises(DecodeError, match="truncated"):
-        key = bytes.fromhex(VECTORS["exmbus_sontex868_mode5"]["key"])
-        decode_telegram(short, DecodeOptions(keys={"28335519": key}))
+    key = bytes.fromhex(VECTORS["exmbus_sontex868_mode5"]["key"])
+    with pytest.raises(TruncatedError, match="telegram truncated: L-field"):  # L-field lies
+        decode_telegram(raw[:60], DecodeOptions(keys={"28335519": key}))
+    short = bytes([100]) + raw[1:101]  # L-field right, encrypted blocks cut: the header is still known
+    telegram = decode_telegram(short, DecodeOptions(keys={"28335519": key}))
+    assert telegram.security.state == "truncated" and telegram.meter.id == "28335519"
+    assert isinstance(telegram.security.error, TruncatedError) and isinstance(telegram.security.error, DecodeError)
+    assert "encrypted blocks need" in str(telegram.security.error) and telegram.records == ()
 
 
 def test_plain_values_from_jmbus() -> None:
