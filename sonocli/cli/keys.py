@@ -22,31 +22,55 @@ def keys() -> None:
     """Import and check wireless M-Bus decryption keys (stored in the meter list)."""
 
 
+_HEADER_IDS = frozenset({"id", "meter", "meter_id", "meterid", "serial"})
+
+
 def parse_key_file(text: str, source: str) -> tuple[list[tuple[str, bytes]], list[str]]:
-    """``id,key`` lines (``#`` comments, an optional ``id,key`` header) -> (entries, one error line each)."""
+    """``id,key`` lines -> (entries, one error line each).
+
+    Accepted: ``#`` comments (whole line or after the key), blank lines, spaces around fields, ``;`` as
+    separator, quoted fields and a UTF-8 BOM (spreadsheet exports), one header line before the first
+    entry (``id,key``). A meter listed twice with the same key counts once; with different keys it is an
+    error and neither key is used, since the file does not say which one is right.
+    """
     from sonocli.codecs.crypto import parse_key
 
-    entries: list[tuple[str, bytes]] = []
+    parsed: dict[str, tuple[int, bytes]] = {}
+    conflicting: set[str] = set()
     errors: list[str] = []
-    for number, line in enumerate(text.splitlines(), 1):
+    seen_entry = False
+    for number, line in enumerate(text.removeprefix("\ufeff").splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
-        parts = [p.strip() for p in line.replace(";", ",").split(",")]
+        parts = [p.strip().strip("\"'").strip() for p in line.replace(";", ",").split(",")]
         if len(parts) != 2:
             errors.append(f"{source}:{number}: expected 'id,key', got {len(parts)} fields")
             continue
         meter_id, key_text = parts
-        if number == 1 and meter_id.lower() == "id":
+        if not seen_entry and meter_id.lower() in _HEADER_IDS and key_text.lower() in ("key", "aes key", "aeskey"):
+            seen_entry = True
             continue
+        seen_entry = True
         meter_id = meter_id.upper().removeprefix("0X")
         if len(meter_id) != 8 or any(ch not in "0123456789ABCDEF" for ch in meter_id):
             errors.append(f"{source}:{number}: meter id {parts[0]!r} must be 8 hex/BCD digits")
             continue
         try:
-            entries.append((meter_id, parse_key(key_text, name=f"key of meter {meter_id}")))
+            key = parse_key(key_text, name=f"key of meter {meter_id}")
         except UsageError as exc:
             errors.append(f"{source}:{number}: {exc}")
+            continue
+        earlier = parsed.get(meter_id)
+        if earlier is None:
+            parsed[meter_id] = (number, key)
+        elif earlier[1] != key:
+            errors.append(
+                f"{source}:{number}: meter {meter_id} already has a different key on line {earlier[0]}; "
+                "neither is imported"
+            )
+            conflicting.add(meter_id)
+    entries = [(meter_id, key) for meter_id, (_, key) in parsed.items() if meter_id not in conflicting]
     return entries, errors
 
 

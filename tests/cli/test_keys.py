@@ -75,3 +75,29 @@ def test_check_against_raw_log(tmp_path: Path) -> None:
     assert rows["28335519"]["key"].count("*") == 28
     code, out, _ = _run(tmp_path, "keys", "check", "--json", env={"SHOW_KEYS": "1"})
     assert {r["id"]: r for r in json.loads(out)}["28335519"]["key"] == SONTEX_KEY
+
+
+def test_import_csv_edge_cases(tmp_path: Path) -> None:
+    """BOM, comment before the header, ';' and quotes, spaces inside the key, repeated and conflicting ids."""
+    keys = tmp_path / "keys.csv"
+    keys.write_bytes(
+        b"\xef\xbb\xbf# exported from the head-end\nID;Key\n"
+        b' "12345678" ; "0102030405060708090A0B0C0D0E0F11" \n\n'
+        b"12345678,000102030405060708090A0B0C0D0E0F\n"
+        b"22222222,00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F # tail comment\n"
+        b"33333333,000102030405060708090A0B0C0D0E0F\n33333333,000102030405060708090a0b0c0d0e0f\n"
+        b"id,key\n"
+    )
+    code, out, err = _run(tmp_path, "keys", "import", str(keys), "--json")
+    assert code == 3  # partial: good lines imported, the bad ones named
+    result = json.loads(out)
+    assert [(r["id"], r["action"]) for r in result["imported"]] == [("22222222", "created"), ("33333333", "created")]
+    lines = err.strip().splitlines()
+    assert lines[0] == (
+        f"sonocli: error: {keys}:5: meter 12345678 already has a different key on line 3; neither is imported"
+    )
+    assert lines[1] == f"sonocli: error: {keys}:9: meter id 'id' must be 8 hex/BCD digits"
+    assert len(lines) == 2
+    meters = {m.serial: m for m in load_meter_list(tmp_path / "app" / "device_handle.cfg").meters}
+    assert set(meters) == {"22222222", "33333333"}
+    assert meters["22222222"].key == bytes(range(16))
