@@ -82,10 +82,11 @@ def regenerate_keys_cmd(ctx: click.Context, yes: bool, as_json: bool) -> None:
     """
     from sonocli.cli.output import emit_json
     from sonocli.config.layout import RootLayout
-    from sonocli.service.devicekeys import regenerate
+    from sonocli.service.devicekeys import regenerate, require_app
     from sonocli.service.info import muc_id
 
     layout = RootLayout(_root(ctx))
+    require_app(layout.app)
     if not yes:
         click.confirm(f"Replace the TLS and SSH keys in {layout.app}?", abort=True, err=True)
     number, _ = muc_id(layout)

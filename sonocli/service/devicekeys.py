@@ -25,6 +25,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from sonocli.errors import UsageError
 from sonocli.fsutil import fsync_directory
 
 TLS_KEY = "device.key"
@@ -95,12 +96,20 @@ def ssh_fingerprint(pub_line: bytes) -> str:
     return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
 
 
+def require_app(app_dir: Path) -> None:
+    """A mistyped --root must not grow a fresh app/ full of keys: the directory has to exist already."""
+    if not app_dir.is_dir():
+        raise UsageError(
+            f"{app_dir} does not exist; not a sonocli root (is --root right?)", hint="create one with sonocli init"
+        )
+
+
 def regenerate(app_dir: Path, common_name: str) -> GeneratedKeys:
     """Replace the device keys in ``app_dir``; returns the files and fingerprints to show the user."""
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
-    app_dir.mkdir(parents=True, exist_ok=True)
+    require_app(app_dir)
     material = _material(common_name)
     staged: list[tuple[str, Path]] = []
     try:

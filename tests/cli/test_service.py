@@ -127,9 +127,19 @@ def test_regenerate_keys(root: Path) -> None:
             ["ssh-keygen", "-lf", str(app / "ssh_host_ed25519_key")], capture_output=True, text=True
         )
         assert first["ssh_fingerprint"] in listed.stdout
+    import paramiko  # the SFTP side of sonocli loads host keys with paramiko: it must read this one
+
+    host_key = paramiko.Ed25519Key.from_private_key_file(str(app / "ssh_host_ed25519_key"))
+    assert f"{host_key.get_name()} {host_key.get_base64()}" in (app / "ssh_host_ed25519_key.pub").read_text()
     second = json.loads(invoke(root, "service", "regenerate-keys", "--yes", "--json")[1])
     assert second["tls_sha256"] != first["tls_sha256"] and second["ssh_fingerprint"] != first["ssh_fingerprint"]
     assert sorted(p.name for p in app.iterdir() if p.name.startswith(".")) == []
+
+
+def test_regenerate_keys_needs_an_existing_root(tmp_path: Path) -> None:
+    code, _, err = invoke(tmp_path / "typo", "service", "regenerate-keys", "--yes")
+    assert code == 2 and "does not exist; not a sonocli root" in err and "sonocli init" in err
+    assert not (tmp_path / "typo").exists()
 
 
 def test_format_log_keeps_upd_and_app(root: Path) -> None:
