@@ -15,9 +15,6 @@ import click
 
 from sonocli.errors import DecodeError, UsageError
 
-_HEX_TEXT = frozenset(string.hexdigits + string.whitespace)
-
-
 _SEPARATORS = frozenset(string.whitespace + ",:")
 
 
@@ -40,20 +37,31 @@ def parse_hex(text: str) -> bytes:
     if not digits:
         raise DecodeError("no input: give a frame as hex, '-' for stdin, or --file PATH")
     if len(digits) % 2:
-        raise DecodeError(f"odd number of hex digits ({len(digits)}): the last byte is incomplete")
+        raise DecodeError(
+            f"odd number of hex digits ({len(digits)}): the last byte is incomplete", offset=len(digits) // 2
+        )
     return bytes.fromhex("".join(digits))
 
 
 def _bytes_from_blob(blob: bytes) -> bytes:
-    """File or stdin content: hex text when it is only hex digits and whitespace, else binary."""
-    if blob and all(b in _HEX_TEXT_BYTES for b in blob):
-        return parse_hex(blob.decode("ascii"))
+    """File or stdin content: text when every byte is printable ASCII or whitespace, else binary.
+
+    Text is parsed as hex (with the separators and 0x prefixes of parse_hex), so a file holding a typo or
+    something that is not a frame at all gets the "not hex" error with its position. No real frame is
+    printable from end to end: a wired frame ends with 0x16 (or is E5, or starts with 0x10), and a
+    wireless telegram carries CRC or encrypted bytes.
+    """
     if not blob:
         raise DecodeError("no input: the file or stdin is empty")
+    if all(b in _TEXT_BYTES for b in blob):
+        return parse_hex(blob.decode("ascii"))
     return blob
 
 
-_HEX_TEXT_BYTES = frozenset(ord(ch) for ch in _HEX_TEXT)
+_TEXT_BYTES = frozenset((*range(0x20, 0x7F), *(ord(ch) for ch in string.whitespace)))
+
+
+_MASTER_CI: dict[int, str] = {0x50: "application reset", 0x52: "select by secondary address"}
 
 
 def _decode_bytes(data: bytes) -> dict[str, Any]:
@@ -70,8 +78,15 @@ def _decode_bytes(data: bytes) -> dict[str, Any]:
     if isinstance(frame, mbus_link.ShortFrame):
         return {"kind": "mbus", "frame": "short", "control": frame.control, "address": frame.address}
     payload = frame.data if isinstance(frame, mbus_link.LongFrame) else b""
+    if frame.ci in _MASTER_CI:  # a master's request: no records, show what it asks for
+        out = {"kind": "mbus", "frame": _MASTER_CI[frame.ci], "control": frame.control, "address": frame.address}
+        out["ci"] = frame.ci
+        out["data"] = payload.hex(" ").upper()
+        return out
     app = decode_application(frame.ci, payload, base_offset=7)
     out = app_to_dict(app)
+    if app.manufacturer_data:  # after DIF 0x0F/0x1F: shown, as libmbus does, and only when present
+        out["manufacturer_data"] = app.manufacturer_data.hex(" ").upper()
     if app.warnings:
         out["warnings"] = list(app.warnings)
     return out
@@ -82,7 +97,8 @@ def _print_text(result: dict[str, Any]) -> None:
 
     if "frame" in result:
         details = ", ".join(f"{k} 0x{v:02X}" for k, v in result.items() if isinstance(v, int))
-        click.echo(f"{result['frame']} frame" + (f": {details}" if details else ""))
+        data = f", data {result['data']}" if result.get("data") else ""
+        click.echo(f"{result['frame']} frame" + (f": {details}" if details else "") + data)
         return
     header = result.get("header")
     title = None
@@ -99,6 +115,8 @@ def _print_text(result: dict[str, Any]) -> None:
         click.echo(f"application error {err['code']}: {err['text']}")
         return
     print_records(title, result["records"])
+    if result.get("manufacturer_data"):
+        click.echo(f"manufacturer data: {result['manufacturer_data']}")
     if result["more_records_follow"]:
         click.echo("more records follow (DIF 0x1F): send REQ_UD2 again")
 

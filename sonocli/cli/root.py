@@ -79,7 +79,19 @@ class LazyGroup(click.Group):
                 _report(ctx, exc, code, hint, ())
             if type(exc).__name__ == "error" and type(exc).__module__ == "termios":
                 _report(ctx, exc, EXIT_FAILURE, "the port rejected its settings (baud rate or parity)", ())
-            raise
+            # A bug, not bad input: still one line (DESIGN.md: no traceback without --debug), but it names
+            # the exception type so a report can be matched to the code, and --debug shows where it was.
+            obj = ctx.find_object(CliContext)
+            if obj is not None and obj.debug:
+                raise
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            click.echo(
+                f"sonocli: internal error: {type(exc).__name__}"
+                + (f": {message}" if message else "")
+                + " (run again with --debug for the traceback, and please report it)",
+                err=True,
+            )
+            ctx.exit(EXIT_FAILURE)
 
 
 def _classify_os_error(exc: BaseException) -> tuple[int, str | None]:

@@ -355,7 +355,12 @@ def _lvar_length(lvar: int, offset: int) -> int:
 
 def _lvar_value(lvar: int, d: bytes) -> int | str | bytes:
     if lvar <= 0xBF:
-        # text, transmitted last character first
+        # text, transmitted last character first; manufacturers also put binary data here (0D FF ..):
+        # control characters mean it is not ISO 8859-1 text, so it is kept as bytes (shown in hex)
+        if d.isascii() and d.isalnum():
+            return d[::-1].decode("ascii")
+        if any(b < 0x20 or 0x7F <= b < 0xA0 for b in d):
+            return bytes(d)
         return d[::-1].decode("latin-1")
     if lvar <= 0xCF:
         return _bcd(d) if d else 0
