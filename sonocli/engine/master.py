@@ -141,6 +141,7 @@ class Received:
     frame: link.Frame | None
     raw: bytes
     truncated: bool = False
+    full_timeout: bool = False
 
     @property
     def timeout(self) -> bool:
@@ -228,13 +229,26 @@ class Master:
         self._last_tx = data
         self._tx_end = self.clock.now()
 
+    def first_byte_timeout(self) -> float:
+        """MBUS_TIMEOUT for a readout's answers; 0 means the standard answer window (330 bits + 50 ms)."""
+        if self.settings.timeout_ms:
+            return self.settings.timeout_ms / 1000.0
+        return ANSWER_BITS * self.bit_time + ANSWER_MARGIN
+
     def receive(self, first_timeout: float) -> Received:
-        """One frame: wait ``first_timeout`` for its first byte, then read to the end its length gives."""
+        """One frame: wait ``first_timeout`` for its first byte, then read to the end its length gives.
+
+        MBUS_IDLETIMEOUT is the longest silence allowed between two characters of a telegram (at least
+        three character times); MBUS_FULLTIMEOUT bounds the whole answer, counted from the end of the
+        request (0 = no bound: the length field and the idle timeout still end every telegram).
+        """
         buf = bytearray(self.link.read(1, first_timeout))
         if not buf:
             return Received(None, b"")
-        idle = max(self.settings.idle_timeout_ms / 1000.0, 3 * self.link.char_time())
-        full_deadline = self.clock.now() + (self.settings.full_timeout_ms / 1000.0 or 10.0)
+        char = self.link.char_time()
+        idle = max(self.settings.idle_timeout_ms / 1000.0, 3 * char)
+        full = self.settings.full_timeout_ms / 1000.0
+        full_deadline = self._tx_end + full if full else float("inf")
         while True:
             try:
                 size = link.frame_length(bytes(buf))
@@ -243,12 +257,15 @@ class Master:
             if size is not None and len(buf) >= size:
                 break
             want = 2 if size is None else size - len(buf)
-            chunk = self.link.read(
-                want, min(idle + want * self.link.char_time(), max(0.0, full_deadline - self.clock.now()))
-            )
+            # Take what has arrived; otherwise wait one character plus the idle time for the next byte.
+            ready = min(want, self.link.in_waiting())
+            left = full_deadline - self.clock.now()
+            chunk = self.link.read(ready, 0.0) if ready else self.link.read(1, max(0.0, min(idle + char, left)))
             if not chunk:
-                self.recorder.append(f"RX {bytes(buf).hex(' ').upper()} (truncated)")
-                return Received(None, bytes(buf), truncated=True)
+                over = full_deadline - self.clock.now() <= 1e-6
+                note = "MBUS_FULLTIMEOUT" if over else "truncated"
+                self.recorder.append(f"RX {bytes(buf).hex(' ').upper()} ({note})")
+                return Received(None, bytes(buf), truncated=True, full_timeout=over)
             buf += chunk
         raw = bytes(buf)
         try:
@@ -288,7 +305,7 @@ class Master:
     def transact(self, request: bytes, first_timeout: float | None = None, retries: int | None = None) -> Received:
         """Send ``request`` and wait for a valid frame, repeating up to MBUS_MAXRETRY times."""
         tries = 1 + (self.settings.max_retry if retries is None else retries)
-        timeout = self.settings.timeout_ms / 1000.0 if first_timeout is None else first_timeout
+        timeout = self.first_byte_timeout() if first_timeout is None else first_timeout
         last = Received(None, b"")
         for _ in range(tries):
             self.send(request)
@@ -360,7 +377,7 @@ class Master:
         fcb = not self.settings.first_fcb_neg
         for _ in range(1 + self.settings.max_retry):
             self.send(link.req_ud2(link.ADDRESS_NETWORK, fcb))
-            got = self.receive(self.settings.timeout_ms / 1000.0 or self.answer_window())
+            got = self.receive(self.first_byte_timeout())
             if isinstance(got.frame, link.LongFrame):
                 ident = identity_of(got.frame)
                 return (Outcome.SINGLE, ident) if ident else (Outcome.NOTHING, None)
@@ -440,6 +457,12 @@ class Master:
 
     def _fail(self, label: str, got: Received, step: str) -> TimeoutError_ | ProtocolError:
         frames = self.frames()
+        if got.full_timeout:
+            return ProtocolError(
+                f"{label}: {step}: {len(got.raw)} bytes of a telegram in MBUS_FULLTIMEOUT "
+                f"({self.settings.full_timeout_ms} ms), the rest did not come in time",
+                frames=frames,
+            )
         if got.truncated:
             return ProtocolError(
                 f"{label}: {step}: the meter stopped after {len(got.raw)} bytes of a telegram", frames=frames

@@ -176,6 +176,42 @@ def test_meter_stopping_mid_telegram_is_a_protocol_error() -> None:
         _master(seg, max_retry=0).readout(PRIMARY)
 
 
+CHAR = 11 / 2400
+
+
+@pytest.mark.parametrize(("timeout_ms", "wait"), [(700, 0.7), (0, 330 / 2400 + 0.05)])
+def test_mbus_timeout_is_the_wait_for_the_first_byte(timeout_ms: int, wait: float) -> None:
+    master = _master(_segment(silent=True), reset_mode=2, max_retry=1, timeout_ms=timeout_ms)
+    with pytest.raises(TimeoutError_):
+        master.readout(PRIMARY)
+    assert master.clock.now() == pytest.approx(2 * (5 * CHAR + wait))  # two tries of REQ_UD2
+
+
+def test_mbus_idletimeout_is_the_longest_gap_inside_a_telegram() -> None:
+    master = _master(_segment(stop_after=12), reset_mode=2, max_retry=0, idle_timeout_ms=300)
+    with pytest.raises(ProtocolError, match="stopped after 12 bytes"):
+        master.readout(PRIMARY)
+    last_byte = 5 * CHAR + 30 / 2400 + 12 * CHAR  # request, response delay, 12 characters
+    assert master.clock.now() == pytest.approx(last_byte + CHAR + 0.3)
+
+
+def test_idle_timeout_never_delays_a_complete_frame() -> None:
+    master = _master(_segment(), reset_mode=2, idle_timeout_ms=5000)
+    reading = master.readout(PRIMARY)
+    assert master.clock.now() == pytest.approx((5 + len(reading.raw_frames[0])) * CHAR + 30 / 2400)
+
+
+def test_mbus_fulltimeout_bounds_the_whole_answer() -> None:
+    seg = _segment()
+    size = len(L.encode(L.LongFrame(L.C_RSP_UD, 5, *seg.meters[0].telegrams[0])))
+    master = _master(seg, reset_mode=2, max_retry=0, full_timeout_ms=60)
+    with pytest.raises(ProtocolError, match="MBUS_FULLTIMEOUT"):
+        master.readout(PRIMARY)
+    assert master.clock.now() == pytest.approx(5 * CHAR + 0.060)
+    assert size * CHAR > 0.060  # the telegram needs longer than that on the wire
+    assert len(_master(_segment(), reset_mode=2, full_timeout_ms=0).readout(PRIMARY).values) == 1
+
+
 def test_corrupt_checksum_is_retried_then_reported() -> None:
     seg = _segment(corrupt=True)
     with pytest.raises(ProtocolError, match="garbled"):
