@@ -70,9 +70,10 @@ def show(ctx: click.Context, tab: str | None, secrets: bool, with_meters: bool, 
 
         meter_list = load_meter_list(RootLayout((ctx.find_object(CliContext) or CliContext()).root).device_handle)
     if as_json:
+        from sonocli.cli.listen import keys_visible
         from sonocli.cli.meters import meter_dict
 
-        show_keys = bool(ini.get("SHOW_KEYS"))
+        show_keys = keys_visible(ini)
         meters_json = (
             None if meter_list is None else [meter_dict(i + 1, m, show_keys) for i, m in enumerate(meter_list.meters)]
         )

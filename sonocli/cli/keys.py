@@ -1,8 +1,9 @@
 """`sonocli keys import FILE` and `sonocli keys check`: the wM-Bus keys of the meter list.
 
 Keys live in the meter list (device_handle.cfg ``encryptionkey``), as on the device. They are shown
-masked unless SHOW_KEYS=1 (the guide's "Show encryption keys" switch). `check` tests each key against the
-newest raw telegram of its meter in the raw log (WMBUS_RAWLOGENABLE) when there is one, else only its form.
+masked unless the environment has SHOW_KEYS=1 and chip.ini does not say SHOW_KEYS=0 (``listen.keys_visible``).
+`check` tests each key against the newest raw telegram of its meter in the raw log (WMBUS_RAWLOGENABLE)
+when there is one, else only its form.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ def import_keys(obj: CliContext, file: Path, as_json: bool) -> None:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{file}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
     entries, errors = parse_key_file(text, str(file))
+    visible = _visible(RootLayout(obj.root).chip_ini)
     for line in errors:
         click.echo(f"sonocli: error: {line}", err=True)
     path = RootLayout(obj.root).device_handle
@@ -107,7 +109,7 @@ def import_keys(obj: CliContext, file: Path, as_json: bool) -> None:
         else:
             meters[position] = replace(meters[position], key=key)
             action = "updated"
-        results.append({"id": meter_id, "action": action, "key": mask_key(key)})
+        results.append({"id": meter_id, "action": action, "key": mask_key(key, visible)})
     if entries:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,6 +123,17 @@ def import_keys(obj: CliContext, file: Path, as_json: bool) -> None:
                     [(r["id"], r["action"], r["key"]) for r in results])
     if errors:
         raise click.exceptions.Exit(EXIT_PARTIAL if entries else EXIT_USAGE)
+
+
+def _visible(chip_ini: Path) -> bool:
+    """SHOW_KEYS=1 in the environment, unless chip.ini switches it off (see listen.keys_visible)."""
+    from sonocli.cli.listen import _load_chip, keys_visible
+
+    try:
+        chip = _load_chip(chip_ini)
+    except SonoError:
+        return False  # a broken chip.ini must not stop key handling; keys stay masked
+    return keys_visible(chip)
 
 
 def _latest_telegrams(log_dir: Path) -> dict[str, bytes]:
@@ -189,13 +202,14 @@ def check_keys(obj: CliContext, as_json: bool) -> None:
     layout = RootLayout(obj.root)
     meter_list = load_meter_list(layout.device_handle)
     latest = _latest_telegrams(layout.log_dir)
+    visible = _visible(layout.chip_ini)
     rows: list[dict[str, Any]] = []
     for meter in meter_list.meters:
         if meter.interface is not Interface.WMBUS:
             continue
         ident = meter.serial.upper()
         status, detail = check_key(ident, meter.key, latest.get(ident))
-        rows.append({"id": ident, "manufacturer": meter.manufacturer, "key": mask_key(meter.key),
+        rows.append({"id": ident, "manufacturer": meter.manufacturer, "key": mask_key(meter.key, visible),
                      "status": status, "detail": detail})
     if as_json:
         emit_json(rows)

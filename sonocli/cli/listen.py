@@ -137,12 +137,25 @@ def looks_wireless(data: bytes) -> bool:
 # --- listen ----------------------------------------------------------------------------------------
 
 
-def mask_key(key: bytes | None) -> str:
-    """Keys are shown masked unless SHOW_KEYS=1 (guide: "Show encryption keys" switch)."""
+def keys_visible(chip: Any = None) -> bool:
+    """Whether keys are printed in clear: one rule for every command that prints a key.
+
+    Only with the environment variable SHOW_KEYS=1, and never when chip.ini sets SHOW_KEYS=0 (the
+    administrator's "Show encryption keys" switch off). chip.ini's SHOW_KEYS=1, the guide's default that
+    `init` writes, is for the device's password-protected web page and does not unmask keys on a terminal
+    or in a pasted log.
+    """
+    if os.environ.get("SHOW_KEYS", "").strip() != "1":
+        return False
+    return chip is None or bool(chip.get("SHOW_KEYS"))
+
+
+def mask_key(key: bytes | None, visible: bool | None = None) -> str:
+    """A key as 32 hex digits, masked but for its first and last byte unless keys are visible."""
     if key is None:
         return ""
     text = key.hex().upper()
-    if os.environ.get("SHOW_KEYS") == "1":
+    if keys_visible() if visible is None else visible:
         return text
     return text[:2] + "*" * (len(text) - 4) + text[-2:]
 

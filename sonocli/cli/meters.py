@@ -236,8 +236,10 @@ def meters() -> None:
 @click.pass_context
 def list_(ctx: click.Context, as_json: bool) -> None:
     """All meters, in list order."""
+    from sonocli.cli.listen import keys_visible
+
     meter_list = _load(ctx)
-    show_keys = bool(_ini(ctx).get("SHOW_KEYS"))
+    show_keys = keys_visible(_ini(ctx))
     if as_json:
         emit_json([meter_dict(i + 1, m, show_keys) for i, m in enumerate(meter_list.meters)])
         return
@@ -257,7 +259,9 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
     index = find_meter(meter_list, ref)
     meter = meter_list.meters[index]
     ini = _ini(ctx)
-    data = meter_dict(index + 1, meter, bool(ini.get("SHOW_KEYS")))
+    from sonocli.cli.listen import keys_visible
+
+    data = meter_dict(index + 1, meter, keys_visible(ini))
     if as_json:
         emit_json(data)
         return

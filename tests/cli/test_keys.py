@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from sonocli.cli.root import cli
@@ -101,3 +102,30 @@ def test_import_csv_edge_cases(tmp_path: Path) -> None:
     meters = {m.serial: m for m in load_meter_list(tmp_path / "app" / "device_handle.cfg").meters}
     assert set(meters) == {"22222222", "33333333"}
     assert meters["22222222"].key == bytes(range(16))
+
+
+def test_show_keys_rule_is_the_same_everywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """meters list/show, config show --meters and keys check mask keys unless SHOW_KEYS=1 (env); chip.ini
+    SHOW_KEYS=0 masks them even then; chip.ini's default SHOW_KEYS=1 (written by init) does not unmask."""
+    assert _run(tmp_path, "init")[0] == 0
+    keys = tmp_path / "keys.csv"
+    keys.write_text(f"28335519,{SONTEX_KEY}\n")
+    assert _run(tmp_path, "keys", "import", str(keys))[0] == 0
+
+    def shown() -> list[str]:
+        out = [json.loads(_run(tmp_path, "meters", "list", "--json")[1])[0]["key"]]
+        out.append(json.loads(_run(tmp_path, "meters", "show", "28335519", "--json")[1])["key"])
+        text = _run(tmp_path, "meters", "show", "28335519")[1]
+        out.append(next(line for line in text.splitlines() if line.startswith("key ")).split(None, 1)[1])
+        out.append(json.loads(_run(tmp_path, "config", "show", "--meters", "--json")[1])["meters"][0]["key"])
+        out.append(json.loads(_run(tmp_path, "keys", "check", "--json")[1])[0]["key"])
+        out.append(json.loads(_run(tmp_path, "keys", "import", str(keys), "--json")[1])["imported"][0]["key"])
+        return out
+
+    monkeypatch.delenv("SHOW_KEYS", raising=False)
+    masked = shown()
+    assert not any(SONTEX_KEY[2:10] in k.replace(" ", "") for k in masked), masked
+    monkeypatch.setenv("SHOW_KEYS", "1")
+    assert all(k.replace(" ", "") == SONTEX_KEY for k in shown())
+    assert _run(tmp_path, "config", "set", "SHOW_KEYS", "0")[0] == 0
+    assert not any(SONTEX_KEY[2:10] in k.replace(" ", "") for k in shown())

@@ -35,7 +35,8 @@ def cfg(root: Path) -> Path:
     return root / "app" / "device_handle.cfg"
 
 
-def test_list_and_json(root: Path) -> None:
+def test_list_and_json(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOW_KEYS", "1")  # keys are masked unless SHOW_KEYS=1 (issue 4)
     code, out, _ = run(root, "list")
     assert code == 0
     lines = out.splitlines()
