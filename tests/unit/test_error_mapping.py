@@ -141,7 +141,8 @@ def test_missing_port_exit_1_with_hint(tmp_path: Path) -> None:
 
 
 def test_partial_readout_exit_3(tmp_path: Path) -> None:
-    scan = sonocli("--root", str(tmp_path), "scan", "--port", "sim://demo", "--mode", "primary", "--last", "4", "--save")
+    root = str(tmp_path)
+    scan = sonocli("--root", root, "scan", "--port", "sim://demo", "--mode", "primary", "--last", "4", "--save")
     assert scan.returncode == 0, scan.stderr
     proc = sonocli("--root", str(tmp_path), "readout", "--port", "sim://demo?silent=2", "--all", "--retries", "0")
     assert proc.returncode == 3
