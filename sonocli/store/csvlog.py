@@ -11,9 +11,16 @@ Behaviour, and where it differs from the device on purpose:
   single row larger than the limit gets a file of its own; rows are never split).
 * When all log files together pass ``partition_limit`` bytes the oldest files are deleted first (guide: "if
   the log data partition is full, old log data gets deleted"); the newest file is always kept.
-* Crash safety: each file is rewritten as a whole through temp + fsync + rename, so after a crash (even a
-  power cut) a reader sees the file before or after the append — never a half row. The cost is copying the
-  file per append, bounded by REPORT_SIZELIMIT (500 kB by default). Writers are serialised with ``flock``.
+* Crash safety without copying: rows are appended in place with one ``O_APPEND`` write per batch, then
+  fsync (and a directory fsync when the file is new), so an append costs O(rows appended), not O(file). A
+  crash (SIGKILL, power cut) can leave a torn last line; the next writer to open the file — the first append
+  of a :class:`CsvLog` instance, or :meth:`CsvLog.repair` — truncates it to the end of the last complete row
+  before anything else is written, so no reader of a repaired file ever sees a half row and the rows written
+  later never glue onto a torn one. "Complete row" honours RFC 4180 quoting: a line break inside a quoted
+  field is not a row end. The first open of a file scans it once (that scan also rebuilds the version-6+
+  meter indices); later appends of the same instance only look at what other writers added meanwhile.
+  Writers are serialised with ``flock``; the small state file is still written through temp + fsync + rename,
+  and only when it changes.
 """
 
 from __future__ import annotations
@@ -21,21 +28,32 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
-import io
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from sonocli.fsutil import atomic_write_text
+from sonocli.fsutil import atomic_write_text, fsync_directory
 from sonocli.model.values import Reading
 from sonocli.outputs.csv_writer import CsvWriter
 
 STATE_FILE: Final = ".csvlog-state.json"
 LOCK_FILE: Final = ".csvlog.lock"
 _NAME_RE: Final = re.compile(r"^Meter_(\d{8})(?:_(\d+))?\.csv$")
+_CHUNK: Final = 1 << 16
+
+
+@dataclass
+class _FileView:
+    """What this writer knows of one log file: it ends, at ``size`` bytes, after a complete row."""
+
+    inode: int
+    size: int
+    indices: dict[str, int] = field(default_factory=dict)
 
 
 def utc_day(moment: datetime) -> date:
@@ -84,6 +102,7 @@ class CsvLog:
         self.scale_values = scale_values
         self.min_value_count = min_value_count
         self._layout = ";".join(CsvWriter(protocol_version).columns(1))
+        self._views: dict[str, _FileView] = {}
 
     # --- public ------------------------------------------------------------------------------------------------
 
@@ -97,10 +116,29 @@ class CsvLog:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with self._locked():
             state = self._load_state()
+            before = json.dumps(state, sort_keys=True)
             for day in sorted(by_day):
                 self._append_day(day, by_day[day], state)
             self._enforce_partition_limit(state)
-            self._save_state(state)
+            if json.dumps(state, sort_keys=True) != before:
+                self._save_state(state)
+
+    def repair(self) -> list[Path]:
+        """Cut torn last lines (left by a crash mid-append) off every log file; returns the files cut."""
+        if not self.log_dir.is_dir():
+            return []
+        cut: list[Path] = []
+        with self._locked():
+            files = self._load_state()["files"]
+            for path in log_files(self.log_dir):
+                info = files.get(self._key(path), {})
+                header = b""
+                if info.get("layout") == self._layout:
+                    header = CsvWriter(self.protocol_version).header(int(info.get("width", 0))).encode("utf-8")
+                with contextlib.suppress(FileNotFoundError):
+                    if self._open_file(path, header)[1]:
+                        cut.append(path)
+        return cut
 
     def files(self) -> list[Path]:
         return log_files(self.log_dir)
@@ -124,27 +162,29 @@ class CsvLog:
         while pending:
             if path is None:
                 path = day_file(self.log_dir, day, number)
-                existing = ""
-                indices: dict[str, int] = {}
-                header = CsvWriter(self.protocol_version).header(width)
                 file_width = width
+                header = CsvWriter(self.protocol_version).header(file_width).encode("utf-8")
+                size = 0
+                indices: dict[str, int] = {}
             else:
-                existing = path.read_bytes().decode("utf-8")
                 file_width = int(state["files"][self._key(path)].get("width", width))
-                indices = self._indices(existing)
-                header = ""
+                header = CsvWriter(self.protocol_version).header(file_width).encode("utf-8")
+                size = self._open_file(path, header)[0]
+                indices = dict(self._views[self._key(path)].indices)
             writer = CsvWriter(self.protocol_version, scale_values=self.scale_values, meter_indices=indices)
-            body = header
-            size = len((existing + body).encode("utf-8"))
-            rows_in_file = existing.count("\n") - (1 if existing and writer.has_header else 0)
+            chunks: list[bytes] = [header] if size == 0 else []
+            total = size + (len(header) if size == 0 else 0)
+            has_rows = size > len(header)
             taken = 0
             for reading in pending:
-                row = writer.row(reading)
-                row_size = len(row.encode("utf-8"))
-                if size + row_size > self.size_limit and (rows_in_file or taken):
+                known = len(indices)
+                row = writer.row(reading).encode("utf-8")
+                if total + len(row) > self.size_limit and (has_rows or taken):
+                    if len(indices) > known:  # the row goes to the next file: so does its meter's Index
+                        indices.pop(reading.meter.device_id, None)
                     break
-                body += row
-                size += row_size
+                chunks.append(row)
+                total += len(row)
                 taken += 1
             if taken:
                 key = self._key(path)
@@ -153,11 +193,88 @@ class CsvLog:
                     # does not know (it would never be appended to again).
                     state["files"][key] = {"layout": self._layout, "width": file_width}
                     self._save_state(state)
-                atomic_write_text(path, existing + body)
+                inode = self._append_bytes(path, b"".join(chunks))
+                self._views[key] = _FileView(inode, total, indices)
             pending = pending[taken:]
             if pending:
                 number += 1
                 path = None
+
+    def _open_file(self, path: Path, header: bytes) -> tuple[int, bool]:
+        """Make ``path`` end after a complete row (cutting a torn tail) and know its meter indices.
+
+        Returns the file's size afterwards and whether a tail was cut. Only what was added since this instance
+        last saw the file is read. A file whose header itself is torn is emptied (the caller writes it again)."""
+        key = self._key(path)
+        stat = path.stat()
+        view = self._views.get(key)
+        if view is not None and view.inode == stat.st_ino and view.size == stat.st_size:
+            return view.size, False
+        if view is not None and view.inode == stat.st_ino and stat.st_size > view.size:
+            start, indices = view.size, dict(view.indices)
+        else:
+            start, indices = 0, {}
+        end = self._scan(path, start, indices)
+        if self.protocol_version >= 2 and 0 < end < len(header):
+            end = 0  # only part of the header survived (cannot happen with one write per batch, but be sure)
+        if end < stat.st_size:
+            with open(path, "r+b") as handle:
+                handle.truncate(end)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if end == 0:
+                indices = {}
+        self._views[key] = _FileView(stat.st_ino, end, indices)
+        return end, end < stat.st_size
+
+    def _scan(self, path: Path, start: int, indices: dict[str, int]) -> int:
+        """The offset just after the last complete row at or after ``start`` (itself a row end).
+
+        A line break ends a row only outside quotes, i.e. after an even number of ``"`` since the row began
+        (RFC 4180 doubles quotes inside fields). Version 6+: notes each row's Device-ID → Index on the way."""
+        want_indices = self.protocol_version >= 6
+        skip_header = start == 0 and self.protocol_version >= 2
+        end = position = start  # position: where ``carry`` begins
+        parity = 0
+        row_parts: list[bytes] = []
+        carry = b""
+        with open(path, "rb") as handle:
+            handle.seek(start)
+            while chunk := handle.read(_CHUNK):
+                pieces = (carry + chunk).split(b"\n")
+                carry = pieces.pop()
+                for piece in pieces:
+                    parity ^= piece.count(b'"') & 1
+                    position += len(piece) + 1
+                    if want_indices:
+                        row_parts.append(piece)
+                    if parity:
+                        continue
+                    end = position
+                    if skip_header:
+                        skip_header = False
+                    elif want_indices:
+                        _note_index(b"\n".join(row_parts), indices)
+                    row_parts = []
+        return end
+
+    def _append_bytes(self, path: Path, data: bytes) -> int:
+        """One O_APPEND write of whole rows, then fsync; returns the file's inode."""
+        created = not path.exists()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+            inode = os.fstat(fd).st_ino
+        finally:
+            os.close(fd)
+        if created:
+            fsync_directory(path.parent)
+        return inode
 
     def _current_file(self, day: date) -> tuple[int, Path | None]:
         month = day_file(self.log_dir, day, 0).parent
@@ -175,18 +292,6 @@ class CsvLog:
                     stale.unlink()
         return best
 
-    def _indices(self, text: str) -> dict[str, int]:
-        """Device-ID → Index of the meters already in a file (version 6+ numbers meters per file)."""
-        if self.protocol_version < 6 or not text:
-            return {}
-        indices: dict[str, int] = {}
-        rows = csv.reader(io.StringIO(text, newline=""), delimiter=";")
-        next(rows, None)  # header
-        for row in rows:
-            if len(row) > 2 and row[0].isdigit():
-                indices.setdefault(row[2], int(row[0]))
-        return indices
-
     # --- partition limit ---------------------------------------------------------------------------------------
 
     def _enforce_partition_limit(self, state: dict[str, Any]) -> None:
@@ -200,6 +305,7 @@ class CsvLog:
                 path.unlink()
             total -= sizes[path]
             state["files"].pop(self._key(path), None)
+            self._views.pop(self._key(path), None)
             for directory in (path.parent, path.parent.parent):
                 with contextlib.suppress(OSError):
                     directory.rmdir()  # only when empty
@@ -231,3 +337,10 @@ class CsvLog:
                 yield
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _note_index(row: bytes, indices: dict[str, int]) -> None:
+    text = row.decode("utf-8", "replace").rstrip("\r")
+    fields = next(csv.reader([text], delimiter=";")) if '"' in text else text.split(";")
+    if len(fields) > 2 and fields[0].isdigit():
+        indices.setdefault(fields[2], int(fields[0]))

@@ -138,6 +138,7 @@ def test_scale_change_keeps_file_rows_self_describing(tmp_path: Path) -> None:
 WRITER = textwrap.dedent(
     """
     import sys
+    import time
     from datetime import UTC, datetime, timedelta
     from sonocli.model.values import Interface, Meter, MeterValue, Reading
     from sonocli.store.csvlog import CsvLog
@@ -148,7 +149,8 @@ WRITER = textwrap.dedent(
     start = datetime(2024, 3, 1, tzinfo=UTC)
     batch = int(sys.argv[3])
     print("ready", flush=True)
-    while True:
+    # appends are cheap now: bound the file (the killer's random delay may come after the last batch)
+    for _ in range(12):
         at = start + timedelta(seconds=batch)
         # long text values: writing the bytes, not building rows, is where the time goes
         pad = "x" * 4000
@@ -156,6 +158,7 @@ WRITER = textwrap.dedent(
             MeterValue(index=i, measurement=31, unit="", raw=pad) for i in range(1, 8))
         log.append([Reading(meter, at, values)] * batch_size)
         batch += 1
+    time.sleep(60)
     """
 )
 
@@ -169,10 +172,13 @@ def _signature(path: Path) -> tuple[int, int] | None:
 
 
 def test_sigkill_never_leaves_half_rows(tmp_path: Path) -> None:
-    """Kill a writer at random moments: every batch is in the file entirely or not at all."""
-    batch_size = 60
+    """Kill a writer at random moments (also mid-write): once the next writer has opened the file, every row
+    in it is complete and nothing is lost but the killed batch's unwritten tail."""
+    batch_size = 20
     rng = random.Random(5)
     next_batch = 0
+    interrupted: set[int] = set()
+    torn = 0  # how many kills left a torn line (informative: the repair test below forces one)
     for cycle in range(8):
         proc = subprocess.Popen(
             [sys.executable, "-c", WRITER, str(tmp_path), str(batch_size), str(next_batch)],
@@ -194,6 +200,8 @@ def test_sigkill_never_leaves_half_rows(tmp_path: Path) -> None:
         proc.wait()
         if not path.exists():
             continue
+        if CsvLog(tmp_path, 3, size_limit=10**9, partition_limit=10**12).repair():
+            torn += 1
         data = path.read_bytes()
         assert data.endswith(b"\r\n")
         parsed = rows(path)
@@ -202,11 +210,67 @@ def test_sigkill_never_leaves_half_rows(tmp_path: Path) -> None:
         for row in parsed[1:]:
             assert len(row) == 2 + 8 * 7
             counts[row[2]] = counts.get(row[2], 0) + 1
-        assert set(counts.values()) <= {batch_size}
-        next_batch = max((int(k) for k in counts), default=-1) + 1
+        last = max((int(k) for k in counts), default=-1)
+        # every batch but those the kills interrupted is whole; batches are numbered without gaps
+        interrupted.add(last)
+        assert all(n == batch_size for k, n in counts.items() if int(k) not in interrupted)
+        assert all(0 < n <= batch_size for n in counts.values())
+        assert sorted(int(k) for k in counts) == list(range(len(counts)))
+        next_batch = last + 1
     # a kill between recording a new file and creating it must not make later writers start new files
     assert [p.name for p in log_files(tmp_path)] == ["Meter_20240301.csv"]
     # the next writer start cleans temp files left behind by the kill
     CsvLog(tmp_path, 3, size_limit=10**9, partition_limit=10**12).append([reading(DAY2, 8)])
     assert not list((tmp_path / "2024/03").glob(".*.tmp"))
     assert next_batch > 0
+
+
+def test_torn_last_line_is_cut_before_the_next_append(tmp_path: Path) -> None:
+    """A crash mid-append leaves a torn row; the next writer cuts it off and appends after the last whole row."""
+    CsvLog(tmp_path, 7, size_limit=BIG, partition_limit=BIG).append([reading(DAY2, raw=1, meter=OTHER)])
+    path = tmp_path / "2024/03/Meter_20240301.csv"
+    good = path.read_bytes()
+    # the torn row starts a quoted field holding a line break: that line break must not count as a row end
+    with open(path, "ab") as handle:
+        handle.write(b'1;1709251500;' + METER.device_id.encode() + b';0;"house\r\n2;x')
+    log = CsvLog(tmp_path, 7, size_limit=BIG, partition_limit=BIG)
+    assert log.repair() == [path]
+    assert path.read_bytes() == good
+    assert log.repair() == []  # nothing more to cut
+    with open(path, "ab") as handle:  # torn again, then the same instance appends: it notices the change
+        handle.write(b"1;17092")
+    log.append([reading(DAY2, raw=2), reading(DAY2, raw=3, meter=OTHER)])
+    data = path.read_bytes()
+    assert data.startswith(good) and data.endswith(b"\r\n")
+    body = rows(path)[1:]
+    # meter indices continue the file's numbering (OTHER was 0; the torn row's METER never made it)
+    assert [(r[0], r[2], r[6]) for r in body] == [
+        ("0", OTHER.device_id, "1"), ("1", METER.device_id, "2"), ("0", OTHER.device_id, "3")
+    ]
+    assert all(len(r) == len(body[0]) for r in body)
+
+
+def test_torn_header_is_rewritten(tmp_path: Path) -> None:
+    log = CsvLog(tmp_path, 3, size_limit=BIG, partition_limit=BIG)
+    log.append([reading(DAY2, raw=1)])
+    path = tmp_path / "2024/03/Meter_20240301.csv"
+    path.write_bytes(path.read_bytes()[:20])  # the crash hit the file's first write
+    CsvLog(tmp_path, 3, size_limit=BIG, partition_limit=BIG).append([reading(DAY2, raw=2)])
+    assert rows(path) == [CsvWriter(3).columns(1), rows(path)[1]]
+    assert rows(path)[1][2] == "2"
+
+
+def test_appends_do_not_rewrite_the_file(tmp_path: Path) -> None:
+    """Appends go in place (same inode, old bytes untouched) and the state file is only written on changes."""
+    log = CsvLog(tmp_path, 6, size_limit=BIG, partition_limit=BIG)
+    log.append([reading(DAY2, raw=0)])
+    path = tmp_path / "2024/03/Meter_20240301.csv"
+    state = tmp_path / ".csvlog-state.json"
+    inode, state_inode = path.stat().st_ino, state.stat().st_ino
+    for i in range(1, 20):
+        before = path.read_bytes()
+        log.append([reading(DAY2 + timedelta(minutes=i), raw=i, meter=OTHER if i % 2 else METER)])
+        assert path.read_bytes().startswith(before)
+    assert path.stat().st_ino == inode
+    assert state.stat().st_ino == state_inode  # never replaced: nothing in it changed
+    assert [(r[0], r[6]) for r in rows(path)[1:4]] == [("0", "0"), ("1", "1"), ("0", "2")]
