@@ -77,6 +77,19 @@ def meter_row(meter: Any) -> dict[str, Any]:
     }
 
 
+def listed_wired(root: Path) -> list[Any]:
+    """The wired meters of device_handle.cfg (none when there is no list yet): ALLOC must not reuse or
+    change their primary addresses."""
+    from sonocli.config.device_handle import load_meter_list
+    from sonocli.config.layout import RootLayout
+    from sonocli.model import Interface
+
+    path = RootLayout(root).device_handle
+    if not path.exists():
+        return []
+    return [m for m in load_meter_list(path).meters if m.interface is Interface.MBUS]
+
+
 def save_found(root: Path, found: list[Any], max_devices: int) -> list[Any]:
     """Merge into device_handle.cfg under the list's lock; returns the meters actually added."""
     from sonocli.config.device_handle import load_meter_list, save_meter_list
@@ -149,11 +162,13 @@ def scan(
             with progress("primary scan", total) as bar:
                 result = primary_scan(master, on_progress=bar)
         else:
+            alloc = "ALLOC" in scan_mode
             with progress("secondary scan", None) as bar:
                 result = secondary_scan(
                     master,
                     reverse=scan_mode.endswith("REVERSE"),
-                    alloc="ALLOC" in scan_mode,
+                    alloc=alloc,
+                    known=listed_wired(setup.root) if alloc else (),
                     on_progress=bar,
                 )
     finally:

@@ -129,9 +129,15 @@ def secondary_scan(
     mask: str | None = None,
     limit: int | None = None,
     used_primary: Iterable[int] = (),
+    known: Iterable[Meter] = (),
     on_progress: Progress = _noop,
 ) -> ScanResult:
-    """The wildcard tree search; ``reverse`` for SECONDARYSCANREVERSE, ``alloc`` for the ALLOC variants."""
+    """The wildcard tree search; ``reverse`` for SECONDARYSCANREVERSE, ``alloc`` for the ALLOC variants.
+
+    ALLOC never hands out an address in ``used_primary`` (those of the meter list) and never re-addresses
+    a meter of ``known`` (the meter list): such a meter keeps its listed primary address, so a primary
+    scan followed by an ALLOC scan leaves the primary meters where the list says they are.
+    """
     s = master.settings
     root = _Mask.start(mask or s.secmask_serial, s.secmask_manufacturer, s.secmask_version, s.secmask_medium)
     id_order = list(range(7, -1, -1)) if reverse else list(range(8))
@@ -139,7 +145,8 @@ def secondary_scan(
     limit = s.max_device_count if limit is None else limit
     result = ScanResult()
     seen: set[Identity] = set()
-    used = set(used_primary)
+    listed = {_key(m.serial, m.manufacturer, m.version, m.medium): m for m in known}
+    used = set(used_primary) | {m.primary_address for m in listed.values() if m.primary_address}
     free = [a for a in range(1, 251) if a not in used]
     start = master.clock.now()
     if s.wakeup:
@@ -150,7 +157,10 @@ def secondary_scan(
             return
         seen.add(ident)
         primary = 0
-        if alloc and free:
+        same = listed.get(_key(ident.id, ident.manufacturer, ident.version, ident.medium))
+        if alloc and same is not None:
+            primary = same.primary_address
+        elif alloc and free:
             primary = free.pop(0)
             master.transact(link.snd_ud(link.ADDRESS_NETWORK, link.CI_DATA_SEND, bytes((0x01, 0x7A, primary))))
         result.meters.append(meter_from_identity(ident, primary=primary, mode=AddressMode.SECONDARY))
@@ -188,3 +198,7 @@ def secondary_scan(
     explore(root, False)
     result.elapsed = master.clock.now() - start
     return result
+
+
+def _key(serial: str, manufacturer: str | None, version: int | None, medium: int | None) -> tuple[str, str, int, int]:
+    return serial.upper().zfill(8), (manufacturer or "").upper(), version or 0, medium or 0

@@ -66,3 +66,16 @@ def test_bad_input_is_one_line(tmp_path: Path, args: list[str], code: int, text:
     assert got == code
     assert text in err
     assert "Traceback" not in err
+
+
+def test_alloc_after_a_primary_scan_keeps_the_listed_addresses(tmp_path: Path) -> None:
+    run(tmp_path, "scan", "--port", "sim://demo", "--mode", "primary", "--first", "1", "--last", "3", "--save")
+    listed = {m.serial: m.primary_address for m in load_meter_list(RootLayout(tmp_path).device_handle).meters}
+    code, out, err = run(tmp_path, "scan", "--port", "sim://demo", "--mode", "secondary-alloc", "--save", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    got = {m["serial"]: m["primary_address"] for m in doc["meters"]}
+    assert {serial: got[serial] for serial in listed} == listed
+    others = [a for serial, a in got.items() if serial not in listed]
+    assert len(others) == 9 and len(set(others)) == 9 and not set(others) & set(listed.values())
+    assert len(doc["added"]) == 9

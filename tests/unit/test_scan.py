@@ -134,3 +134,14 @@ def test_sleepy_fault_in_the_sim_url() -> None:
     awake = Master(open_link("sim://demo?sleepy=4"), MasterSettings(max_retry=0, wakeup=True))
     assert 4 not in {m.primary_address for m in primary_scan(asleep, 3, 5).meters}
     assert 4 in {m.primary_address for m in primary_scan(awake, 3, 5).meters}
+
+
+def test_alloc_keeps_listed_meters_and_their_addresses() -> None:
+    from sonocli.model import Interface, Meter
+
+    seg = WiredSegment([_meter(1, "11111111"), _meter(0, "22222222"), _meter(0, "33333333")])
+    listed = Meter(Interface.MBUS, serial="11111111", manufacturer="KAM", version=1, medium=7, primary_address=1)
+    result = secondary_scan(_master(seg, max_retry=0), alloc=True, known=[listed], used_primary=[2])
+    by_id = {m.serial: m.primary_address for m in result.meters}
+    assert by_id == {"11111111": 1, "22222222": 3, "33333333": 4}
+    assert [m.primary for m in seg.meters] == [1, 3, 4]  # the listed meter was not re-addressed
