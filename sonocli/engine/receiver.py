@@ -289,7 +289,7 @@ class Receiver:
             )
             self.heard[ident] = meter
             new = not in_list
-        duplicate = self._seen(address.raw, telegram.access_number, raw, when.timestamp())
+        duplicate = self._seen(address.raw, telegram.access_number, _content(telegram), when.timestamp())
         meter.rssi = event.rssi if event.rssi is not None else meter.rssi
         meter.last_seen = when
         if duplicate:
@@ -331,9 +331,9 @@ class Receiver:
             self.on_problem(f"bad telegram: {text} [{raw[:32].hex().upper()}]")
         return Heard(when, None, raw, rssi, error=text, error_kind=kind)
 
-    def _seen(self, address: bytes, acc: int | None, raw: bytes, stamp: float) -> bool:
+    def _seen(self, address: bytes, acc: int | None, content: bytes, stamp: float) -> bool:
         """Whether this telegram is a repeat (repeater, two receive modes) of one in the frame cache."""
-        key = (address, acc, hash(raw[10:]))
+        key = (address, acc, hash(content))
         frames = self._frames
         timeout = self.settings.cache_timeout
         if timeout > 0:
@@ -413,6 +413,16 @@ class Receiver:
                     heard += 1
                 if count is not None and heard >= count:
                     return
+
+
+def _content(telegram: WmbusTelegram) -> bytes:
+    """What makes two receptions the same telegram: the bytes after the link header, without DLL CRCs
+    (format A and B of one telegram, heard in C and T mode, compare equal) and without the ELL's H and R
+    bits, which a repeater sets on the copy it sends again."""
+    body = telegram.raw
+    if telegram.ell is not None and len(body) > 11:
+        return body[10:11] + bytes([body[11] & ~0x12 & 0xFF]) + body[12:]
+    return body[10:]
 
 
 def parse_raw_log(text: str) -> list[tuple[str, bytes]]:

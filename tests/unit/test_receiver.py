@@ -169,3 +169,23 @@ def test_temporary_list_published_every_fast_rescan_seconds() -> None:
     assert receiver.temporary_due(0.0)
     assert not receiver.temporary_due(59.0)
     assert receiver.temporary_due(60.0)
+
+
+def test_repeated_copy_with_hop_bit_or_crcs_is_the_same_telegram() -> None:
+    """A repeater sets the ELL H bit on its copy; a stick may hand over one copy with its DLL CRCs."""
+    from sonocli.codecs.wmbus_link import crc16_en13757
+
+    plain = bytes.fromhex("194793444433221155378C20758B8877665593445508FF040000")  # OMS N.5.2: ELL CC 0x20
+    hopped = plain[:11] + bytes([plain[11] | 0x10]) + plain[12:]
+    receiver = Receiver(HexLinesDriver(), now=Clocked())
+    receiver.handle(Received(plain, -50, "none"))
+    assert receiver.handle(Received(hopped, -70, "none")).duplicate
+    # format A of the same telegram: block 1 (10 bytes) and the rest, each followed by its CRC
+    block1, rest = plain[:10], plain[10:]
+    with_crcs = b"".join(b + crc16_en13757(b).to_bytes(2, "big") for b in (block1, rest))
+    item = receiver.handle(Received(with_crcs, -60, "A"))
+    assert item.error == "" and item.duplicate
+    meter = receiver.heard["55667788"]
+    assert meter.telegrams == 1 and meter.duplicates == 2 and meter.rssi == -60
+    other = plain[:13] + bytes([plain[13] + 1]) + plain[14:]  # another access number: a new telegram
+    assert not receiver.handle(Received(other, -50, "none")).duplicate
