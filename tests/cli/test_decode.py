@@ -146,3 +146,45 @@ def test_real_subprocess() -> None:
     assert bad.returncode == 2
     assert bad.stdout == ""
     assert bad.stderr.startswith("sonocli: error: checksum") and "Traceback" not in bad.stderr
+
+
+def test_text_file_that_is_not_hex_is_refused_not_taken_for_a_telegram(tmp_path: Path) -> None:
+    # printable text: parsed as hex, so a wrong file gets the "not hex" error instead of a wireless decode
+    notes = tmp_path / "notes.txt"
+    notes.write_text("root:*:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n")
+    code, out, err = run("decode", "--file", str(notes))
+    assert (code, out) == (2, "")
+    assert err.strip() == "sonocli: error: input is not hex: 'r' at character 1"
+    logged = tmp_path / "logged.txt"
+    logged.write_text(", ".join(f"0x{b}" for b in KAM.split()) + "\n")
+    assert json.loads(run("decode", "--json", "--file", str(logged))[1]) == EXPECTED
+
+
+def test_empty_stdin_and_odd_hex_name_the_problem() -> None:
+    code, out, err = run("decode", "-", stdin=b"")
+    assert (code, out, err.strip()) == (2, "", "sonocli: error: no input: the file or stdin is empty")
+    code, _out, err = run("decode", "68 04 0")
+    assert code == 2
+    assert err.strip() == "sonocli: error: odd number of hex digits (5): the last byte is incomplete (at byte 2)"
+
+
+def test_master_frames_show_what_they_ask_for() -> None:
+    reset = run("decode", "--json", "68 03 03 68 53 FE 50 A1 16")
+    assert json.loads(reset[1]) == {
+        "kind": "mbus", "frame": "application reset", "control": 0x53, "address": 0xFE, "ci": 0x50, "data": "",
+    }  # fmt: skip
+    select = mbus_link.encode(mbus_link.LongFrame(0x53, 0xFD, 0x52, bytes.fromhex("78563412FFFFFFFF")))
+    code, out, _err = run("decode", select.hex())
+    assert code == 0
+    assert out.strip() == (
+        "select by secondary address frame: control 0x53, address 0xFD, ci 0x52, data 78 56 34 12 FF FF FF FF"
+    )
+
+
+def test_manufacturer_data_after_1f_is_shown() -> None:
+    frame = mbus_link.encode(mbus_link.LongFrame(0x08, 0x01, 0x72, KAM_DATA + bytes.fromhex("1F 01 02")))
+    doc = json.loads(run("decode", "--json", frame.hex())[1])
+    assert doc["more_records_follow"] is True and doc["manufacturer_data"] == "01 02"
+    assert list(doc)[:4] == ["kind", "header", "records", "more_records_follow"]
+    out = run("decode", frame.hex())[1]
+    assert "manufacturer data: 01 02" in out and "more records follow (DIF 0x1F)" in out

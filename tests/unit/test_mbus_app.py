@@ -499,3 +499,57 @@ def test_type_f_hundred_year_bits_are_ignored_like_libmbus_and_wmbusmeters() -> 
     assert values[0].raw == datetime(2026, 6, 1, 8, 34, tzinfo=UTC)
     values, _more, _mdata = decode_records(bytes.fromhex("046D220841C6"))  # year 98: 81-99 are 19xx
     assert values[0].raw == datetime(1998, 6, 1, 8, 34, tzinfo=UTC)
+
+
+# ---- real-world shapes beyond the libmbus set ----------------------------------------------------------
+
+
+def test_lvar_text_range_holding_binary_is_kept_as_bytes() -> None:
+    # manufacturer data in an LVAR "text" (0D FF 5F 0C ...): control characters are not ISO 8859-1 text
+    v = one("0D FF 5F 0C 0102030405060708090A0B0C")
+    assert v.raw == bytes(range(1, 13)) and v.value == "0102030405060708090A0B0C"
+    assert one("0D FD 11 04 20412D42").raw == "B-A "  # printable text stays text, last character first
+    assert one("0D FD 11 02 E9 41").raw == "Aé"  # ISO 8859-1
+
+
+def test_vife_chains_with_extension_tables() -> None:
+    # energy 10^3 Wh, VIFE FD (multiplicative 10^3 with the extension bit) then 74 (10^-2)
+    assert one("04 86 FD 74 03000000").exponent == 3 + 3 - 2
+    # FB 02: reactive energy 10^0 kVARh, then 75: 10^-1
+    v = one("04 FB 82 75 10000000")
+    assert (v.description, v.unit, v.exponent) == ("Reactive energy", "kVARh", -1)
+    # FB 00: energy 10^-1 MWh = 10^5 Wh
+    assert (one("04 FB 00 10000000").unit, one("04 FB 00 10000000").exponent) == ("Wh", 5)
+    # FD 48 volts 10^-1, then a manufacturer-specific VIFE FF and one more byte: the quantity stays
+    volts = one("04 FD C8 FF 01 E8030000")
+    assert (volts.description, volts.unit, volts.exponent, volts.raw) == ("Volts", "V", -1, 1000)
+    # manufacturer-specific VIF with a chain of VIFEs: kept, and the VIFEs named
+    vendor = one("04 FF FF 01 02000000")
+    assert vendor.description == "Vendor specific data" and "VIFE FF 01" in (vendor.text or "")
+
+
+def test_plain_text_unit_with_lvar_text_value() -> None:
+    v = one("0D 7C 03 484356 02 3132")
+    assert (v.description, v.raw, v.dif_vif) == ("VCH", "21", bytes.fromhex("0D7C03484356"))
+
+
+def test_storage_above_15_and_tariff_subunit_bits() -> None:
+    assert one("C4 0F 06 01000000").storage == 1 + (15 << 1)
+    assert one("84 81 01 06 01000000").storage == (1 << 1) | (1 << 5)
+    v = one("84 B0 C0 00 06 05000000")  # tariff bits 3 then 0, subunit bits 0 then 1
+    assert (v.storage, v.tariff, v.subunit) == (0, 3, 2)
+    assert one("94 0A 06 06000000").function == ValueType.MAXIMUM
+
+
+def test_wide_integers_and_negative_bcd() -> None:
+    assert one("06 03 FEFFFFFFFFFF").raw == -2
+    assert one("07 03 0102030405060708").raw == 0x0807060504030201
+    assert one("03 03 FFFF7F").raw == 0x7FFFFF
+    assert one("0C 13 78 56 34 F2").raw == -2345678
+    assert one("0A 5A 12 F0").value == -1.2
+
+
+def test_fillers_between_records_and_more_records_follow() -> None:
+    values, more, mfr = decode_records(bytes.fromhex("2F 04 06 01000000 2F 2F 04 13 02000000 2F 1F AA BB"))
+    assert [v.raw for v in values] == [1, 2] and [v.index for v in values] == [0, 1]
+    assert more and mfr == b"\xaa\xbb"
