@@ -175,10 +175,12 @@ def _read_link(link: Path) -> str | None:
         return None
 
 
-def _free_dir_name(versions: Path, version: str, current_target: str | None) -> str:
+def _free_dir_name(versions: Path, version: str) -> str:
+    """``version``, or ``version-2``, ... when that directory exists (current or previous may point at it):
+    an existing installation is never overwritten in place; _prune removes the unused ones afterwards."""
     name = version
     counter = 1
-    while (versions / name).exists() and current_target is not None and Path(current_target).name == name:
+    while (versions / name).exists():
         counter += 1
         name = f"{version}-{counter}"
     return name
@@ -222,9 +224,12 @@ def _install(
         check_version(manifest.version, old_version or __version__, allow_downgrade=allow_downgrade)
         versions = prefix / "versions"
         versions.mkdir(exist_ok=True)
+        _remove_leftovers(versions)
         old_target = _read_link(prefix / "current")
         tmp_root = Path(tempfile.mkdtemp(prefix=".tmp-", dir=versions))
         staging = Path(tempfile.mkdtemp(prefix=f".staging-{manifest.version}-", dir=versions))
+        # mkdtemp makes it 0700: installed by root, a daemon running as its own user could not import it
+        os.chmod(staging, 0o755)
         final: Path | None = None
         try:
             wheel_path = tmp_root / manifest.wheel
@@ -254,19 +259,21 @@ def _install(
             say("self-check of the new installation")
             requires = required_distributions(image.wheel_bytes)
             self_check(python, staging / "lib", manifest.version, requires, tmp_root)
-            name = _free_dir_name(versions, manifest.version, old_target)
+            name = _free_dir_name(versions, manifest.version)
             final = versions / name
-            if final.exists():  # an old, non-current install of this version: replace it
-                shutil.rmtree(final)
             os.rename(staging, final)
             fsync_directory(versions)
             launcher = prefix / "bin" / "sonocli"
             launcher_text = _launcher_text(python, prefix)
-            if not launcher.exists() or launcher.read_text(encoding="utf-8") != launcher_text:
-                atomic_write_text(launcher, launcher_text, mode=0o755)
-            say(f"switching {prefix / 'current'} to versions/{name}")
-            _switch_symlink(prefix / "current", f"versions/{name}")
             try:
+                old_launcher: str | None = launcher.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                old_launcher = None
+            try:
+                if old_launcher != launcher_text:
+                    atomic_write_text(launcher, launcher_text, mode=0o755)
+                say(f"switching {prefix / 'current'} to versions/{name}")
+                _switch_symlink(prefix / "current", f"versions/{name}")
                 out = _run(
                     [str(launcher), "--version"],
                     _child_env(Path(), tmp_root) | {"PYTHONPATH": ""},
@@ -275,7 +282,7 @@ def _install(
                 if not out.split() or out.split()[-1] != manifest.version:
                     raise UpdateError(f"self-check after switch: launcher reports {out.strip()!r}")
             except BaseException:
-                _rollback(prefix, old_target)
+                _rollback(prefix, old_target, launcher, old_launcher, launcher_text)
                 raise
             if old_target is not None and Path(old_target).name != name:
                 _switch_symlink(prefix / "previous", old_target)
@@ -290,7 +297,16 @@ def _install(
             shutil.rmtree(tmp_root, ignore_errors=True)
 
 
-def _rollback(prefix: Path, old_target: str | None) -> None:
+def _rollback(
+    prefix: Path, old_target: str | None, launcher: Path, old_launcher: str | None, new_launcher: str
+) -> None:
+    """Put back ``current`` and the launcher as they were (the launcher differs when the interpreter did)."""
+    if old_launcher != new_launcher:
+        if old_launcher is None:
+            with contextlib.suppress(FileNotFoundError):
+                launcher.unlink()
+        else:
+            atomic_write_text(launcher, old_launcher, mode=0o755)
     current = prefix / "current"
     if old_target is None:
         with contextlib.suppress(FileNotFoundError):
@@ -298,6 +314,13 @@ def _rollback(prefix: Path, old_target: str | None) -> None:
         fsync_directory(prefix)
     else:
         _switch_symlink(current, old_target)
+
+
+def _remove_leftovers(versions: Path) -> None:
+    """Staging and temp directories of an update that was killed (kill -9, power loss); we hold the lock."""
+    for entry in versions.iterdir():
+        if entry.name.startswith((".staging-", ".tmp-")):
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def _prune(prefix: Path, keep: set[str]) -> None:

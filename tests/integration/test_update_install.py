@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import zipfile
@@ -159,6 +160,18 @@ def test_good_image_from_upd_switches_over_and_keeps_config(
     assert os.readlink(prefix / "previous") == "versions/1.0.0"
     assert snapshot(root / "app") == app_before
     assert not [p for p in (prefix / "versions").iterdir() if p.name.startswith(".")]
+    # readable by a daemon that runs as another user than the one who installed it
+    assert stat.S_IMODE((prefix / "versions" / "1.1.0").stat().st_mode) == 0o755
+
+
+def test_leftovers_of_a_killed_update_are_cleared(installed: tuple[Path, Path], images: dict[str, Path]) -> None:
+    root, prefix = installed
+    for name in (".staging-9.9.9-abcd1234", ".tmp-abcd1234"):
+        (prefix / "versions" / name / "lib").mkdir(parents=True)
+        (prefix / "versions" / name / "lib" / "half.py").write_text("# cut short by kill -9\n")
+    result = sonocli("update-system", images["v2"], root=root, prefix=prefix)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (prefix / "versions").iterdir()) == ["1.0.0", "1.1.0"]
 
 
 @pytest.mark.parametrize("damage", ["flip-wheel-byte", "flip-manifest-byte", "truncate", "wrong-key"])
@@ -269,6 +282,30 @@ def test_disk_full_during_install_leaves_old_version(
         assert result.returncode == 1, (result.stdout, result.stderr)
         assert "No space left on device" in result.stderr or "install (pip) failed" in result.stderr
         assert snapshot(prefix) == before
+        assert run_installed(prefix) == "1.0.0"
+
+
+def test_failure_after_the_switch_restores_current_and_launcher(
+    tmp_path: Path, keys: dict[str, Path], images: dict[str, Path]
+) -> None:
+    """The prefix is remounted noexec: the new version passes its self-check (python reads files), the
+    switch happens, then the launcher cannot be executed; current and the (older) launcher come back."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("remounting a tmpfs noexec needs root")
+    root = make_root(tmp_path, keys["pub"])
+    with small_tmpfs(tmp_path / "disk", "64m") as disk:
+        prefix = disk / "prefix"
+        first = sonocli("update-system", images["v1"], root=root, prefix=prefix)
+        assert first.returncode == 0, first.stderr
+        launcher = prefix / "bin" / "sonocli"
+        launcher.write_text(launcher.read_text() + "# written by an older sonocli\n")
+        subprocess.run(["mount", "-o", "remount,noexec", str(disk)], check=True)
+        before = snapshot(prefix)
+        result = sonocli("update-system", images["v2"], root=root, prefix=prefix)
+        assert result.returncode == 1, (result.stdout, result.stderr)
+        assert "self-check after switch failed" in result.stderr, result.stderr
+        assert snapshot(prefix) == before
+        subprocess.run(["mount", "-o", "remount,exec", str(disk)], check=True)
         assert run_installed(prefix) == "1.0.0"
 
 
