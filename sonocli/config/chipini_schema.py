@@ -6,6 +6,12 @@ range), the default chip.ini written by ``sonocli init``, ``sonocli config show`
 Names follow the guide's footnote "names are wrapped without a hyphen": ``METER_MAXDEVICE-COUNT`` in the
 table is ``METER_MAXDEVICECOUNT`` in the file. Where the table leaves a range empty (FTP_ENABLE,
 TLS_ENABLE, MBUS_BAUDRATE) the web page's field decides (a check box; 300..19200 baud).
+
+The secondary-scan masks take exactly as many digits as the table says (4 for the manufacturer, 2 for version
+and medium, 8 for the serial), with or without ``0x``. The table allows only "0-9 each" for manufacturer,
+version and medium; EN 13757-3 codes them as binary bytes (manufacturer ``0x2C2D`` is "KAM", medium ``0x0E``
+is "bus/system"), so sonocli takes any hex digit there. It also lists "0xFFFF" for the 2-digit medium mask,
+a slip for ``0xFF`` (the table's own default). Only the serial mask is BCD: digits 0-9 or F (wildcard).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ class Param:
 
     ``type`` is the kind of value: ``int`` (``minimum``..``maximum``), ``bool`` (0/1), ``choice``
     (``choices``), ``text`` (at most ``max_length`` characters), ``ip`` (dotted IPv4, or empty where
-    ``default`` is empty), ``mask`` (hex digits, at most ``max_length``, with or without ``0x``).
+    ``default`` is empty), ``mask`` (exactly ``max_length`` hex digits, with or without ``0x``).
     """
 
     group: str
@@ -62,7 +68,7 @@ class Param:
             return f"an IPv4 address 0.0.0.0..255.255.255.255{tail}"
         if self.type == "mask":
             digits = "digits 0-9 or F (F: any)" if self.charset else "hex digits"
-            return f"up to {self.max_length} {digits}, e.g. 0x{'F' * (self.max_length or 1)}"
+            return f"exactly {self.max_length} {digits}, 0x prefix optional, e.g. 0x{'F' * (self.max_length or 1)}"
         return f"text of at most {self.max_length} characters"
 
     def parse(self, text: str) -> Value:
@@ -96,7 +102,7 @@ class Param:
         if self.type == "mask":
             digits = raw[2:] if raw.lower().startswith("0x") else raw
             charset = self.charset or "0123456789ABCDEFabcdef"
-            if not digits or any(c not in charset for c in digits) or len(digits) > (self.max_length or 0):
+            if not digits or any(c not in charset for c in digits) or len(digits) != self.max_length:
                 raise ValueError(f"not a hex mask; allowed: {self.allowed()}")
             return raw
         if self.max_length is not None and len(raw) > self.max_length:

@@ -134,6 +134,11 @@ def test_set_refuses_invalid_values() -> None:
         ("ADDRESS=192.168.1.300", r"ADDRESS='192\.168\.1\.300': not an IPv4 address"),
         ("NAME=" + "x" * 21, r"NAME='x+': 21 characters; allowed: text of at most 20"),
         ("MBUS_SECMASKSERIAL=0xFFFFFFFFF", r"not a hex mask"),
+        ("MBUS_SECMASKSERIAL=123", r"MBUS_SECMASKSERIAL='123': not a hex mask; allowed: exactly 8 digits 0-9 or F"),
+        ("MBUS_SECMASKSERIAL=1234567A", r"allowed: exactly 8 digits 0-9 or F"),
+        ("MBUS_SECMASKMANUFACTURER=0xFFF", r"allowed: exactly 4 hex digits"),
+        ("MBUS_SECMASKMEDIUM=0xFFFF", r"allowed: exactly 2 hex digits"),
+        ("MBUS_SECMASKVERSION=1", r"allowed: exactly 2 hex digits"),
         ("WMBUS_MODE=T3", r"WMBUS_MODE='T3': not one of the choices"),
         ("just garbage", r"expected KEY=VALUE"),
     ],
@@ -198,7 +203,8 @@ def _valid_text(param: Param) -> st.SearchStrategy[str]:
         return st.ip_addresses(v=4).map(str)
     if param.type == "mask":
         digits = param.charset or "0123456789ABCDEFabcdef"
-        return st.text(digits, min_size=1, max_size=param.max_length or 1).map(lambda s: "0x" + s)
+        size = param.max_length or 1
+        return st.text(digits, min_size=size, max_size=size).map(lambda s: "0x" + s)
     alphabet = st.characters(blacklist_categories=("Cs",), blacklist_characters="".join(map(chr, range(32))))
     return st.text(alphabet, max_size=param.max_length or 40).map(str.strip)
 
@@ -252,3 +258,12 @@ def test_parameter_in_the_wrong_group_is_read_and_warned() -> None:
         (2, "METER_TIME belongs in [CONFIG], found in [IP]"),
         (4, "DHCP belongs in [IP], found in [CONFIG]"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [("MBUS_SECMASKSERIAL", "1234FFFF"), ("MBUS_SECMASKSERIAL", "0xFFFFFFFF"), ("MBUS_SECMASKMANUFACTURER", "2C2D"),
+     ("MBUS_SECMASKMANUFACTURER", "0xFFFF"), ("MBUS_SECMASKMEDIUM", "0E"), ("MBUS_SECMASKVERSION", "0x1b")],
+)
+def test_masks_take_exactly_their_digits(name: str, text: str) -> None:
+    assert by_name()[name].parse(text) == text
