@@ -105,11 +105,14 @@ def _print_wireless_text(result: dict[str, Any]) -> None:
 
     head = result["header"]
     sec = result["security"]
-    title = (
-        f"{head['manufacturer']}-{head['id']}-{head['version']:02X} {head['medium']}, "
-        f"access number {head['access_number']}, {head['c_field']}, CI {head['ci']}, "
-        f"security mode {sec['mode']} ({sec['state']})"
-    )
+    parts = [f"{head['manufacturer']}-{head['id']}-{head['version']:02X} {head['medium']}"]
+    if head["access_number"] is not None:  # no TPL/ELL header (e.g. a manufacturer CI): there is none
+        parts.append(f"access number {head['access_number']}")
+    parts.append(head["c_field"])
+    if head["ci"] is not None:
+        parts.append(f"CI {head['ci']}")
+    parts.append(f"security mode {sec['mode']} ({sec['state']})")
+    title = ", ".join(parts)
     if "radio" in head:
         radio = head["radio"]
         title += f", via {radio['manufacturer']}-{radio['id']}"

@@ -96,3 +96,13 @@ def test_mac_mismatch_and_unsupported_mode_exit_1() -> None:
 def test_key_with_wired_frame_refused() -> None:
     code, _, err = _run("E5", "--key", N21_KEY)
     assert code == 2 and "wireless" in err
+
+
+def test_text_title_leaves_out_what_the_telegram_does_not_have() -> None:
+    """Format B frame with CRCs, manufacturer CI 0xA0: no access number, payload kept raw."""
+    ffb = "13442D2C785634120132A000010203040506C3C0"  # rmja/wmbus format B example (tests/data/wmbus)
+    code, out, err = _run(ffb)
+    assert code == 0, err
+    title = "KAM-12345678-01 Unidirectional repeater, 0x44 SND_NR, CI 0xA0, security mode 0 (none)"
+    assert out.splitlines()[0] == title
+    assert out.splitlines()[1] == "payload (CI 0xA0): 00010203040506"
