@@ -394,3 +394,51 @@ def test_write_failure_while_staging_leaves_old_version(installed: tuple[Path, P
     assert "File too large" in result.stderr and "versions/1.0.0 is still current" in result.stderr
     assert snapshot(prefix) == before
     assert run_installed(prefix) == "1.0.0"
+
+
+def test_update_in_a_fresh_venv(tmp_path: Path, keys: dict[str, Path], images: dict[str, Path]) -> None:
+    """A real installation in its own venv: the launcher runs that venv's interpreter, updates itself, and
+    a release failing its self-check leaves it on the version before. The venv borrows the dependencies
+    (click, cryptography, pip, ...) of the test venv through a .pth file, and sonocli only from the prefix."""
+    import site
+    import venv
+
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    python = env_dir / "bin" / "python"
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    Path(purelib, "borrowed-deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    clean = {k: v for k, v in os.environ.items() if k not in ("SONOCLI_ROOT", "SONOCLI_PREFIX", "PYTHONPATH")}
+    alone = subprocess.run(
+        [str(python), "-c", "import sonocli"], capture_output=True, text=True, env=clean, cwd=tmp_path
+    )
+    assert alone.returncode != 0, "the fresh venv must not see the repository's sonocli"
+    root = make_root(tmp_path, keys["pub"])
+    prefix = tmp_path / "prefix"
+    # first installation: the repository's sonocli run by the venv's interpreter
+    argv = [str(python), "-m", "sonocli", "--root", str(root), "update-system", str(images["v1"])]
+    first = subprocess.run(
+        [*argv, "--prefix", str(prefix)],
+        capture_output=True, text=True, env=clean | {"PYTHONPATH": str(REPO)}, cwd=root, timeout=120,
+    )
+    assert first.returncode == 0, first.stderr
+    launcher = prefix / "bin" / "sonocli"
+    assert str(python) in launcher.read_text()
+    assert run_installed(prefix) == "1.0.0"
+
+    def through_launcher(image: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(launcher), "--root", str(root), "update-system", str(image)],
+            capture_output=True, text=True, env=clean, cwd=root, timeout=120,
+        )
+
+    updated = through_launcher(images["v2"])
+    assert updated.returncode == 0, updated.stderr
+    assert run_installed(prefix) == "1.1.0"
+    before = snapshot(prefix)
+    broken = through_launcher(images["broken"])
+    assert broken.returncode == 1 and "self-check" in broken.stderr
+    assert snapshot(prefix) == before and run_installed(prefix) == "1.1.0"
