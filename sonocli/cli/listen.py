@@ -310,6 +310,12 @@ def listen(
             receiver.run(port, on_heard=on_heard, duration=duration, count=count)
         except KeyboardInterrupt:
             pass
+        except BrokenPipeError:
+            # The reader (head, jq -n ...) went away: a normal end like --count, not an error. Point stdout
+            # at /dev/null so the interpreter's final flush does not fail either.
+            import sys
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     finally:
         if live is not None:
             live.live.stop()

@@ -123,3 +123,22 @@ def test_live_table_on_a_real_tty(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
     assert "wireless M-Bus meters heard" in screen
     assert "28335519" in screen and "no key" in screen
+
+
+def test_reader_going_away_ends_listen_quietly(tmp_path: Path) -> None:
+    """`sonocli listen | head -1`: the closed pipe ends the loop like --count, no 'Broken pipe' error."""
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sonocli", "--root", str(tmp_path), "listen", "--port", "sim://air?count=400",
+         "--dongle", "hex", "--count", "400"],
+        stdout=write_end, stderr=subprocess.PIPE,
+    )
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:
+        first = reader.readline()
+    assert json.loads(first)["kind"] == "wmbus"
+    _, err = proc.communicate(timeout=60)
+    text = err.decode()
+    assert proc.returncode == 0, text
+    assert "error" not in text and "Traceback" not in text
+    assert "sonocli: heard" in text
