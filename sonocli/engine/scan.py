@@ -167,7 +167,10 @@ def secondary_scan(
         if limit and len(result.meters) >= limit:
             result.stopped_at_limit = True
 
+    pending = 0  # sibling masks queued on the recursion stack, not yet probed
+
     def explore(node: _Mask, known_collision: bool) -> Outcome:
+        nonlocal pending
         if result.stopped_at_limit:
             return Outcome.NOTHING
         if known_collision:
@@ -175,8 +178,9 @@ def secondary_scan(
         else:
             result.probes += 1
             outcome, ident = master.probe_secondary(node.select_bytes())
-            # The ID tree has no size known in advance: report probes done and meters found.
-            on_progress(result.probes, None, f"{len(result.meters)} found, mask {node.text}")
+            # The tree's size is unknown in advance; probes done plus the masks already queued is the
+            # least the scan still needs, which gives the progress bar a total and a time left.
+            on_progress(result.probes, result.probes + pending, f"{len(result.meters)} found, mask {node.text}")
         if outcome is Outcome.SINGLE and ident is not None:
             found(ident)
         if outcome is not Outcome.COLLISION:
@@ -187,7 +191,9 @@ def secondary_scan(
             return outcome
         digits = ID_DIGITS if pos < 8 else HEX_DIGITS
         all_silent = True
+        pending += len(digits)
         for index, digit in enumerate(digits):
+            pending -= 1
             child = node.with_digit(pos, digit)
             # Two or more BCD meters and nine silent digits: the last digit holds them all.
             inferred = pos < 8 and all_silent and index == len(digits) - 1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -79,3 +81,41 @@ def test_alloc_after_a_primary_scan_keeps_the_listed_addresses(tmp_path: Path) -
     others = [a for serial, a in got.items() if serial not in listed]
     assert len(others) == 9 and len(set(others)) == 9 and not set(others) & set(listed.values())
     assert len(doc["added"]) == 9
+
+
+def _scan_process(root: Path, stderr: int) -> subprocess.Popen[bytes]:
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "sonocli", "--root", str(root), "scan", "--port", "sim://demo", "--mode", "secondary"],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        env={**os.environ, "COLUMNS": "120", "TERM": "xterm"},
+    )
+
+
+def test_progress_bar_on_a_tty_only(tmp_path: Path) -> None:
+    import pty
+
+    master_fd, slave_fd = pty.openpty()
+    proc = _scan_process(tmp_path, slave_fd)
+    os.close(slave_fd)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master_fd, 4096)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    proc.wait(timeout=60)
+    os.close(master_fd)
+    tty_err = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0
+    assert "secondary scan" in tty_err and "found" in tty_err
+    piped = _scan_process(tmp_path, subprocess.PIPE)
+    out, err = piped.communicate(timeout=60)
+    assert piped.returncode == 0
+    assert err == b""  # nothing but the table, and that on stdout
+    assert b"12 meters" in out

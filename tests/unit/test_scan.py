@@ -145,3 +145,13 @@ def test_alloc_keeps_listed_meters_and_their_addresses() -> None:
     by_id = {m.serial: m.primary_address for m in result.meters}
     assert by_id == {"11111111": 1, "22222222": 3, "33333333": 4}
     assert [m.primary for m in seg.meters] == [1, 3, 4]  # the listed meter was not re-addressed
+
+
+def test_secondary_progress_has_a_growing_total_for_the_time_left() -> None:
+    seen: list[tuple[int, int | None]] = []
+    master = _master(load_segment("demo"), max_retry=0)
+    result = secondary_scan(master, on_progress=lambda d, t, i="": seen.append((d, t)))
+    assert [d for d, _ in seen] == list(range(1, result.probes + 1))
+    assert all(t is not None and t >= d for d, t in seen)
+    assert seen[-1][1] is not None and seen[-1][1] - result.probes <= 1  # at most one inferred mask left
+    assert max(t for _, t in seen if t is not None) > seen[0][1]  # type: ignore[operator]
