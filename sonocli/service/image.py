@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from email.parser import HeaderParser
 from pathlib import Path
 
-from sonocli.errors import EXIT_USAGE, UpdateError
+from sonocli.errors import EXIT_USAGE, UpdateError, UsageError
 
 FORMAT = "sonocli-update/1"
 IMAGE_SUFFIX = ".sonoimg"
@@ -155,7 +155,7 @@ def generate_signing_key(private_path: Path, public_path: Path) -> str:
 
     for path in (private_path, public_path):
         if path.exists():
-            raise UpdateError(f"{path} already exists; refusing to overwrite a key (move it away first)")
+            raise UsageError(f"{path} already exists; refusing to overwrite a key (move it away first)")
     key = Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

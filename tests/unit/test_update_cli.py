@@ -22,6 +22,9 @@ def test_image_argument_and_subcommand_coexist(tmp_path: Path) -> None:
     code, out = run("update-system", "make-image", "--generate-key", "--key", str(key))
     assert code == 0, out
     assert key.exists() and (tmp_path / "sign.pub.pem").exists()
+    before = key.read_bytes()
+    code, out = run("update-system", "make-image", "--generate-key", "--key", str(key))
+    assert code == 2 and "already exists; refusing to overwrite a key" in out and key.read_bytes() == before
     code, out = run("update-system", "--dry-run", str(key), "extra")
     assert code == 2 and "unexpected extra argument 'extra'" in out
     code, out = run("update-system", "--help")
