@@ -124,10 +124,22 @@ def test_request_modes(mode: str, command: bytes) -> None:
     assert (meter.get_all_data, meter.frozen) == ((1, []) if mode != "FREEZE" else (0, [3]))
 
 
-def test_select_mask_wildcards_the_version() -> None:
+@pytest.mark.parametrize(
+    ("mask", "select_data"),
+    [
+        (0, "78563412" "2D2C" "08" "04"),
+        (1, "FFFFFFFF" "2D2C" "08" "04"),  # +1 serial number
+        (2, "78563412" "FFFF" "08" "04"),  # +2 manufacturer
+        (4, "78563412" "2D2C" "FF" "04"),  # +4 version
+        (8, "78563412" "2D2C" "08" "FF"),  # +8 medium
+        (15, "FFFFFFFF" "FFFF" "FF" "FF"),
+    ],
+)
+def test_select_mask_wildcards_parts_of_the_secondary_address(mask: int, select_data: str) -> None:
     seg = _segment()
-    _master(seg, select_mask=4, reset_mode=2).readout(SECONDARY)
-    assert _wire(seg)[0] == L.select_secondary(ID, 0x2C2D, 0xFF, 0x04).hex().upper()
+    reading = _master(seg, select_mask=mask, reset_mode=2).readout(SECONDARY)
+    assert _wire(seg)[0] == L.snd_ud(0xFD, 0x52, bytes.fromhex(select_data)).hex().upper()
+    assert reading.values[0].raw == 100  # the one meter on the bus was selected and read
 
 
 def test_echoing_level_converter_is_handled() -> None:
@@ -263,3 +275,19 @@ def test_settings_from_chip_ini_for_the_daemon() -> None:
     assert (s.reset_mode, s.request_mode, s.freeze_storage, s.first_fcb_neg) == (3, "FREEZE", 2, True)
     assert (s.secmask_serial, s.secmask_manufacturer, s.secmask_version) == ("1234FFFF", 0x2C2D, 0xFF)
     assert (s.scan_mode, s.max_retry, s.timeout_ms, s.max_device_count) == ("SECONDARYSCANREVERSE", 0, 2000, 80)
+
+
+@pytest.mark.parametrize(
+    ("mode", "command"),
+    [("EXT", L.get_all_data(0xFD)), ("ONLY", L.get_all_data(0xFD, extended2=True)), ("FREEZE", L.freeze(0xFD, 9))],
+)
+def test_request_modes_by_secondary_address(mode: str, command: bytes) -> None:
+    seg = _segment()
+    _master(seg, request_mode=mode, freeze_storage=9).readout(SECONDARY)
+    assert _wire(seg) == [SELECT, "1040FF3F16", command.hex().upper(), "107BFD7816"]
+    spelled = {  # by hand from EN 13757-3: SND_UD (53) to FD, CI 51, DIF/VIF, checksum
+        "EXT": "6805056853FD517F7E9E16",
+        "ONLY": "6804046853FD517F2016",
+        "FREEZE": "6807076853FD51C004FE0B6E16",  # DIF C0 DIFE 04 = storage 9, VIF FE VIFE 0B = freeze
+    }
+    assert command.hex().upper() == spelled[mode]
