@@ -237,6 +237,11 @@ class _LiveTable:
 @click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after N telegrams (repeats not counted).")
 @click.option("--save", is_flag=True, help="Add every heard meter to the meter list (device_handle.cfg).")
 @click.option(
+    "--only-listed",
+    is_flag=True,
+    help="Ignore meters not in the meter list (the guide's switch 'wM-Bus listen' off); they are counted only.",
+)
+@click.option(
     "--store/--no-store",
     default=True,
     show_default=True,
@@ -252,13 +257,14 @@ def listen(
     duration: float | None,
     count: int | None,
     save: bool,
+    only_listed: bool,
     store: bool,
     as_json: bool,
 ) -> None:
     """Receive wireless M-Bus telegrams, decrypt them with the meter list's keys, and show the meters."""
     from sonocli.cli.output import emit_json, stdout_is_tty
     from sonocli.config.layout import RootLayout
-    from sonocli.engine.receiver import Receiver, ReceiverSettings, open_port, settings_from_chip
+    from sonocli.engine.receiver import IGNORED, Receiver, ReceiverSettings, open_port, settings_from_chip
     from sonocli.registry import DONGLES, load
 
     if duration is not None and count is not None:
@@ -278,6 +284,10 @@ def listen(
         from dataclasses import replace
 
         settings = replace(settings, mode=mode.upper())
+    if only_listed:
+        from dataclasses import replace
+
+        settings = replace(settings, listen_new=False)
     if mode is None and settings.mode not in driver.modes:  # chip.ini's mode may not suit this stick
         settings = _fallback_mode(settings, driver.modes)
     meter_list = _load_meters(layout.device_handle)
@@ -303,7 +313,7 @@ def listen(
                 recorder.record([item.reading])
             if live is not None:
                 live.update(item)
-            elif item.telegram is not None or item.meter is not None:
+            elif item.meter is not None:  # not: bad telegrams (a stderr line each), unlisted with --only-listed
                 emit_json(_heard_to_dict(item), lines=True)
 
         try:
@@ -325,10 +335,12 @@ def listen(
         if close is not None:
             close()
     stats = receiver.stats
+    ignored = stats.bad.pop(IGNORED, 0)
     bad = sum(stats.bad.values())
     click.echo(
         f"sonocli: heard {len(receiver.heard)} meters, {stats.telegrams} telegrams "
-        f"({stats.duplicates} repeats), {bad} bad or undecryptable",
+        f"({stats.duplicates} repeats), {bad} bad or undecryptable"
+        + (f", {ignored} from meters not in the list ignored" if only_listed else ""),
         err=True,
     )
     if save:

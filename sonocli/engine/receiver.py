@@ -26,6 +26,8 @@ from sonocli.model import Interface, Meter, Reading
 
 log = logging.getLogger("sonocli.receiver")
 
+IGNORED = "ignored (wM-Bus listen off)"  # stats.bad key: telegrams of unlisted meters with listen_new off
+
 
 class Port(Protocol):
     """What the receiver needs from a port: pyserial's read/write (a Link's .port, or a RadioPort)."""
@@ -276,7 +278,7 @@ class Receiver:
         if meter is None:
             in_list = ident in self.meters
             if not in_list and not self.settings.listen_new:
-                self.stats.bad["ignored (wM-Bus listen off)"] += 1
+                self.stats.bad[IGNORED] += 1
                 return Heard(when, None, raw, event.rssi, telegram, error="not in the meter list (listen off)")
             listed = self.meters.get(ident)
             meter = HeardMeter(

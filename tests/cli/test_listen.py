@@ -142,3 +142,19 @@ def test_reader_going_away_ends_listen_quietly(tmp_path: Path) -> None:
     assert proc.returncode == 0, text
     assert "error" not in text and "Traceback" not in text
     assert "sonocli: heard" in text
+
+
+def test_only_listed_ignores_meters_not_in_the_list(tmp_path: Path) -> None:
+    """--only-listed is the guide's 'wM-Bus listen' off: unlisted meters are neither shown nor saved."""
+    code, lines, err = _listen(tmp_path, "--port", "sim://air?count=7", "--dongle", "hex", "--count", "7", "--save")
+    assert code == 0, err
+    cfg = tmp_path / "app" / "device_handle.cfg"
+    assert CliRunner().invoke(cli, ["--root", str(tmp_path), "meters", "delete", "28335519"]).exit_code == 0
+    code, lines, err = _listen(
+        tmp_path, "--port", "sim://air?count=7", "--dongle", "hex", "--duration", "5", "--only-listed", "--save"
+    )
+    assert code == 0, err
+    ids = {line["header"]["id"] for line in lines}  # type: ignore[index]
+    assert "28335519" not in ids and len(lines) == 6
+    assert "1 from meters not in the list ignored" in err
+    assert "28335519" not in {m.serial for m in load_meter_list(cfg).meters}
