@@ -88,6 +88,8 @@ def print_wireless_decode(data: bytes, key_text: str | None, as_json: bool) -> N
         keys = {probe.meter.id: key, probe.link.address.id: key}
     telegram = decode_telegram(data, DecodeOptions(keys=keys))
     result = telegram_to_dict(telegram)
+    if key is not None and telegram.security.state == "none":
+        click.echo("sonocli: warning: --key not used: the telegram is not encrypted", err=True)
     for warning in result.get("warnings", ()):
         click.echo(f"sonocli: warning: {warning}", err=True)
     if as_json:

@@ -19,14 +19,16 @@ from sonocli.errors import (
 
 
 def parse_key(text: str, *, name: str = "key") -> bytes:
-    """A 16-byte AES key from 32 hex digits (spaces, colons and dashes allowed)."""
-    cleaned = "".join(ch for ch in text.strip() if ch not in " :-")
+    """A 16-byte AES key from 32 hex digits: spaces, colons, commas and dashes allowed, and a 0x before each
+    byte or before the whole key (device_handle.cfg and the web page write keys as '0x82 0xB0 ...')."""
+    tokens = [t for t in text.replace(":", " ").replace("-", " ").replace(",", " ").split() if t]
+    cleaned = "".join(t[2:] if t[:2] in ("0x", "0X") else t for t in tokens)
+    if any(ch not in "0123456789abcdefABCDEF" for ch in cleaned):
+        bad = next(ch for ch in cleaned if ch not in "0123456789abcdefABCDEF")
+        raise UsageError(f"{name} {text!r} is not hexadecimal ({bad!r}); allowed: 0-9, A-F")
     if len(cleaned) != 32:
-        raise UsageError(f"{name} must be 32 hex digits (AES-128), got {len(cleaned)} characters")
-    try:
-        return bytes.fromhex(cleaned)
-    except ValueError:
-        raise UsageError(f"{name} {text!r} is not hexadecimal; allowed: 0-9, A-F") from None
+        raise UsageError(f"{name} must be 32 hex digits (AES-128), got {len(cleaned)}")
+    return bytes.fromhex(cleaned)
 
 
 def _cipher(key: bytes, mode: Any) -> Any:

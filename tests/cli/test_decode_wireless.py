@@ -106,3 +106,11 @@ def test_text_title_leaves_out_what_the_telegram_does_not_have() -> None:
     title = "KAM-12345678-01 Unidirectional repeater, 0x44 SND_NR, CI 0xA0, security mode 0 (none)"
     assert out.splitlines()[0] == title
     assert out.splitlines()[1] == "payload (CI 0xA0): 00010203040506"
+
+
+def test_key_for_a_plain_telegram_is_a_warning() -> None:
+    code, out, err = _run(LSE, "--key", N21_KEY)
+    assert code == 0 and "LSE-58511882-2C" in out
+    assert err.strip() == "sonocli: warning: --key not used: the telegram is not encrypted"
+    code, _, err = _run(LSE, "--key", " ".join(f"0x{b}" for b in (N21_KEY[i : i + 2] for i in range(0, 32, 2))))
+    assert code == 0 and "not used" in err

@@ -94,6 +94,18 @@ def test_parse_key_errors(text: str, message: str) -> None:
 
 def test_parse_key_accepts_separators() -> None:
     assert crypto.parse_key("00:01:02:03-04 05 06 07 08090A0B0C0D0E0F") == MASTER
+    assert crypto.parse_key(" ".join(f"0x{b:02X}" for b in MASTER)) == MASTER  # device_handle.cfg style
+    assert crypto.parse_key("0x000102030405060708090a0b0c0d0e0f") == MASTER
+    assert crypto.parse_key("0x00,0x01,0x02,0x03,0x04,0x05,0x06,0x07,0x08,0x09,0x0A,0x0B,0x0C,0x0D,0x0E,0x0F") == MASTER
+
+
+def test_parse_key_error_names_the_parameter_and_count() -> None:
+    with pytest.raises(UsageError) as info:
+        crypto.parse_key("0x0102", name="--key")
+    assert str(info.value) == "--key must be 32 hex digits (AES-128), got 4"
+    with pytest.raises(UsageError) as info:
+        crypto.parse_key("g" * 32, name="--key")
+    assert str(info.value) == "--key 'gggggggggggggggggggggggggggggggg' is not hexadecimal ('g'); allowed: 0-9, A-F"
 
 
 def test_des_mode2_legacy_vector_and_wrong_key() -> None:
