@@ -208,6 +208,14 @@ def test_reload_stop_and_restart_follow_the_pid_contract(root: Path, peer: subpr
     assert not (root / "ext" / "sonocli-daemon.pid").exists()
 
 
+def _gone(pid: int) -> bool:
+    """Exited: no such process, or a zombie (the restarted daemon is a child of this test process)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
 def test_real_daemon_restart(root: Path) -> None:
     try:
         import sonocli.cli.daemon  # noqa: F401
@@ -226,11 +234,15 @@ def test_real_daemon_restart(root: Path) -> None:
                 break
             time.sleep(0.05)
         assert pid_file.exists(), "serve-daemon wrote no PID file"
-        code, _, err = invoke(root, "service", "restart-daemon")
+        code, out, err = invoke(root, "service", "restart-daemon", "--timeout", "30")
         assert code == 0, err
         assert proc.wait(10) is not None
-        code, _, err = invoke(root, "service", "stop-daemon")
-        assert code == 0, err
+        new_pid = int(pid_file.read_text())
+        assert new_pid != proc.pid and f"(pid {proc.pid} -> {new_pid})" in out
+        assert "serve-daemon" in Path(f"/proc/{new_pid}/cmdline").read_bytes().decode()
+        code, out, err = invoke(root, "service", "stop-daemon", "--timeout", "30")
+        assert code == 0 and f"pid {new_pid}" in out, err
+        assert not pid_file.exists() and _gone(new_pid)
     finally:
         if proc.poll() is None:
             proc.kill()
