@@ -82,7 +82,7 @@ def print_wireless_decode(data: bytes, key_text: str | None, as_json: bool) -> N
     from sonocli.codecs.wmbus import DecodeOptions, decode_telegram
 
     keys: dict[str, bytes] = {}
-    key = parse_key(key_text, name="--key") if key_text else None
+    key = parse_key(key_text, name="--key") if key_text is not None else None
     if key is not None:
         probe = decode_telegram(data, DecodeOptions(decode_application=False))
         keys = {probe.meter.id: key, probe.link.address.id: key}

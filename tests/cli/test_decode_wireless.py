@@ -50,6 +50,8 @@ def test_bad_key_text_is_usage_error() -> None:
     assert code == 2 and "32 hex digits" in err
     code, _, err = _run(N21, "--key", "x" * 32)
     assert code == 2 and "not hexadecimal" in err
+    code, _, err = _run(N21, "--key", "")
+    assert code == 2 and err.strip() == "sonocli: error: --key must be 32 hex digits (AES-128), got 0"
 
 
 def test_plain_telegram_table() -> None:
