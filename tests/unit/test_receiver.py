@@ -189,3 +189,28 @@ def test_repeated_copy_with_hop_bit_or_crcs_is_the_same_telegram() -> None:
     assert meter.telegrams == 1 and meter.duplicates == 2 and meter.rssi == -60
     other = plain[:13] + bytes([plain[13] + 1]) + plain[14:]  # another access number: a new telegram
     assert not receiver.handle(Received(other, -50, "none")).duplicate
+
+
+def test_chip_ini_rows_reach_the_receiver(tmp_path: Path) -> None:
+    """Table 25: WMBUS_MODE, WMBUS_CACHESIZE, WMBUS_CACHETIMEOUT, WMBUS_RAWLOGENABLE, FASTRESCAN_TIME."""
+    from sonocli.config.chipini import ChipIni
+    from sonocli.engine.receiver import RAW_LOG_NAME, settings_from_chip
+
+    chip = ChipIni.from_text(
+        "[CONFIG]\nWMBUS_MODE=S2_REQ\nWMBUS_CACHESIZE=2\nWMBUS_CACHETIMEOUT=30\nWMBUS_RAWLOGENABLE=1\n"
+        "FASTRESCAN_TIME=5\n"
+    )
+    settings = settings_from_chip(chip, tmp_path)
+    assert (settings.mode, settings.cache_size, settings.cache_timeout) == ("S1", 2, 30.0)
+    assert settings.raw_log == tmp_path / RAW_LOG_NAME and settings.fast_rescan == 5.0
+    defaults = settings_from_chip(ChipIni.from_text("[CONFIG]\n"), tmp_path)
+    assert (defaults.mode, defaults.cache_size, defaults.cache_timeout, defaults.raw_log) == ("T1", 500, 0.0, None)
+    # the raw log gets every telegram, repeats and bad ones included, with time and RSSI
+    receiver = Receiver(HexLinesDriver(), settings, now=Clocked())
+    telegram = default_telegrams()[3].telegram
+    for item in (telegram, telegram, b"\x05\x44\x00"):
+        receiver.handle(Received(item, -61, "none"))
+    receiver.close()
+    logged = parse_raw_log((tmp_path / RAW_LOG_NAME).read_text())
+    assert [raw for _, raw in logged] == [telegram, telegram, b"\x05\x44\x00"]
+    assert (tmp_path / RAW_LOG_NAME).read_text().splitlines()[0].startswith("2026-01-01T00:00:01Z;-61;")
