@@ -164,6 +164,8 @@ class Daemon:
         self.wake = threading.Event()
         self.reload_requested = False
         self.scan_requested = False
+        self.stop_requested = False
+        self._signal_pipe: int | None = None
         self._signals: list[int] = []  # received, not yet logged (handlers must not write to stderr)
         self.watchdog = Watchdog(on_hang)
         self.stats = DaemonStats()
@@ -175,24 +177,50 @@ class Daemon:
 
     # -- signals --------------------------------------------------------------------------------------------
     def install_signals(self) -> None:
+        """Handlers that only set flags and write one byte to a pipe; a relay thread sets the events.
+
+        ``threading.Event.set()`` takes the event's (non-reentrant) lock: called from a handler that
+        interrupted the main thread inside ``wake.clear()`` or ``wake.wait()`` it would deadlock. ``os.write``
+        to a non-blocking pipe is safe anywhere.
+        """
+        rfd, wfd = os.pipe()
+        os.set_blocking(wfd, False)
+        self._signal_pipe = wfd  # kept open for the process's life: a late signal never hits a reused fd
+        threading.Thread(target=self._relay_signals, args=(rfd,), name="sonocli-signals", daemon=True).start()
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_hup)
         signal.signal(signal.SIGUSR1, self._on_usr1)
 
+    def _relay_signals(self, rfd: int) -> None:
+        while os.read(rfd, 64):
+            if self.stop_requested:
+                self.stop_event.set()  # before wake: the main loop looks at stop_event once woken
+            self.wake.set()
+
+    def _poke(self) -> None:
+        if self._signal_pipe is not None and threading.current_thread() is threading.main_thread():
+            with contextlib.suppress(OSError):  # pipe full: a wake-up is pending anyway
+                os.write(self._signal_pipe, b"!")
+        else:  # called from another thread (tests, embedders): setting the events directly is safe
+            if self.stop_requested:
+                self.stop_event.set()
+            self.wake.set()
+
     def _on_stop(self, signum: int, frame: Any) -> None:
         self._signals.append(signum)
-        self.stop()
+        self.stop_requested = True
+        self._poke()
 
     def _on_hup(self, signum: int, frame: Any) -> None:
         self._signals.append(signum)
         self.reload_requested = True
-        self.wake.set()
+        self._poke()
 
     def _on_usr1(self, signum: int, frame: Any) -> None:
         self._signals.append(signum)
         self.scan_requested = True
-        self.wake.set()
+        self._poke()
 
     def log_signals(self) -> None:
         """Log the signals received since the last call (main thread only)."""
@@ -206,7 +234,14 @@ class Daemon:
             else:
                 log.info("signal %s: M-Bus scan after the current step", name)
 
+    @property
+    def stopping(self) -> bool:
+        """SIGTERM seen (the flag is set in the handler, the event a moment later by the relay thread)."""
+        return self.stop_requested or self.stop_event.is_set()
+
     def stop(self) -> None:
+        """Stop after the current step (any thread but a signal handler: see :meth:`install_signals`)."""
+        self.stop_requested = True
         self.stop_event.set()
         self.wake.set()
 
@@ -497,12 +532,12 @@ class Daemon:
         log.info("daemon started: next readout %s, next report %s", _ts(next_readout), _ts(next_report))
         # the first readout runs right away: a restarted device has no fresh data
         self.step_readout(all_meters=True)
-        while not self.stop_event.is_set():
+        while not self.stopping:
             # Clear the wake-up flag before looking at what is due: a signal that lands after this line sets
             # it again and cuts the wait short (clearing it later could swallow a SIGTERM).
             self.wake.clear()
             self.log_signals()
-            if self.stop_event.is_set():
+            if self.stopping:
                 break
             if self.scan_requested:
                 self.scan_requested = False
@@ -522,7 +557,7 @@ class Daemon:
                 break
             self.idle_until(due)
             self.log_signals()
-            if self.stop_event.is_set():
+            if self.stopping:
                 break
             now = self.clock.now()
             if now < due and (self.reload_requested or self.scan_requested):

@@ -164,3 +164,36 @@ def test_scan_that_outlives_watchdog_scan_is_aborted(tmp_path: Path, demo_meter_
     assert daemon.stats.watchdog_trips == 1
     assert "watchdog: scan still running after 1 s; aborting it" in caplog.text
     assert len(Engine(root).wired_meters()) == before
+
+
+def test_signal_handlers_never_take_the_events_lock(tmp_path: Path, demo_meter_list: Path) -> None:
+    """A SIGTERM that interrupts the main thread inside ``wake``'s own lock must not deadlock the daemon.
+
+    ``Event.set()`` from the handler would block forever on that lock (held by the interrupted main thread);
+    the handlers only set flags and poke a pipe, and a relay thread sets the events.
+    """
+    import os
+    import signal
+
+    root = make_root(tmp_path, demo_meter_list)
+    engine = Engine(root)
+    daemon = Daemon(engine, clock=FastClock(START), wireless=False)
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)}
+    try:
+        daemon.install_signals()
+        with daemon.wake._cond:  # type: ignore[attr-defined]  # what the main thread holds inside wake.wait()
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGHUP)
+            import time
+
+            time.sleep(0.2)  # the handlers run here, in this thread, while the lock is held
+            assert daemon.stop_requested and daemon.reload_requested
+            assert not daemon.wake.is_set()
+        assert daemon.stop_event.wait(5) and daemon.wake.wait(5)
+        assert daemon.stopping
+        daemon.log_signals()
+        assert daemon._signals == []
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        engine.close()
