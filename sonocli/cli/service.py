@@ -41,16 +41,21 @@ def service() -> None:
 def info_cmd(ctx: click.Context, as_json: bool, prefix: Path | None) -> None:
     """Show versions (sonocli, Python, OS, chip.ini, device_handle.cfg) and the MUC-ID (serial number).
 
+    A configuration file that cannot be read shows "-" and a warning (JSON: "problems"); the command
+    still exits 0, since this is where one looks when something is broken.
+
     The MUC-ID is chip.ini's MUC_ID where the schema has one, else derived from /etc/machine-id (first 4
     bytes of its SHA-256), else from the MAC address; it is what XML exports and mail subjects carry.
     """
     from sonocli.cli.output import emit_json, print_table
     from sonocli.service.info import collect
 
-    data = collect(_root(ctx), prefix).as_dict()
+    info = collect(_root(ctx), prefix)
+    data = info.as_dict()
     if as_json:
         emit_json(data)
         return
+    del data["problems"]
     labels = {
         "software_version": "Software version (sonocli)",
         "python": "Python",
@@ -65,6 +70,8 @@ def info_cmd(ctx: click.Context, as_json: bool, prefix: Path | None) -> None:
         "installed_version": "Installed version (prefix)",
     }
     print_table("Service", ["Field", "Value"], [(labels[k], "-" if v is None else v) for k, v in data.items()])
+    for problem in info.problems:  # the other fields are still worth seeing, so this is no error exit
+        click.echo(f"sonocli: warning: {problem}", err=True)
 
 
 @service.command("regenerate-keys")

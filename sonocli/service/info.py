@@ -8,15 +8,18 @@ added because a service engineer needs them to compare a box with the device.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import platform
 import sys
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sonocli import __version__
 from sonocli.config.layout import RootLayout
+from sonocli.errors import SonoError
 
 MACHINE_ID_FILES = (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id"))
 MUC_ID_PARAMETER = "MUC_ID"
@@ -35,9 +38,14 @@ class ServiceInfo:
     root: str
     install_prefix: str
     installed_version: str | None
+    #: files that could not be read (their version is then null): the Service tab is where one looks when
+    #: something is broken, so a damaged chip.ini is reported here instead of hiding every other field
+    problems: tuple[str, ...] = ()
 
-    def as_dict(self) -> dict[str, str | None]:
-        return asdict(self)
+    def as_dict(self) -> dict[str, str | list[str] | None]:
+        data: dict[str, str | list[str] | None] = dict(asdict(self))
+        data["problems"] = list(self.problems)
+        return data
 
 
 def muc_id(layout: RootLayout, machine_id_files: tuple[Path, ...] = MACHINE_ID_FILES) -> tuple[int, str]:
@@ -53,9 +61,10 @@ def muc_id(layout: RootLayout, machine_id_files: tuple[Path, ...] = MACHINE_ID_F
     from sonocli.config.chipini_schema import by_name
 
     if MUC_ID_PARAMETER in by_name() and layout.chip_ini.is_file():
-        chip = ChipIni.load(layout.chip_ini)
-        if chip.is_set(MUC_ID_PARAMETER):
-            return int(str(chip.get(MUC_ID_PARAMETER)), 16), f"chip.ini {MUC_ID_PARAMETER}"
+        with contextlib.suppress(SonoError, ValueError):  # a damaged chip.ini: fall back to the machine's id
+            chip = ChipIni.load(layout.chip_ini)
+            if chip.is_set(MUC_ID_PARAMETER):
+                return int(str(chip.get(MUC_ID_PARAMETER)), 16), f"chip.ini {MUC_ID_PARAMETER}"
     for path in machine_id_files:
         try:
             text = path.read_text(encoding="ascii").strip()
@@ -108,8 +117,17 @@ def collect(root: Path, prefix: Path | None = None) -> ServiceInfo:
     from sonocli.service.installer import default_prefix, installed_version
 
     layout = RootLayout(root)
-    number, source = muc_id(layout)
     prefix = prefix if prefix is not None else default_prefix()
+    problems: list[str] = []
+
+    def tolerant(read: Callable[[], str | None]) -> str | None:
+        try:
+            return read()
+        except SonoError as exc:
+            problems.append(f"{exc}{f' ({exc.hint})' if exc.hint else ''}")
+            return None
+
+    number, source = muc_id(layout)
     return ServiceInfo(
         software_version=__version__,
         python=f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})",
@@ -117,9 +135,10 @@ def collect(root: Path, prefix: Path | None = None) -> ServiceInfo:
         hardware=_hardware(),
         muc_id=f"{number:x}",
         muc_id_source=source,
-        chip_ini_version=_chip_ini_version(layout),
-        device_handle_version=_device_handle_version(layout),
+        chip_ini_version=tolerant(lambda: _chip_ini_version(layout)),
+        device_handle_version=tolerant(lambda: _device_handle_version(layout)),
         root=str(root),
         install_prefix=str(prefix),
-        installed_version=installed_version(prefix),
+        installed_version=tolerant(lambda: installed_version(prefix)),
+        problems=tuple(problems),
     )

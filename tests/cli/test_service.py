@@ -84,8 +84,26 @@ def test_info_json(root: Path) -> None:
     assert data["device_handle_version"]
     assert int(data["muc_id"], 16) < 2**32
     assert data["installed_version"] is None
+    assert data["problems"] == []
     again = json.loads(invoke(root, "service", "info", "--json")[1])
     assert again["muc_id"] == data["muc_id"]  # stable
+
+
+def test_info_with_damaged_configuration(root: Path) -> None:
+    """The Service tab still shows everything else when chip.ini or the meter list cannot be read."""
+    layout = RootLayout(root)
+    layout.chip_ini.write_bytes(b"\xff\xfe[MUC]\n")
+    layout.device_handle.write_text("<xml")
+    code, out, err = invoke(root, "service", "info", "--json", "--prefix", str(root / "nowhere"))
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["chip_ini_version"] is None and data["device_handle_version"] is None
+    assert data["software_version"] and data["muc_id"]
+    assert len(data["problems"]) == 2 and "chip.ini" in data["problems"][0]
+    assert "device_handle.cfg" in data["problems"][1]
+    code, out, err = invoke(root, "service", "info")
+    assert code == 0 and "Software version" in out
+    assert err.count("sonocli: warning:") == 2 and "Traceback" not in err
 
 
 def test_muc_id_sources(tmp_path: Path) -> None:
