@@ -104,6 +104,7 @@ complete -c sonocli -n '__sonocli_is "sonocli listen"' -l mode -x -a 'T1 C1 S1 C
 complete -c sonocli -n '__sonocli_is "sonocli listen"' -l duration -x -d 'Stop after S seconds.'
 complete -c sonocli -n '__sonocli_is "sonocli listen"' -l count -x -d 'Stop after N telegrams (repeats not counted).'
 complete -c sonocli -n '__sonocli_is "sonocli listen"' -l save -d 'Add every heard meter to the meter list (device_handle.cfg).'
+complete -c sonocli -n '__sonocli_is "sonocli listen"' -l only-listed -d 'Ignore meters not in the meter list (the guide\'s switch \'wM-Bus listen\' off);...'
 complete -c sonocli -n '__sonocli_is "sonocli listen"' -l no-store -l store -d 'Keep readings of active listed meters in the readings store (ext/sonocli.db),...'
 complete -c sonocli -n '__sonocli_is "sonocli listen"' -l json -d 'One JSON line per telegram (also the default when piped).'
 complete -c sonocli -n '__sonocli_is "sonocli listen"' -l help -d 'Show this message and exit.'
