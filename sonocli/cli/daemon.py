@@ -1,5 +1,10 @@
 """``sonocli serve-daemon``: run the concentrator continuously (chip.ini), or once for cron.
 
+Signals: SIGTERM/SIGINT finish the current step and exit 0; SIGHUP reloads chip.ini and device_handle.cfg;
+SIGUSR1 starts an M-Bus scan (MBUS_SCANMODE, bounded by WATCHDOG_SCAN) whose meters are added to the list.
+A step that outlives its WATCHDOG_* timeout is aborted; a main loop stuck past WATCHDOG_IDLE (waiting) or
+WATCHDOG_PROCESS (its own work) ends the process with status 70, for ``Restart=always`` to restart it.
+
 A systemd unit::
 
     [Unit]
