@@ -235,6 +235,13 @@ class _LiveTable:
 @click.option(
     "--mode", type=click.Choice(MODES, case_sensitive=False), default=None, help="Radio mode [chip.ini WMBUS_MODE]."
 )
+@click.option(
+    "--interface",
+    type=click.IntRange(1, 2),
+    default=1,
+    show_default=True,
+    help="Which receiver of chip.ini: 1 = WMBUS_PORT/WMBUS_DONGLE/WMBUS_MODE, 2 = WMBUS2_PORT/..._DONGLE/..._MODE.",
+)
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after S seconds.")
 @click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after N telegrams (repeats not counted).")
 @click.option("--save", is_flag=True, help="Add every heard meter to the meter list (device_handle.cfg).")
@@ -256,6 +263,7 @@ def listen(
     port_url: str | None,
     dongle: str | None,
     mode: str | None,
+    interface: int,
     duration: float | None,
     count: int | None,
     save: bool,
@@ -273,15 +281,16 @@ def listen(
         raise UsageError("give --duration or --count, not both")
     layout = RootLayout(obj.root)
     chip = _load_chip(layout.chip_ini)
-    port_url = port_url or (str(chip.get("WMBUS_PORT")) if chip is not None else "")
-    dongle = dongle or (str(chip.get("WMBUS_DONGLE")) if chip is not None else "")
+    prefix = "WMBUS2" if interface == 2 else "WMBUS"
+    port_url = port_url or (str(chip.get(f"{prefix}_PORT")) if chip is not None else "")
+    dongle = dongle or (str(chip.get(f"{prefix}_DONGLE")) if chip is not None else "")
     if not port_url:
-        raise UsageError("no port: give --port URL (or set WMBUS_PORT in chip.ini); try --port sim://air")
+        raise UsageError(f"no port: give --port URL (or set {prefix}_PORT in chip.ini); try --port sim://air")
     if not dongle:
-        raise UsageError("no dongle type: give --dongle NAME (or set WMBUS_DONGLE in chip.ini); allowed: "
+        raise UsageError(f"no dongle type: give --dongle NAME (or set {prefix}_DONGLE in chip.ini); allowed: "
                          + ", ".join(sorted(DONGLES)))
     driver = load(DONGLES, dongle, "dongle")()
-    settings = settings_from_chip(chip, layout.log_dir) if chip is not None else ReceiverSettings()
+    settings = settings_from_chip(chip, layout.log_dir, interface) if chip is not None else ReceiverSettings()
     if mode is not None:
         from dataclasses import replace
 

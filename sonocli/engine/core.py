@@ -276,7 +276,8 @@ class Engine:
         from sonocli.registry import DONGLES, load
 
         driver = load(DONGLES, dongle, "dongle")()
-        settings = settings_from_chip(self.chip, self.layout.log_dir)
+        second = url == str(self.get("WMBUS2_PORT") or "").strip() != str(self.get("WMBUS_PORT") or "").strip()
+        settings = settings_from_chip(self.chip, self.layout.log_dir, 2 if second else 1)  # WMBUS2_MODE
         receiver = Receiver(driver, settings, self.meters)
         port = open_port(url, driver)
         stored = 0

@@ -520,15 +520,16 @@ def open_port(url: str, driver: DongleDriver) -> Any:
 RAW_LOG_NAME = "wmbus_raw.log"
 
 
-def settings_from_chip(chip: Any, log_dir: Path | None = None) -> ReceiverSettings:
-    """ReceiverSettings from chip.ini (Table 25): WMBUS_MODE, WMBUS_CACHESIZE, WMBUS_CACHETIMEOUT,
-    WMBUS_RAWLOGENABLE (log under ``log_dir``), FASTRESCAN_TIME. "wM-Bus listen" has no chip.ini row in
-    Table 25 (it is a tab Configuration switch), so it stays on unless the caller says otherwise."""
+def settings_from_chip(chip: Any, log_dir: Path | None = None, interface: int = 1) -> ReceiverSettings:
+    """ReceiverSettings from chip.ini (Table 25): WMBUS_MODE (WMBUS2_MODE for ``interface`` 2),
+    WMBUS_CACHESIZE, WMBUS_CACHETIMEOUT, WMBUS_RAWLOGENABLE (log under ``log_dir``), FASTRESCAN_TIME.
+    "wM-Bus listen" has no chip.ini row in Table 25 (it is a tab Configuration switch), so it stays on
+    unless the caller says otherwise."""
     raw_log = None
     if bool(chip.get("WMBUS_RAWLOGENABLE")) and log_dir is not None:
         raw_log = log_dir / RAW_LOG_NAME
     return ReceiverSettings(
-        mode=mode_from_chip(str(chip.get("WMBUS_MODE"))),
+        mode=mode_from_chip(str(chip.get("WMBUS2_MODE" if interface == 2 else "WMBUS_MODE"))),
         cache_size=int(chip.get("WMBUS_CACHESIZE")),
         cache_timeout=float(chip.get("WMBUS_CACHETIMEOUT")),
         raw_log=raw_log,

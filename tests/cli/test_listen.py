@@ -158,3 +158,15 @@ def test_only_listed_ignores_meters_not_in_the_list(tmp_path: Path) -> None:
     assert "28335519" not in ids and len(lines) == 6
     assert "1 from meters not in the list ignored" in err
     assert "28335519" not in {m.serial for m in load_meter_list(cfg).meters}
+
+
+def test_second_interface_from_chip_ini(tmp_path: Path) -> None:
+    assert CliRunner().invoke(cli, ["--root", str(tmp_path), "init"]).exit_code == 0
+    for name, value in (("WMBUS2_PORT", "sim://air?count=3"), ("WMBUS2_DONGLE", "amb8465")):
+        result = CliRunner().invoke(cli, ["--root", str(tmp_path), "config", "set", name, value])
+        assert result.exit_code == 0, result.stderr
+    code, _, err = _listen(tmp_path, "--count", "3")
+    assert code == 2 and err.strip().startswith("sonocli: error: no port: give --port URL (or set WMBUS_PORT")
+    code, lines, err = _listen(tmp_path, "--interface", "2", "--count", "3")
+    assert code == 0, err
+    assert len(lines) == 3

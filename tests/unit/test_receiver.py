@@ -197,11 +197,12 @@ def test_chip_ini_rows_reach_the_receiver(tmp_path: Path) -> None:
     from sonocli.engine.receiver import RAW_LOG_NAME, settings_from_chip
 
     chip = ChipIni.from_text(
-        "[CONFIG]\nWMBUS_MODE=S2_REQ\nWMBUS_CACHESIZE=2\nWMBUS_CACHETIMEOUT=30\nWMBUS_RAWLOGENABLE=1\n"
+        "[CONFIG]\nWMBUS_MODE=S2_REQ\nWMBUS2_MODE=C1_OTHER_REQ\nWMBUS_CACHESIZE=2\nWMBUS_CACHETIMEOUT=30\nWMBUS_RAWLOGENABLE=1\n"
         "FASTRESCAN_TIME=5\n"
     )
     settings = settings_from_chip(chip, tmp_path)
     assert (settings.mode, settings.cache_size, settings.cache_timeout) == ("S1", 2, 30.0)
+    assert settings_from_chip(chip, tmp_path, 2).mode == "C1"  # the 2nd interface has its own mode
     assert settings.raw_log == tmp_path / RAW_LOG_NAME and settings.fast_rescan == 5.0
     defaults = settings_from_chip(ChipIni.from_text("[CONFIG]\n"), tmp_path)
     assert (defaults.mode, defaults.cache_size, defaults.cache_timeout, defaults.raw_log) == ("T1", 500, 0.0, None)
