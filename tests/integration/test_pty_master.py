@@ -70,5 +70,60 @@ def test_collisions_on_a_pty_are_detected() -> None:
     ]
     with PtyServer(WiredSegment(twins), 9600) as server, open_link(server.path, 9600) as link:
         master = Master(link, MasterSettings(baudrate=9600, max_retry=0))
-        result = secondary_scan(master)
+        # The mask keeps the real-time search short (each silent probe waits the whole answer window);
+        # the root still collides and is resolved on the last digit.
+        result = secondary_scan(master, mask="1234567F")
     assert sorted(m.serial for m in result.meters) == ["12345678", "12345679"]
+    assert result.probes == 11
+
+
+@pytest.mark.parametrize("mode", ["reverse", "alloc"])
+def test_reverse_and_alloc_scans_over_a_pty(pty_bus: PtyServer, mode: str) -> None:
+    with open_link(pty_bus.path, 9600) as link:
+        master = Master(link, MasterSettings(baudrate=9600, max_retry=0))
+        result = secondary_scan(master, reverse=mode == "reverse", alloc=mode == "alloc", used_primary=[1])
+    assert {m.serial for m in result.meters} == {m.secondary_id for m in pty_bus.segment.meters}
+    if mode == "alloc":  # the simulated meters really took the new addresses
+        assert sorted(m.primary for m in pty_bus.segment.meters) == [2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("reset", "request_mode"), [(0, "DEFAULT"), (1, "EXT"), (2, "ONLY"), (3, "FREEZE"), (4, "DEFAULT")]
+)
+def test_reset_and_request_modes_over_a_pty_byte_for_byte(pty_bus: PtyServer, reset: int, request_mode: str) -> None:
+    from sonocli.codecs import mbus_link as L
+
+    target = next(m for m in pty_bus.segment.meters if m.primary == 6)  # two telegrams
+    target.sleepy = True
+    ident = target.address_bytes
+    meter = Meter(
+        Interface.MBUS,
+        serial=target.secondary_id,
+        manufacturer="SON",
+        version=ident[6],
+        medium=ident[7],
+        address_mode=AddressMode.SECONDARY,
+    )
+    settings = MasterSettings(
+        baudrate=9600, max_retry=0, reset_mode=reset, request_mode=request_mode, freeze_storage=2, wakeup=True
+    )
+    with open_link(pty_bus.path, 9600) as link:
+        reading = Master(link, settings).readout(meter)
+    assert len(reading.raw_frames) == 2
+    nke_fd, nke_ff = L.snd_nke(0xFD), L.snd_nke(0xFF)
+    select = L.snd_ud(0xFD, 0x52, ident)
+    before = {
+        0: [select, nke_ff],
+        1: [nke_ff, select],
+        2: [select],
+        3: [nke_fd, nke_ff, select],
+        4: [nke_fd, L.application_reset(0xFF), nke_ff, select],
+    }[reset]
+    command = {
+        "DEFAULT": [],
+        "EXT": [L.get_all_data(0xFD)],
+        "ONLY": [L.get_all_data(0xFD, extended2=True)],
+        "FREEZE": [L.freeze(0xFD, 2)],
+    }[request_mode]
+    expected = [*before, *command, L.req_ud2(0xFD, True), L.req_ud2(0xFD, False)]
+    assert [frame for _, frame in pty_bus.segment.log] == expected
