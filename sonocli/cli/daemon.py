@@ -41,8 +41,13 @@ MUC_LOG_LEVELS = {"NONE": logging.CRITICAL + 10, "ERRORONLY": logging.ERROR, "DE
                   "ALL": logging.DEBUG}
 
 
-def configure_daemon_logging(level_name: str, syslog: bool, verbosity: int) -> None:
-    """MUC_LOG decides the level (-v forces ALL); lines go to stderr (journald adds its own time) and syslog."""
+def configure_daemon_logging(level_name: str, syslog: bool, verbosity: int,
+                             syslog_address: str | tuple[str, int] | None = None) -> None:
+    """MUC_LOG decides the level (-v forces ALL); lines go to stderr (journald adds its own time) and syslog.
+
+    The guide says "STDOUT"; stderr keeps stdout free for data (``--once`` in a cron pipe) - journald and
+    cron collect both alike.
+    """
     level = MUC_LOG_LEVELS.get(level_name.upper(), logging.INFO)
     if verbosity > 0:
         level = logging.DEBUG
@@ -60,7 +65,7 @@ def configure_daemon_logging(level_name: str, syslog: bool, verbosity: int) -> N
     if syslog:
         from logging.handlers import SysLogHandler
 
-        address = "/dev/log" if Path("/dev/log").exists() else ("localhost", 514)
+        address = syslog_address or ("/dev/log" if Path("/dev/log").exists() else ("localhost", 514))
         handler = SysLogHandler(address=address, facility=SysLogHandler.LOG_DAEMON)
         handler.setFormatter(logging.Formatter("sonocli[%(process)d]: %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
