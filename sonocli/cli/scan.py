@@ -108,6 +108,12 @@ def save_found(root: Path, found: list[Any], max_devices: int) -> list[Any]:
     return list(added)
 
 
+def _list_status(device_id: str, added: set[str], listed: set[str]) -> str:
+    if device_id in added:
+        return "added"
+    return "listed" if device_id in listed else "not added (list full: METER_MAXDEVICECOUNT)"
+
+
 @click.command("scan")
 @click.option("--port", "port", metavar="URL", help="Port URL [default: chip.ini MBUS_PORT].")
 @click.option("--mode", type=click.Choice(tuple(MODES)), help="Scan mode [default: chip.ini MBUS_SCANMODE].")
@@ -154,27 +160,30 @@ def scan(
     scan_mode = MODES[mode] if mode else setup.settings.scan_mode
     if scan_mode not in MODES.values():
         raise UsageError(f"MBUS_SCANMODE {scan_mode!r} is not one of {', '.join(MODES.values())}")
+    alloc = "ALLOC" in scan_mode
+    # The meter list counts against METER_MAXDEVICECOUNT when the scan adds to it; ALLOC must know it too.
+    known = listed_wired(setup.root) if save or alloc else []
     master = open_master(setup)
     try:
         s = setup.settings
         if scan_mode == "PRIMARYSCAN":
             total = s.max_primary - s.min_primary + 1
             with progress("primary scan", total) as bar:
-                result = primary_scan(master, on_progress=bar)
+                result = primary_scan(master, known=known, on_progress=bar)
         else:
-            alloc = "ALLOC" in scan_mode
             with progress("secondary scan", None) as bar:
                 result = secondary_scan(
                     master,
                     reverse=scan_mode.endswith("REVERSE"),
                     alloc=alloc,
-                    known=listed_wired(setup.root) if alloc else (),
+                    known=known,
                     on_progress=bar,
                 )
     finally:
         master.link.close()
     added = save_found(setup.root, result.meters, setup.settings.max_device_count) if save else []
     added_ids = {m.device_id for m in added}
+    listed_ids = {m.device_id for m in known}
     if as_json:
         emit_json(
             {
@@ -194,7 +203,7 @@ def scan(
             m.device_id,
             m.primary_address,
             m.address_mode.name.lower(),
-            ("added" if m.device_id in added_ids else "listed") if save else "",
+            _list_status(m.device_id, added_ids, listed_ids) if save else "",
         )
         for m in result.meters
     ]

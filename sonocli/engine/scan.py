@@ -56,16 +56,22 @@ def primary_scan(
     last: int | None = None,
     *,
     limit: int | None = None,
-    known: Iterable[int] = (),
+    known: Iterable[Meter] = (),
     on_progress: Progress = _noop,
 ) -> ScanResult:
-    """SND_NKE to each address in MBUS_MIN..MAXPRIMARYADDRESS; a found meter is read once for its ID."""
+    """SND_NKE to each address in MBUS_MIN..MAXPRIMARYADDRESS; a found meter is read once for its ID.
+
+    ``known`` is the meter list: METER_MAXDEVICECOUNT (or ``limit``) counts it, so the scan stops once the
+    list would be full; meters already listed do not count twice.
+    """
     s = master.settings
     lo = s.min_primary if first is None else first
     hi = s.max_primary if last is None else last
     if not 0 <= lo <= hi <= 250:
         raise UsageError(f"primary address range {lo}..{hi} is not within 0..250")
-    limit = s.max_device_count if limit is None else limit
+    listed = {_key(m.serial, m.manufacturer, m.version, m.medium) for m in known}
+    room = _room(s.max_device_count if limit is None else limit, len(listed))
+    new = 0
     result = ScanResult()
     start = master.clock.now()
     if s.wakeup:
@@ -77,9 +83,10 @@ def primary_scan(
             ident = _read_identity(master, address)
             if ident is not None:
                 result.meters.append(meter_from_identity(ident, primary=address, mode=AddressMode.PRIMARY))
+                new += _key(ident.id, ident.manufacturer, ident.version, ident.medium) not in listed
             else:
                 result.collisions_unresolved.append(f"primary address {address}")
-            if limit and len(result.meters) >= limit:
+            if room and new >= room:
                 result.stopped_at_limit = True
                 on_progress(total, total, f"{len(result.meters)} found (limit)")
                 break
@@ -134,6 +141,8 @@ def secondary_scan(
 ) -> ScanResult:
     """The wildcard tree search; ``reverse`` for SECONDARYSCANREVERSE, ``alloc`` for the ALLOC variants.
 
+    ``known`` is the meter list: METER_MAXDEVICECOUNT (or ``limit``) counts it, as in primary_scan.
+
     ALLOC never hands out an address in ``used_primary`` (those of the meter list) and never re-addresses
     a meter of ``known`` (the meter list): such a meter keeps its listed primary address, so a primary
     scan followed by an ALLOC scan leaves the primary meters where the list says they are.
@@ -142,10 +151,11 @@ def secondary_scan(
     root = _Mask.start(mask or s.secmask_serial, s.secmask_manufacturer, s.secmask_version, s.secmask_medium)
     id_order = list(range(7, -1, -1)) if reverse else list(range(8))
     order = id_order + list(range(8, 16))
-    limit = s.max_device_count if limit is None else limit
     result = ScanResult()
     seen: set[Identity] = set()
     listed = {_key(m.serial, m.manufacturer, m.version, m.medium): m for m in known}
+    room = _room(s.max_device_count if limit is None else limit, len(listed))
+    new = 0
     used = set(used_primary) | {m.primary_address for m in listed.values() if m.primary_address}
     free = [a for a in range(1, 251) if a not in used]
     start = master.clock.now()
@@ -155,6 +165,7 @@ def secondary_scan(
     def found(ident: Identity) -> None:
         if ident in seen:
             return
+        nonlocal new
         seen.add(ident)
         primary = 0
         same = listed.get(_key(ident.id, ident.manufacturer, ident.version, ident.medium))
@@ -164,7 +175,8 @@ def secondary_scan(
             primary = free.pop(0)
             master.transact(link.snd_ud(link.ADDRESS_NETWORK, link.CI_DATA_SEND, bytes((0x01, 0x7A, primary))))
         result.meters.append(meter_from_identity(ident, primary=primary, mode=AddressMode.SECONDARY))
-        if limit and len(result.meters) >= limit:
+        new += same is None
+        if room and new >= room:
             result.stopped_at_limit = True
 
     pending = 0  # sibling masks queued on the recursion stack, not yet probed
@@ -208,3 +220,8 @@ def secondary_scan(
 
 def _key(serial: str, manufacturer: str | None, version: int | None, medium: int | None) -> tuple[str, str, int, int]:
     return serial.upper().zfill(8), (manufacturer or "").upper(), version or 0, medium or 0
+
+
+def _room(limit: int, listed: int) -> int:
+    """New meters the list still takes (0 = no limit); a full list stops the scan at its first new meter."""
+    return max(limit - listed, 1) if limit else 0

@@ -119,3 +119,16 @@ def test_progress_bar_on_a_tty_only(tmp_path: Path) -> None:
     assert piped.returncode == 0
     assert err == b""  # nothing but the table, and that on stdout
     assert b"12 meters" in out
+
+
+def test_a_full_meter_list_stops_the_scan_and_says_so(tmp_path: Path) -> None:
+    run(tmp_path, "init")
+    assert run(tmp_path, "config", "set", "METER_MAXDEVICECOUNT", "5")[0] == 0
+    code, out, err = run(tmp_path, "scan", "--port", "sim://demo", "--save", "--json")
+    assert code == 0, err
+    assert len(json.loads(out)["added"]) == 5 and json.loads(out)["limit_reached"]
+    code, out, err = run(tmp_path, "scan", "--port", "sim://demo", "--mode", "primary", "--last", "15", "--save")
+    assert code == 0, err
+    assert "not added (list full: METER_MAXDEVICECOUNT)" in out
+    assert "stopped at METER_MAXDEVICECOUNT" in err
+    assert len(load_meter_list(RootLayout(tmp_path).device_handle).meters) == 5

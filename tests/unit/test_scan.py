@@ -155,3 +155,21 @@ def test_secondary_progress_has_a_growing_total_for_the_time_left() -> None:
     assert all(t is not None and t >= d for d, t in seen)
     assert seen[-1][1] is not None and seen[-1][1] - result.probes <= 1  # at most one inferred mask left
     assert max(t for _, t in seen if t is not None) > seen[0][1]  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("mode", ["primary", "secondary"])
+def test_device_count_counts_the_meter_list_but_not_twice(mode: str) -> None:
+    from sonocli.model import Interface, Meter
+
+    seg = WiredSegment([_meter(a, f"{a:08d}") for a in (1, 2, 3, 4, 5)])
+    listed = [Meter(Interface.MBUS, serial=f"{a:08d}", manufacturer="KAM", version=1, medium=7) for a in (1, 2)]
+
+    def scan(limit: int, known: list[Meter]) -> list[str]:
+        master = _master(seg, max_retry=0, max_device_count=limit)
+        result = primary_scan(master, 0, 10, known=known) if mode == "primary" else secondary_scan(master, known=known)
+        return [m.serial for m in result.meters]
+
+    assert len(scan(3, [])) == 3  # no list: three meters
+    assert len(scan(4, listed)) == 4  # two listed found again + two new = a full list of four
+    assert len(scan(2, listed)) == 3  # list already full: stop at the first new meter
+    assert len(scan(0, listed)) == 5
