@@ -16,7 +16,7 @@ _sonocli_node() {
         "sonocli keys") _sn_subs="check import"; _sn_opts="--help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli keys check") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli keys import") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=1;;
-        "sonocli listen") _sn_subs=""; _sn_opts="--port --dongle --mode --duration --count --save --only-listed --no-store --store --json --help"; _sn_valopts="--port --dongle --mode --duration --count"; _sn_npos=0;;
+        "sonocli listen") _sn_subs=""; _sn_opts="--port --dongle --mode --interface --duration --count --save --only-listed --no-store --store --json --help"; _sn_valopts="--port --dongle --mode --interface --duration --count"; _sn_npos=0;;
         "sonocli meters") _sn_subs="activate add deactivate delete edit list show"; _sn_opts="--help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli meters activate") _sn_subs=""; _sn_opts="--help"; _sn_valopts=""; _sn_npos=1;;
         "sonocli meters add") _sn_subs=""; _sn_opts="--to -n --count --interface --serial --manufacturer --medium --version --primary-address --address-mode --cycle --key --user --inactive --value --scale --unit --obis --description --json --help"; _sn_valopts="--to -n --count --interface --serial --manufacturer --medium --version --primary-address --address-mode --cycle --key --user --value --scale --unit --obis --description"; _sn_npos=0;;

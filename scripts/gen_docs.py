@@ -75,8 +75,18 @@ FILES = (
         "The concentrator's TLS key and self-signed certificate (service regenerate-keys).",
     ),
     ("app/ssh_host_ed25519_key, app/ssh_host_ed25519_key.pub", "SSH host key (service regenerate-keys)."),
+    (
+        "app/cacert.pem, app/clicert.pem, app/clikey.pem",
+        "CA certificate, client certificate and key for TCP/HTTP and SMTP delivery over TLS (default paths of "
+        "TLS_ROOT_CERT_FILE, TLS_CLI_CERT_FILE, TLS_CLI_KEY_FILE; clcert.pem, Table 25's default, also works).",
+    ),
+    (
+        "app/ftp-cacert.pem, app/ftp-clicert.pem, app/ftp-clikey.pem",
+        "CA certificate, client certificate and key for FTPS delivery (FTP_IP ftps://...).",
+    ),
     ("ext/sonocli.db", "Readings and the outbox of reports waiting for delivery (SQLite, WAL)."),
     ("ext/log/", "CSV log files (MUC_CSVLOG_ENABLE) and ext/log/daemon-console.log of a restarted daemon."),
+    ("ext/log/wmbus_raw.log", "Every received wireless telegram in hex (WMBUS_RAWLOGENABLE)."),
     ("ext/tmp/", "Temporary files; delete them after changing the meter list (guide 7.4.2)."),
     ("ext/Upd/", "Upload directory for update images; exactly one image may reside there (guide 7.1.1)."),
     ("ext/sonocli-daemon.pid", "PID file of the running daemon; SIGHUP reloads, SIGTERM stops."),
