@@ -374,14 +374,17 @@ class Daemon:
 
         def work(cancel: threading.Event) -> Any:
             from sonocli.engine.scan import primary_scan, secondary_scan
+            from sonocli.model.values import Interface
 
+            # The meter list counts against METER_MAXDEVICECOUNT, and ALLOC must not re-address its meters.
+            known = [m for m in self.engine.meters if m.interface is Interface.MBUS]
             master = self.engine.open_master()
             close = master.link.close
             self._abortable(close)
             try:
                 if mode == "PRIMARYSCAN":
-                    return primary_scan(master)
-                return secondary_scan(master, reverse=mode.endswith("REVERSE"), alloc="ALLOC" in mode)
+                    return primary_scan(master, known=known)
+                return secondary_scan(master, reverse=mode.endswith("REVERSE"), alloc="ALLOC" in mode, known=known)
             finally:
                 self._not_abortable(close)
                 with contextlib.suppress(Exception):
