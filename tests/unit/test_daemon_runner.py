@@ -98,7 +98,8 @@ def _run_in_thread(daemon: Daemon) -> threading.Thread:
 def test_idle_watchdog_is_kicked_while_waiting_and_trips_a_hung_main_loop(tmp_path: Path,
                                                                          demo_meter_list: Path) -> None:
     """WATCHDOG_IDLE: a waiting daemon kicks it; WATCHDOG_PROCESS: a main loop stuck in its own work trips it."""
-    root = make_root(tmp_path, demo_meter_list, MBUS_ENABLE=0, WATCHDOG_IDLE=1, WATCHDOG_PROCESS=1,
+    # WATCHDOG_IDLE 2: kicked every 1 s, so a busy CI machine has a whole second of slack
+    root = make_root(tmp_path, demo_meter_list, MBUS_ENABLE=0, WATCHDOG_IDLE=2, WATCHDOG_PROCESS=1,
                      METER_TIME=86400, REPORT_TIME=1440)
     engine = Engine(root)
     hung: list[tuple[str, float, float]] = []
@@ -108,7 +109,7 @@ def test_idle_watchdog_is_kicked_while_waiting_and_trips_a_hung_main_loop(tmp_pa
     t = _run_in_thread(daemon)
     try:
         # idle for several WATCHDOG_IDLE periods: the wait is cut into beats, so nothing trips
-        assert not tripped.wait(2.5), hung
+        assert not tripped.wait(3.0), hung
         # a reload that never returns (a hung file system): the main loop is "busy" past WATCHDOG_PROCESS
         engine.reload = lambda: release.wait(30)  # type: ignore[method-assign]
         daemon._on_hup(1, None)
