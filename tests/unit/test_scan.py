@@ -173,3 +173,36 @@ def test_device_count_counts_the_meter_list_but_not_twice(mode: str) -> None:
     assert len(scan(4, listed)) == 4  # two listed found again + two new = a full list of four
     assert len(scan(2, listed)) == 3  # list already full: stop at the first new meter
     assert len(scan(0, listed)) == 5
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("reverse", [False, True])
+def test_secondary_scan_never_misses_a_meter(seed: int, reverse: bool) -> None:
+    """Clustered IDs (shared prefixes and suffixes), equal IDs told apart by manufacturer, version or
+    medium, and slaves answering at the same instant (their E5s overlap into one): every meter is found."""
+    rng = random.Random(seed)
+    base = rng.randrange(10**8)
+    addresses: set[tuple[str, int, int, int]] = set()
+    while len(addresses) < rng.randint(2, 30):
+        kind = rng.random()
+        if kind < 0.4:
+            ident = f"{(base + rng.randrange(30)) % 10**8:08d}"  # one delivery batch
+        elif kind < 0.6:
+            ident = f"{rng.randrange(10**4):04d}{base % 10**4:04d}"  # same last four digits
+        else:
+            ident = f"{rng.randrange(10**8):08d}"
+        man = rng.choice((0x2C2D, 0x15A8, 0x0442))
+        addresses.add((ident, man, rng.choice((1, 2, 0x99)), rng.choice((4, 7, 6))))
+    delays = (20, 20, 20, 150, 330) if seed % 2 else tuple(range(11, 331, 7))
+    seg = WiredSegment([_meter(0, i, man, v, m, delay=rng.choice(delays)) for i, man, v, m in sorted(addresses)])
+    result = secondary_scan(_master(seg, max_retry=0, max_device_count=0), reverse=reverse)
+    got = {(m.serial, m.manufacturer, m.version, m.medium) for m in result.meters}
+    want = {(m.secondary_id, _man_text(m.address_bytes), m.address_bytes[6], m.address_bytes[7]) for m in seg.meters}
+    assert got == want
+    assert result.collisions_unresolved == []
+
+
+def _man_text(head: bytes) -> str:
+    from sonocli.engine.master import manufacturer_text
+
+    return manufacturer_text(int.from_bytes(head[4:6], "little"))
