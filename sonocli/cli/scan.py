@@ -210,6 +210,15 @@ def scan(
     title = f"{len(result.meters)} meters, {result.probes} probes, {result.elapsed:.1f} s on the wire"
     print_table(title, ("Device-ID", "primary", "addressing", "list"), rows)
     for text in result.collisions_unresolved:
-        click.echo(f"sonocli: warning: unresolved collision at {text} (duplicate addresses?)", err=True)
+        click.echo(
+            f"sonocli: warning: unresolved collision at {text} (duplicate addresses, or a wrong baud rate?)",
+            err=True,
+        )
+    if not result.meters and not result.collisions_unresolved:
+        click.echo(
+            f"sonocli: note: no meter answered at {setup.settings.baudrate} baud; check the wiring and the "
+            "baud rate (--baud, MBUS_BAUDRATE)",
+            err=True,
+        )
     if result.stopped_at_limit:
         click.echo("sonocli: warning: stopped at METER_MAXDEVICECOUNT", err=True)

@@ -132,3 +132,12 @@ def test_a_full_meter_list_stops_the_scan_and_says_so(tmp_path: Path) -> None:
     assert "not added (list full: METER_MAXDEVICECOUNT)" in out
     assert "stopped at METER_MAXDEVICECOUNT" in err
     assert len(load_meter_list(RootLayout(tmp_path).device_handle).meters) == 5
+
+
+def test_a_wrong_baud_rate_finds_nothing_and_says_what_to_check(tmp_path: Path) -> None:
+    code, out, err = run(tmp_path, "scan", "--port", "sim://demo?baud=9600", "--mode", "primary", "--last", "3")
+    assert code == 0
+    assert "0 meters" in out
+    assert "no meter answered at 2400 baud; check the wiring and the baud rate (--baud" in err
+    code, out, err = run(tmp_path, "scan", "--port", "sim://demo?baud=9600", "--baud", "9600", "--last", "3")
+    assert code == 0 and "no meter answered" not in err
