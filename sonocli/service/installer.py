@@ -42,6 +42,8 @@ from sonocli.service.image import VerifiedImage, required_distributions, version
 
 DEFAULT_PREFIX = Path("/opt/sonocli")
 SELF_CHECK_TIMEOUT = 60.0
+# pip compiles every module to byte code: on a slow ARM concentrator on flash that alone can take minutes
+INSTALL_TIMEOUT = 600.0
 
 
 class DowngradeError(UpdateError):
@@ -107,10 +109,10 @@ def _lock(prefix: Path) -> Iterator[None]:
         yield
 
 
-def _run(argv: list[str], env: dict[str, str], step: str) -> str:
+def _run(argv: list[str], env: dict[str, str], step: str, timeout: float = SELF_CHECK_TIMEOUT) -> str:
     try:
         proc = subprocess.run(
-            argv, env=env, capture_output=True, text=True, timeout=SELF_CHECK_TIMEOUT, stdin=subprocess.DEVNULL
+            argv, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise UpdateError(f"{step} failed: {exc}") from exc
@@ -254,6 +256,7 @@ def _install(
                 ],
                 env,
                 "install (pip)",
+                INSTALL_TIMEOUT,
             )
             atomic_write_text(staging / "manifest.json", manifest.to_bytes().decode("utf-8"))
             say("self-check of the new installation")

@@ -442,3 +442,15 @@ def test_update_in_a_fresh_venv(tmp_path: Path, keys: dict[str, Path], images: d
     broken = through_launcher(images["broken"])
     assert broken.returncode == 1 and "self-check" in broken.stderr
     assert snapshot(prefix) == before and run_installed(prefix) == "1.1.0"
+
+
+def test_a_second_update_at_the_same_time_is_refused(installed: tuple[Path, Path], images: dict[str, Path]) -> None:
+    import fcntl
+
+    root, prefix = installed
+    before = snapshot(prefix)
+    with open(prefix / ".update.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as a running update holds it
+        result = sonocli("update-system", images["v2"], root=root, prefix=prefix)
+    assert result.returncode == 1 and "another update is running" in result.stderr, result.stderr
+    assert snapshot(prefix) == before and run_installed(prefix) == "1.0.0"
