@@ -13,14 +13,15 @@ Behaviour, and where it differs from the device on purpose:
   the log data partition is full, old log data gets deleted"); the newest file is always kept.
 * Crash safety without copying: rows are appended in place with one ``O_APPEND`` write per batch, then
   fsync (and a directory fsync when the file is new), so an append costs O(rows appended), not O(file). A
-  crash (SIGKILL, power cut) can leave a torn last line; the next writer to open the file — the first append
-  of a :class:`CsvLog` instance, or :meth:`CsvLog.repair` — truncates it to the end of the last complete row
-  before anything else is written, so no reader of a repaired file ever sees a half row and the rows written
-  later never glue onto a torn one. "Complete row" honours RFC 4180 quoting: a line break inside a quoted
-  field is not a row end. The first open of a file scans it once (that scan also rebuilds the version-6+
-  meter indices); later appends of the same instance only look at what other writers added meanwhile.
-  Writers are serialised with ``flock``; the small state file is still written through temp + fsync + rename,
-  and only when it changes.
+  crash (SIGKILL, power cut) can leave a torn last line; the next writer truncates it to the end of the last
+  complete row before anything else is written: the first append of a :class:`CsvLog` instance checks the
+  log (any day's file, not only the one it appends to) and :meth:`CsvLog.repair` does so explicitly. So a
+  repaired file never shows a half row and later rows never glue onto a torn one; between the crash and the
+  next writer a reader can see the torn line (unlike the old rewrite-per-append, which cost O(file) each
+  time). "Complete row" honours RFC 4180 quoting: a line break inside a quoted field is not a row end. The
+  first open of a file scans it once (that scan also rebuilds the version-6+ meter indices); later appends
+  of the same instance only read what other writers added meanwhile. Writers are serialised with
+  ``flock``; the small state file is still written through temp + fsync + rename, and only when it changes.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ class CsvLog:
         self.min_value_count = min_value_count
         self._layout = ";".join(CsvWriter(protocol_version).columns(1))
         self._views: dict[str, _FileView] = {}
+        self._recovered = False
 
     # --- public ------------------------------------------------------------------------------------------------
 
@@ -117,6 +119,8 @@ class CsvLog:
         with self._locked():
             state = self._load_state()
             before = json.dumps(state, sort_keys=True)
+            if not self._recovered:
+                self._repair_files(state, thorough=False)
             for day in sorted(by_day):
                 self._append_day(day, by_day[day], state)
             self._enforce_partition_limit(state)
@@ -127,21 +131,30 @@ class CsvLog:
         """Cut torn last lines (left by a crash mid-append) off every log file; returns the files cut."""
         if not self.log_dir.is_dir():
             return []
-        cut: list[Path] = []
         with self._locked():
-            files = self._load_state()["files"]
-            for path in log_files(self.log_dir):
-                info = files.get(self._key(path), {})
-                header = b""
-                if info.get("layout") == self._layout:
-                    header = CsvWriter(self.protocol_version).header(int(info.get("width", 0))).encode("utf-8")
-                with contextlib.suppress(FileNotFoundError):
-                    if self._open_file(path, header)[1]:
-                        cut.append(path)
-        return cut
+            return self._repair_files(self._load_state(), thorough=True)
 
     def files(self) -> list[Path]:
         return log_files(self.log_dir)
+
+    def _repair_files(self, state: dict[str, Any], *, thorough: bool) -> list[Path]:
+        """Cut torn tails; ``thorough`` scans every file, else only the newest (the one a crash can have hit
+        mid-write: writers are serialised and write older days first) and those not ending in a line break."""
+        self._recovered = True
+        files = log_files(self.log_dir)
+        newest = max(files, key=_mtime, default=None)
+        cut: list[Path] = []
+        for path in files:
+            if not (thorough or path == newest or not _ends_with_newline(path)):
+                continue
+            info = state["files"].get(self._key(path), {})
+            header = b""
+            if info.get("layout") == self._layout:
+                header = CsvWriter(self.protocol_version).header(int(info.get("width", 0))).encode("utf-8")
+            with contextlib.suppress(FileNotFoundError):
+                if self._open_file(path, header)[1]:
+                    cut.append(path)
+        return cut
 
     # --- per day -----------------------------------------------------------------------------------------------
 
@@ -344,3 +357,21 @@ def _note_index(row: bytes, indices: dict[str, int]) -> None:
     fields = next(csv.reader([text], delimiter=";")) if '"' in text else text.split(";")
     if len(fields) > 2 and fields[0].isdigit():
         indices.setdefault(fields[2], int(fields[0]))
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+def _ends_with_newline(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            if handle.seek(0, os.SEEK_END) == 0:
+                return True
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) == b"\n"
+    except FileNotFoundError:
+        return True

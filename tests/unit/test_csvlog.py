@@ -274,3 +274,15 @@ def test_appends_do_not_rewrite_the_file(tmp_path: Path) -> None:
     assert path.stat().st_ino == inode
     assert state.stat().st_ino == state_inode  # never replaced: nothing in it changed
     assert [(r[0], r[6]) for r in rows(path)[1:4]] == [("0", "0"), ("1", "1"), ("0", "2")]
+
+
+def test_first_append_repairs_other_days_files(tmp_path: Path) -> None:
+    """A crash while writing yesterday's rows is repaired by the next writer even if it only writes today's."""
+    CsvLog(tmp_path, 3, size_limit=BIG, partition_limit=BIG).append([reading(DAY1, raw=1)])
+    yesterday = tmp_path / "2024/02/Meter_20240229.csv"
+    good = yesterday.read_bytes()
+    with open(yesterday, "ab") as handle:
+        handle.write(b"1709250600;ABB-123")
+    CsvLog(tmp_path, 3, size_limit=BIG, partition_limit=BIG).append([reading(DAY2, raw=2)])
+    assert yesterday.read_bytes() == good
+    assert [r[2] for r in rows(tmp_path / "2024/03/Meter_20240301.csv")[1:]] == ["2"]
