@@ -115,6 +115,18 @@ def test_bash_completion(tree: object) -> None:
     # IMAGE is a file: offered next to the subcommand name
     assert "sonocli.bash" in _bash_complete("sonocli", "update-system", "sonocli.b")
     assert _bash_complete("sonocli", "service", "stop-daemon", "--") == ["--timeout", "--help"]
+    # every command's subcommands and long options, as the click tree has them
+    for node in tree.walk():  # type: ignore[attr-defined]
+        words = list(node.path)
+        if node.subs:
+            assert set(_bash_complete(*words, "")) >= set(node.subs), node.name
+        longs = {name for opt in node.options for name in opt.names if name.startswith("--")}
+        assert set(_bash_complete(*words, "--")) == longs, node.name
+    registered = subprocess.run(
+        ["bash", "-c", f"source {REPO / 'completions' / 'sonocli.bash'} && complete -p sonocli"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert "-F _sonocli sonocli" in registered
 
 
 # Drives a real interactive zsh on a pty: TAB runs the completion system, and compadd is wrapped to print
