@@ -182,7 +182,7 @@ def test_zsh_completion(tmp_path: Path) -> None:
     assert complete("sonocli service stop-daemon --") == ["--help", "--timeout"]
 
 
-def test_fish_completion() -> None:
+def test_fish_completion(tree: object) -> None:
     fish = need_exe("fish", "fish")
     path = REPO / "completions" / "sonocli.fish"
     subprocess.run([fish, "-n", str(path)], check=True)
@@ -200,3 +200,8 @@ def test_fish_completion() -> None:
     ).stdout
     names = [line.split("\t")[0] for line in out.splitlines()]
     assert names == ["--generate-key", "stop-daemon"]
+    top = subprocess.run(
+        [fish, "--no-config", "-c", f"source {path}; complete -C 'sonocli '"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert {line.split("\t")[0] for line in top.splitlines()} == set(tree.subs)  # type: ignore[attr-defined]
