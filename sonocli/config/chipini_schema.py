@@ -25,7 +25,9 @@ Value = int | str | bool
 U32 = 4294967295
 U16 = 65535
 
-KINDS = ("int", "bool", "choice", "text", "ip", "mask")
+KINDS = ("int", "bool", "choice", "text", "ip", "mask", "port")
+# URL schemes a port may use: pyserial's (serial_for_url) and sonocli's simulator
+PORT_SCHEMES = ("socket", "rfc2217", "sim", "spy", "loop", "hwgrep", "alt")
 TABS = ("general", "configuration", "server", "security", "sonocli")
 
 
@@ -35,7 +37,8 @@ class Param:
 
     ``type`` is the kind of value: ``int`` (``minimum``..``maximum``), ``bool`` (0/1), ``choice``
     (``choices``), ``text`` (at most ``max_length`` characters), ``ip`` (dotted IPv4, or empty where
-    ``default`` is empty), ``mask`` (exactly ``max_length`` hex digits, with or without ``0x``).
+    ``default`` is empty), ``mask`` (exactly ``max_length`` hex digits, with or without ``0x``), ``port``
+    (a port URL: device path, ``socket://HOST:PORT``, ``sim://NAME`` …; checked as far as it can be offline).
     """
 
     group: str
@@ -69,6 +72,11 @@ class Param:
         if self.type == "mask":
             digits = "digits 0-9 or F (F: any)" if self.charset else "hex digits"
             return f"exactly {self.max_length} {digits}, 0x prefix optional, e.g. 0x{'F' * (self.max_length or 1)}"
+        if self.type == "port":
+            return (
+                "empty, a device path (/dev/ttyUSB0), socket://HOST:PORT, rfc2217://HOST:PORT, sim://NAME, "
+                f"spy://, loop://, hwgrep://, alt://, file:PATH or - (at most {self.max_length} characters)"
+            )
         return f"text of at most {self.max_length} characters"
 
     def parse(self, text: str) -> Value:
@@ -107,6 +115,14 @@ class Param:
             return raw
         if self.max_length is not None and len(raw) > self.max_length:
             raise ValueError(f"{len(raw)} characters; allowed: {self.allowed()}")
+        if self.type == "port" and "://" in raw:
+            scheme, _, rest = raw.partition("://")
+            if scheme.lower() not in PORT_SCHEMES:
+                raise ValueError(f"unknown port URL scheme {scheme!r}; allowed: {self.allowed()}")
+            if scheme.lower() in ("socket", "rfc2217"):
+                host, _, port = rest.partition("?")[0].partition("/")[0].rpartition(":")
+                if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                    raise ValueError(f"{scheme}:// needs HOST:PORT with PORT 1..65535; allowed: {self.allowed()}")
         return raw
 
     def format(self, value: Value) -> str:
@@ -130,6 +146,10 @@ def _text(group: str, name: str, default: str, help: str, tab: str, length: int 
 
 def _choice(group: str, name: str, choices: tuple[str | int, ...], default: str | int, help: str, tab: str) -> Param:
     return Param(group, name, "choice", default, help, tab, choices=choices)
+
+
+def _port(name: str, help: str) -> Param:
+    return Param("CONFIG", name, "port", "", help, "sonocli", max_length=200)
 
 
 def _ip(group: str, name: str, default: str, help: str, tab: str) -> Param:
@@ -352,16 +372,12 @@ PARAMETERS: tuple[Param, ...] = (
     _text(_C, "XMLTOTCP_SITE", "", "HTTP path of the request; empty: pure TCP without HTTP header.", _S),
     _int(_C, "XMLTOTCP_TIMEOUT", 0, U16, 0, "Timeout of the TCP connection, in ms (0: no timeout).", _S),
     # sonocli's own: a PC has no fixed hardware, so the interfaces are named here.
-    _text(
-        _C,
+    _port(
         "MBUS_PORT",
-        "",
         "sonocli: wired M-Bus interface as a port URL (/dev/ttyUSB0, socket://host:port, "
         "sim://demo); the default of every command's --port.",
-        _OWN,
-        200,
     ),
-    _text(_C, "WMBUS_PORT", "", "sonocli: port URL of the 1st wireless M-Bus receiver.", _OWN, 200),
+    _port("WMBUS_PORT", "sonocli: port URL of the 1st wireless M-Bus receiver."),
     _choice(
         _C,
         "WMBUS_DONGLE",
@@ -370,7 +386,7 @@ PARAMETERS: tuple[Param, ...] = (
         "sonocli: framing of the 1st receiver (im871a, amb8465, cul, rtlwmbus, hex).",
         _OWN,
     ),
-    _text(_C, "WMBUS2_PORT", "", "sonocli: port URL of the 2nd wireless M-Bus receiver.", _OWN, 200),
+    _port("WMBUS2_PORT", "sonocli: port URL of the 2nd wireless M-Bus receiver."),
     _choice(_C, "WMBUS2_DONGLE", _DONGLES, "", "sonocli: framing of the 2nd receiver.", _OWN),
 )
 

@@ -134,6 +134,9 @@ def test_set_refuses_invalid_values() -> None:
         ("ADDRESS=192.168.1.300", r"ADDRESS='192\.168\.1\.300': not an IPv4 address"),
         ("NAME=" + "x" * 21, r"NAME='x+': 21 characters; allowed: text of at most 20"),
         ("MBUS_SECMASKSERIAL=0xFFFFFFFFF", r"not a hex mask"),
+        ("MBUS_PORT=foo://x", r"MBUS_PORT='foo://x': unknown port URL scheme 'foo'; allowed: empty, a device path"),
+        ("WMBUS_PORT=socket://host:99999", r"WMBUS_PORT='socket://host:99999': socket:// needs HOST:PORT"),
+        ("WMBUS2_PORT=rfc2217://host", r"rfc2217:// needs HOST:PORT with PORT 1\.\.65535"),
         ("MBUS_SECMASKSERIAL=123", r"MBUS_SECMASKSERIAL='123': not a hex mask; allowed: exactly 8 digits 0-9 or F"),
         ("MBUS_SECMASKSERIAL=1234567A", r"allowed: exactly 8 digits 0-9 or F"),
         ("MBUS_SECMASKMANUFACTURER=0xFFF", r"allowed: exactly 4 hex digits"),
@@ -201,6 +204,8 @@ def _valid_text(param: Param) -> st.SearchStrategy[str]:
         return st.sampled_from([str(c) for c in param.choices])
     if param.type == "ip":
         return st.ip_addresses(v=4).map(str)
+    if param.type == "port":
+        return st.sampled_from(["", "/dev/ttyUSB0", "socket://127.0.0.1:4001", "sim://demo", "-", "file:/tmp/x.hex"])
     if param.type == "mask":
         digits = param.charset or "0123456789ABCDEFabcdef"
         size = param.max_length or 1
@@ -267,3 +272,11 @@ def test_parameter_in_the_wrong_group_is_read_and_warned() -> None:
 )
 def test_masks_take_exactly_their_digits(name: str, text: str) -> None:
     assert by_name()[name].parse(text) == text
+
+
+@pytest.mark.parametrize(
+    "url", ["", "/dev/ttyUSB0", "COM3", "socket://10.0.0.5:4001", "rfc2217://[::1]:2217", "sim://demo?meters=3",
+            "spy:///dev/ttyUSB0", "-", "file:/tmp/t.hex"],
+)
+def test_port_urls_accepted(url: str) -> None:
+    assert by_name()["MBUS_PORT"].parse(url) == url
