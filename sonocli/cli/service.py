@@ -155,7 +155,8 @@ def format_log_cmd(ctx: click.Context, yes: bool, include_updates: bool, as_json
 def stop_daemon_cmd(ctx: click.Context, timeout: float) -> None:
     """Stop the running daemon (SIGTERM via ext/sonocli-daemon.pid) and wait until it has exited.
 
-    Exit 1 with a clear message when no daemon runs or the PID file is stale.
+    Exit 1 with a clear message when no daemon runs or the PID file is stale, and when systemd runs the
+    daemon (its unit would restart it): use systemctl stop then.
     """
     from sonocli.config.layout import RootLayout
     from sonocli.service.daemonctl import stop
@@ -183,7 +184,8 @@ def restart_daemon_cmd(ctx: click.Context, reload_only: bool, timeout: float) ->
     """Restart the daemon: SIGTERM, wait for it to exit, start it again detached with the same command line.
 
     The new process writes its console output to ext/log/daemon-console.log. With --reload only SIGHUP
-    is sent. Exit 1 when no daemon runs or the PID file is stale.
+    is sent. Exit 1 when no daemon runs or the PID file is stale, and when systemd runs the daemon: use
+    systemctl restart then (--reload still works).
     """
     from sonocli.config.layout import RootLayout
     from sonocli.service.daemonctl import reload, restart

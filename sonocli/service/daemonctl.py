@@ -38,6 +38,8 @@ class DaemonProcess:
     argv: tuple[str, ...]
     cwd: str | None
     environ: dict[str, str] | None
+    ppid: int | None = None
+    cgroup: str | None = None
 
 
 def pid_file(layout: RootLayout) -> Path:
@@ -115,7 +117,22 @@ def find_daemon(layout: RootLayout) -> DaemonProcess:
         cwd: str | None = os.readlink(f"/proc/{pid}/cwd")
     except OSError:
         cwd = None
-    return DaemonProcess(pid, argv or (), cwd, _environ(pid))
+    return DaemonProcess(pid, argv or (), cwd, _environ(pid), _ppid(pid), _read_or_none(f"/proc/{pid}/cgroup"))
+
+
+def _read_or_none(path: str) -> str | None:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return None
+
+
+def _ppid(pid: int) -> int | None:
+    stat = _read_or_none(f"/proc/{pid}/stat")
+    try:
+        return int(stat.rsplit(")", 1)[1].split()[1]) if stat else None
+    except (IndexError, ValueError):
+        return None
 
 
 def running_pid(layout: RootLayout) -> int | None:
@@ -140,9 +157,45 @@ def _wait_gone(pid: int, timeout: float) -> bool:
     return not _alive(pid)
 
 
+def _systemd_unit(daemon: DaemonProcess) -> str | None:
+    """The systemd unit running the daemon ("" when its name is unknown), None when systemd does not run it.
+
+    systemd starts a service as a child of PID 1 with INVOCATION_ID in its environment; both are required,
+    because a shell inside a terminal that systemd runs (a desktop's terminal service) inherits
+    INVOCATION_ID too, and a daemon started from there is ours to restart. The unit's name is the last
+    ``*.service`` component of the cgroup path (``0::/system.slice/sonocli.service``).
+    """
+    if daemon.ppid != 1 or not daemon.environ or "INVOCATION_ID" not in daemon.environ:
+        return None
+    for line in (daemon.cgroup or "").splitlines():
+        last = line.rpartition("/")[2]
+        if last.endswith(".service"):
+            return last
+    return ""
+
+
+def _refuse_under_systemd(daemon: DaemonProcess, action: str) -> None:
+    """systemd restarts a daemon that exits (Restart=always in the README's unit) and would race a copy we
+    start: stopping or restarting is systemctl's job then. SIGHUP (--reload) is still fine."""
+    unit = _systemd_unit(daemon)
+    if unit is None:
+        return
+    name = unit or "<unit>"
+    raise SonoError(
+        f"the daemon (pid {daemon.pid}) is run by systemd{f' ({unit})' if unit else ''}; "
+        f"{action} it with systemctl, not through its PID file",
+        hint=f"systemctl {action} {name}",
+    )
+
+
 def stop(layout: RootLayout, timeout: float = 10.0) -> DaemonProcess:
     """SIGTERM and wait until the process is gone; a PID file it left behind is removed."""
     daemon = find_daemon(layout)
+    _refuse_under_systemd(daemon, "stop")
+    return _stop(layout, daemon, timeout)
+
+
+def _stop(layout: RootLayout, daemon: DaemonProcess, timeout: float) -> DaemonProcess:
     os.kill(daemon.pid, signal.SIGTERM)
     if not _wait_gone(daemon.pid, timeout):
         raise SonoError(
@@ -195,6 +248,8 @@ def start(
 
 def restart(layout: RootLayout, timeout: float = 10.0) -> tuple[int, int]:
     """Stop, then start with the same command line; returns (old pid, new pid)."""
-    old = stop(layout, timeout)
+    daemon = find_daemon(layout)
+    _refuse_under_systemd(daemon, "restart")
+    old = _stop(layout, daemon, timeout)
     new_pid = start(layout, old.argv or None, old.cwd, timeout, old.environ if old.argv else None)
     return old.pid, new_pid

@@ -293,3 +293,40 @@ def test_pid_file_still_empty_while_the_daemon_starts(
     code, _, err = invoke(root, "service", "stop-daemon")
     assert code == 1 and "holds '', not a process id" in err
     assert peer.poll() is None
+
+
+def test_systemd_units_are_left_to_systemctl() -> None:
+    """A daemon systemd runs (child of PID 1, INVOCATION_ID) is not stopped or restarted by PID file:
+    Restart=always would race the copy restart-daemon starts."""
+    from sonocli.errors import SonoError
+    from sonocli.service.daemonctl import DaemonProcess, _refuse_under_systemd
+
+    cgroup = "1:name=systemd:/system.slice/sonocli.service\n0::/system.slice/sonocli.service\n"
+    unit = DaemonProcess(4242, ("sonocli", "serve-daemon"), "/", {"INVOCATION_ID": "0f3a"}, 1, cgroup)
+    with pytest.raises(SonoError) as caught:
+        _refuse_under_systemd(unit, "restart")
+    assert "run by systemd (sonocli.service)" in str(caught.value)
+    assert caught.value.hint == "systemctl restart sonocli.service"
+    _refuse_under_systemd(DaemonProcess(4242, (), "/", {"INVOCATION_ID": "0f3a"}, 777, cgroup), "stop")
+    _refuse_under_systemd(DaemonProcess(4242, (), "/", {}, 1, cgroup), "stop")
+
+
+def test_daemon_started_from_a_systemd_terminal_is_still_ours(root: Path) -> None:
+    """INVOCATION_ID alone (inherited by shells in a terminal that systemd runs) does not mean a unit."""
+    script = root.parent / "peer.py"
+    script.write_text(PEER)
+    env = dict(os.environ, PEER_MARK="kept", INVOCATION_ID="0f3a")
+    proc = subprocess.Popen([sys.executable, str(script), str(root), "serve-daemon"], env=env, cwd=root)
+    pid_file = RootLayout(root).ext / "sonocli-daemon.pid"
+    try:
+        for _ in range(200):
+            if pid_file.exists() and pid_file.read_text().strip() == str(proc.pid):
+                break
+            time.sleep(0.02)
+        code, out, err = invoke(root, "service", "stop-daemon")
+        assert code == 0 and f"pid {proc.pid}" in out, err
+        assert proc.wait(5) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
