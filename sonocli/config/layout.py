@@ -89,13 +89,21 @@ def init_root(root: Path) -> RootLayout:
     """
     from sonocli.config.chipini import default_text
     from sonocli.config.device_handle import MeterList, save_meter_list
+    from sonocli.errors import SonoError
     from sonocli.fsutil import atomic_write_text
 
     layout = RootLayout(Path(root))
-    for directory in layout.directories:
-        directory.mkdir(parents=True, exist_ok=True)
-    if not layout.chip_ini.exists():
-        atomic_write_text(layout.chip_ini, default_text())
-    if not layout.device_handle.exists():
-        save_meter_list(layout.device_handle, MeterList())
+    try:
+        for directory in layout.directories:
+            directory.mkdir(parents=True, exist_ok=True)
+        if not layout.chip_ini.exists():
+            atomic_write_text(layout.chip_ini, default_text())
+        if not layout.device_handle.exists():
+            save_meter_list(layout.device_handle, MeterList())
+    except OSError as exc:
+        where = exc.filename or root
+        raise SonoError(
+            f"cannot set up the root {root}: {where}: {exc.strerror or exc}",
+            hint="choose a writable directory with --root DIR or SONOCLI_ROOT",
+        ) from None
     return layout

@@ -30,3 +30,14 @@ def test_init_uses_sonocli_root_in_a_real_process(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "sonocli", "init"], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "env-root" / "app" / "device_handle.cfg").is_file()
+
+
+def test_init_on_an_unusable_root_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = CliRunner().invoke(cli, ["--root", str(blocker / "root"), "init"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"sonocli: error: cannot set up the root {blocker / 'root'}: ")
+    assert "Not a directory" in lines[0] and "port" not in lines[0]
+    assert blocker.read_text() == "not a directory"
