@@ -58,6 +58,7 @@ APPLICATION_ERRORS: Final[dict[int, str]] = {
 }
 
 _TEXT_ALLOWED: Final = frozenset(range(0x20, 0x7F))
+_CONTROL_BYTES: Final = bytes((*range(0x20), *range(0x7F, 0xA0)))  # C0, DEL and C1: not ISO 8859-1 text
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,9 +358,7 @@ def _lvar_value(lvar: int, d: bytes) -> int | str | bytes:
     if lvar <= 0xBF:
         # text, transmitted last character first; manufacturers also put binary data here (0D FF ..):
         # control characters mean it is not ISO 8859-1 text, so it is kept as bytes (shown in hex)
-        if d.isascii() and d.isalnum():
-            return d[::-1].decode("ascii")
-        if any(b < 0x20 or 0x7F <= b < 0xA0 for b in d):
+        if len(d.translate(None, _CONTROL_BYTES)) != len(d):
             return bytes(d)
         return d[::-1].decode("latin-1")
     if lvar <= 0xCF:
