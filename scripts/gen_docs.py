@@ -109,6 +109,11 @@ EXIT_CODES = (
         "tampered or wrongly signed update image, a refused downgrade.",
     ),
     ("3", "Partial success: some meters or reports failed while others succeeded."),
+    (
+        "70",
+        "serve-daemon only: its watchdog found the main loop hung beyond its time limit and ended the process "
+        "(the service manager starts it again; see serve-daemon).",
+    ),
     ("130", "Interrupted (Ctrl-C)."),
 )
 

@@ -81,7 +81,7 @@ def test_man_page_renders_without_warnings_and_lists_everything(tree: object) ->
     for var in ("SONOCLI_ROOT", "SONOCLI_PREFIX", "SHOW_KEYS", "CI", "XDG_DATA_HOME", "NO_COLOR"):
         assert re.search(rf"^\s+{var}\b", environment, re.MULTILINE), f"{var} missing from ENVIRONMENT"
     exit_status = text.split("\nEXIT STATUS\n", 1)[1].split("\nSEE ALSO\n", 1)[0]
-    for code in ("0", "1", "2", "3", "130"):
+    for code in ("0", "1", "2", "3", "70", "130"):
         assert re.search(rf"^\s+{code}\s", exit_status, re.MULTILINE), f"exit code {code} missing"
     # the guide's solcmd command reference (Table 24), each entry mapped or explained
     solcmd = text.split("\nSOLCMD COMMANDS\n", 1)[1].split("\nCHIP.INI PARAMETERS\n", 1)[0]
