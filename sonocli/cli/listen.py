@@ -300,7 +300,14 @@ def listen(
 
         settings = replace(settings, listen_new=False)
     if mode is None and settings.mode not in driver.modes:  # chip.ini's mode may not suit this stick
-        settings = _fallback_mode(settings, driver.modes)
+        fallback = _fallback_mode(settings, driver.modes)
+        click.echo(f"sonocli: warning: {driver.name} has no {settings.mode} mode; listening in {fallback.mode}",
+                   err=True)
+        settings = fallback
+    chip_mode = str(chip.get(f"{prefix}_MODE")) if chip is not None else ""
+    if mode is None and chip_mode.upper().startswith("R"):
+        click.echo(f"sonocli: warning: {prefix}_MODE={chip_mode}: R2 is not supported by the receiver drivers; "
+                   f"listening in {settings.mode} (give --mode to choose)", err=True)
     meter_list = _load_meters(layout.device_handle)
     receiver = Receiver(driver, settings, meter_list.meters if meter_list is not None else ())
     receiver.on_problem = lambda text: click.echo(f"sonocli: warning: {text}", err=True)

@@ -170,3 +170,16 @@ def test_second_interface_from_chip_ini(tmp_path: Path) -> None:
     code, lines, err = _listen(tmp_path, "--interface", "2", "--count", "3")
     assert code == 0, err
     assert len(lines) == 3
+
+
+def test_chip_ini_r2_mode_is_named_not_silently_replaced(tmp_path: Path) -> None:
+    assert CliRunner().invoke(cli, ["--root", str(tmp_path), "init"]).exit_code == 0
+    result = CliRunner().invoke(cli, ["--root", str(tmp_path), "config", "set", "WMBUS_MODE", "R2_OTHER_REQ"])
+    assert result.exit_code == 0, result.stderr
+    code, lines, err = _listen(tmp_path, "--port", "sim://air?count=2", "--dongle", "im871a", "--count", "2")
+    assert code == 0 and len(lines) == 2
+    warning = "sonocli: warning: WMBUS_MODE=R2_OTHER_REQ: R2 is not supported by the receiver drivers; listening in T1"
+    assert warning in err
+    code, lines, err = _listen(tmp_path, "--port", "sim://air?count=2", "--dongle", "im871a", "--count", "2",
+                               "--mode", "C1")
+    assert code == 0 and "R2" not in err
