@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from sonocli.errors import DecodeError, UsageError
+from sonocli.errors import DecodeError, NoKeyError, UsageError
 
 _SEPARATORS = frozenset(string.whitespace + ",:")
 
@@ -64,7 +64,26 @@ _TEXT_BYTES = frozenset((*range(0x20, 0x7F), *(ord(ch) for ch in string.whitespa
 _MASTER_CI: dict[int, str] = {0x50: "application reset", 0x52: "select by secondary address"}
 
 
-def _decode_bytes(data: bytes) -> dict[str, Any]:
+def _decrypt_wired(ci: int, payload: bytes, key_text: str, warnings: list[str]) -> bytes:
+    """Security mode 5 on a wired long-header frame (OMS vol. 2 Annex N.5.4): AES-CBC over the blocks the
+    configuration field counts, IV = M, ID, version, medium as sent, then the access number eight times."""
+    from sonocli.codecs import crypto
+    from sonocli.codecs.mbus_app import decode_application, security_mode
+
+    key = crypto.parse_key(key_text, name="--key")
+    header = decode_application(ci, payload[:12] + b"\x2f\x2f").header if ci == 0x72 else None
+    mode = security_mode(header) if header is not None else 0
+    if header is None or mode == 0:
+        warnings.append("--key given but the frame is not encrypted (no long header with a security mode)")
+        return payload
+    if mode != 5:
+        raise UsageError(f"--key: wired frames are decrypted in security mode 5 only; this frame uses mode {mode}")
+    iv = crypto.mode5_iv(payload[4:6] + payload[0:4] + payload[6:8], payload[8])
+    blocks = (header.signature >> 4) & 0x0F
+    return payload[:12] + crypto.decrypt_cbc_blocks(key, iv, payload[12:], blocks, what="wired frame (mode 5)")
+
+
+def _decode_bytes(data: bytes, key: str | None = None) -> dict[str, Any]:
     """Bytes to the dict that ``--json`` prints (dispatch point for other kinds of frames)."""
     from sonocli.codecs import mbus_link
     from sonocli.codecs.mbus_app import decode_application
@@ -73,6 +92,9 @@ def _decode_bytes(data: bytes) -> dict[str, Any]:
     frame, used = mbus_link.decode_frame(data)
     if used != len(data):
         raise DecodeError(f"{len(data) - used} bytes follow the end of the frame", offset=used)
+    if key is not None and not isinstance(frame, mbus_link.LongFrame):
+        kind = "an acknowledgement" if isinstance(frame, mbus_link.Ack) else "a frame without data"
+        raise UsageError(f"--key applies to wireless telegrams and wired frames in security mode 5; this is {kind}")
     if isinstance(frame, mbus_link.Ack):
         return {"kind": "mbus", "frame": "ack"}
     if isinstance(frame, mbus_link.ShortFrame):
@@ -83,12 +105,15 @@ def _decode_bytes(data: bytes) -> dict[str, Any]:
         out["ci"] = frame.ci
         out["data"] = payload.hex(" ").upper()
         return out
+    key_warnings: list[str] = []
+    if key is not None:
+        payload = _decrypt_wired(frame.ci, payload, key, key_warnings)
     app = decode_application(frame.ci, payload, base_offset=7)
     out = app_to_dict(app)
     if app.manufacturer_data:  # after DIF 0x0F/0x1F: shown, as libmbus does, and only when present
         out["manufacturer_data"] = app.manufacturer_data.hex(" ").upper()
-    if app.warnings:
-        out["warnings"] = list(app.warnings)
+    if app.warnings or key_warnings:
+        out["warnings"] = [*key_warnings, *app.warnings]
     return out
 
 
@@ -127,7 +152,12 @@ def _print_text(result: dict[str, Any]) -> None:
     "--file", "file_", type=click.Path(dir_okay=False, path_type=Path), help="Read the frame (hex or binary)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option("--key", "key", default=None, help="AES-128 key (32 hex digits) of an encrypted wireless telegram.")
+@click.option(
+    "--key",
+    "key",
+    default=None,
+    help="AES-128 key (32 hex digits) of an encrypted wireless telegram or wired frame (security mode 5).",
+)
 def decode(frame: tuple[str, ...], file_: Path | None, as_json: bool, key: str | None) -> None:
     """Decode a wired M-Bus frame given as HEX (spaces allowed), '-' for stdin, or --file PATH."""
     if file_ is not None and frame:
@@ -148,9 +178,10 @@ def decode(frame: tuple[str, ...], file_: Path | None, as_json: bool, key: str |
     if looks_wireless(data):  # wireless M-Bus (EN 13757-4), decoded by the wmbus pipeline
         print_wireless_decode(data, key, as_json)
         return
-    if key is not None:
-        raise UsageError("--key applies to wireless telegrams; this is a wired frame")
-    result = _decode_bytes(data)
+    try:
+        result = _decode_bytes(data, key)
+    except NoKeyError as exc:
+        raise NoKeyError(exc.message, hint="give the AES key with --key 32HEX") from exc
     for warning in result.get("warnings", ()):
         click.echo(f"sonocli: warning: {warning}", err=True)
     if as_json:

@@ -103,9 +103,7 @@ def _classify_os_error(exc: BaseException) -> tuple[int, str | None]:
     return EXIT_FAILURE, None
 
 
-def _report(
-    ctx: click.Context, exc: BaseException, code: int, hint: str | None, frames: tuple[str, ...]
-) -> None:
+def _report(ctx: click.Context, exc: BaseException, code: int, hint: str | None, frames: tuple[str, ...]) -> None:
     obj = ctx.find_object(CliContext)
     debug = bool(obj and obj.debug)
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

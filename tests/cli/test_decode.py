@@ -188,3 +188,50 @@ def test_manufacturer_data_after_1f_is_shown() -> None:
     assert list(doc)[:4] == ["kind", "header", "records", "more_records_follow"]
     out = run("decode", frame.hex())[1]
     assert "manufacturer data: 01 02" in out and "more records follow (DIF 0x1F)" in out
+
+
+# OMS vol. 2 Annex N.5.4 (via tudborg/exmbus, tests/data/wired/wired_mbus_extra_vectors.tsv): wired mode 5
+N54 = "682C2C6808FD7288776655934455080004100500DFE2A782146D1513581CD2F83F39040CFD10785634120C78443322112616"
+N54_KEY = "000102030405060708090A0B0C0D0E0F"
+
+
+def test_wired_mode_5_frame_decrypts_with_key() -> None:
+    code, out, err = run("decode", "--json", "--key", N54_KEY, N54)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["header"]["id"] == "55667788" and doc["header"]["manufacturer"] == "QDS"
+    assert [(r["description"], r["storage"], r["value"]) for r in doc["records"]] == [
+        ("Units for H.C.A.", 0, 1234.0),
+        ("Time point", 1, "2007-04-30T00:00:00+00:00"),
+        ("Units for H.C.A.", 1, 23456.0),
+        ("Customer location", 0, 12345678.0),
+        ("Fabrication", 0, 11223344.0),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        ((N54,), 1, "a key is needed to decode it (hint: give the AES key with --key 32HEX)"),
+        (("--key", N54_KEY[:-1] + "E", N54), 1, "wrong key for wired frame (mode 5)"),
+        (("--key", "0001", N54), 2, "--key must be 32 hex digits (AES-128), got 4"),
+    ],
+)
+def test_wired_mode_5_key_errors_are_one_line(args: tuple[str, ...], code: int, words: str) -> None:
+    got, out, err = run("decode", *args)
+    assert (got, out) == (code, "")
+    assert len(err.strip().splitlines()) == 1 and words in err
+
+
+def test_key_on_a_plain_frame_is_a_warning() -> None:
+    code, out, err = run("decode", "--json", "--key", N54_KEY, KAM)
+    assert code == 0
+    assert json.loads(out)["records"] == EXPECTED["records"]
+    assert "--key given but the frame is not encrypted" in err
+
+
+@pytest.mark.parametrize("frame", ["E5", "10 7B 01 7C 16"])
+def test_key_on_a_frame_without_data_is_refused(frame: str) -> None:
+    code, out, err = run("decode", "--key", N54_KEY, frame)
+    assert (code, out) == (2, "")
+    assert "--key applies to wireless telegrams and wired frames in security mode 5" in err
