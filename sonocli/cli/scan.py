@@ -210,6 +210,9 @@ def scan(
     title = f"{len(result.meters)} meters, {result.probes} probes, {result.elapsed:.1f} s on the wire"
     print_table(title, ("Device-ID", "primary", "addressing", "list"), rows)
     for text in result.collisions_unresolved:
+        if ":" in text:  # an unreadable meter, with its own explanation
+            click.echo(f"sonocli: warning: mask {text}", err=True)
+            continue
         click.echo(
             f"sonocli: warning: unresolved collision at {text} (duplicate addresses, or a wrong baud rate?)",
             err=True,

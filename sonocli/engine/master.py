@@ -132,6 +132,7 @@ class Outcome(enum.Enum):
     NOTHING = "nothing"
     SINGLE = "single"
     COLLISION = "collision"
+    UNREADABLE = "unreadable"  # one meter acknowledged the selection, but its answer gave no address
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,10 +381,11 @@ class Master:
             got = self.receive(self.first_byte_timeout())
             if isinstance(got.frame, link.LongFrame):
                 ident = identity_of(got.frame)
-                return (Outcome.SINGLE, ident) if ident else (Outcome.NOTHING, None)
+                return (Outcome.SINGLE, ident) if ident else (Outcome.UNREADABLE, None)
             if got.raw and not got.truncated:
                 return Outcome.COLLISION, None
-        return Outcome.NOTHING, None
+        # A meter is there (it acknowledged alone) but did not answer, or broke off: never drop it silently.
+        return Outcome.UNREADABLE, None
 
     # ---- readout -----------------------------------------------------------------------------------------
 

@@ -195,6 +195,8 @@ def secondary_scan(
             on_progress(result.probes, result.probes + pending, f"{len(result.meters)} found, mask {node.text}")
         if outcome is Outcome.SINGLE and ident is not None:
             found(ident)
+        if outcome is Outcome.UNREADABLE:
+            result.collisions_unresolved.append(f"{node.text}: a meter acknowledged the selection but sent no address")
         if outcome is not Outcome.COLLISION:
             return outcome
         pos = next((p for p in order if node.chars[p] == "F"), None)

@@ -206,3 +206,12 @@ def _man_text(head: bytes) -> str:
     from sonocli.engine.master import manufacturer_text
 
     return manufacturer_text(int.from_bytes(head[4:6], "little"))
+
+
+@pytest.mark.parametrize("stop_after", [9, 0])  # breaks off mid-telegram / never answers REQ_UD2
+def test_a_meter_that_acks_the_selection_but_gives_no_address_is_reported(stop_after: int) -> None:
+    good, bad = _meter(0, "51000001"), _meter(0, "52000002")
+    bad.stop_after = stop_after
+    result = secondary_scan(_master(WiredSegment([good, bad]), max_retry=0))
+    assert _ids(result) == {"51000001"}
+    assert result.collisions_unresolved == ["52FFFFFFFFFFFFFF: a meter acknowledged the selection but sent no address"]
