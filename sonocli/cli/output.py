@@ -32,7 +32,7 @@ def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequen
 
         table = Table(title=title)
         for column in columns:
-            table.add_column(column)
+            table.add_column(column, overflow="fold")  # a narrow terminal wraps values, never cuts them
         for row in rows:
             table.add_row(*("" if cell is None else str(cell) for cell in row))
         Console().print(table)
