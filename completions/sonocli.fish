@@ -76,7 +76,7 @@ complete -c sonocli -n '__sonocli_is "sonocli config show"' -l json -d 'Print as
 complete -c sonocli -n '__sonocli_is "sonocli config show"' -l help -d 'Show this message and exit.'
 complete -c sonocli -n '__sonocli_is "sonocli decode"' -l file -r -F -d 'Read the frame (hex or binary).'
 complete -c sonocli -n '__sonocli_is "sonocli decode"' -l json -d 'Print JSON instead of a table.'
-complete -c sonocli -n '__sonocli_is "sonocli decode"' -l key -x -d 'AES-128 key (32 hex digits) of an encrypted wireless telegram.'
+complete -c sonocli -n '__sonocli_is "sonocli decode"' -l key -x -d 'AES-128 key (32 hex digits) of an encrypted wireless telegram or wired frame...'
 complete -c sonocli -n '__sonocli_is "sonocli decode"' -l help -d 'Show this message and exit.'
 complete -c sonocli -n '__sonocli_is "sonocli export"' -l protocol-version -x -d '0-7 [chip.ini MUC_PROTOCOL_VER].'
 complete -c sonocli -n '__sonocli_is "sonocli export"' -l from -x -d 'First reading time, ISO 8601 or Unix seconds (inclusive).'
