@@ -76,30 +76,82 @@ def telegram_to_dict(telegram: WmbusTelegram) -> dict[str, Any]:
     return out
 
 
-def print_wireless_decode(data: bytes, key_text: str | None, as_json: bool) -> None:
-    """`decode` for a wireless telegram: print what can be shown, then fail (exit 1) on a security error."""
-    from sonocli.codecs.crypto import parse_key
-    from sonocli.codecs.wmbus import DecodeOptions, decode_telegram
+def split_telegrams(data: bytes) -> list[bytes]:
+    """Several telegrams one after the other (a full frame, then its compact frames) -> each one.
 
-    keys: dict[str, bytes] = {}
+    Only when every piece is a whole telegram (plausible C-field, L-field within the bytes) and nothing is
+    left over; otherwise the bytes are one telegram, and the decoder judges any bytes beyond its L-field.
+    """
+    from sonocli.codecs.wmbus_link import C_FIELD_NAMES, normalise_frame
+
+    pieces: list[bytes] = []
+    rest = data
+    try:
+        while rest:
+            if len(rest) < 11 or rest[1] not in C_FIELD_NAMES:
+                return [data]
+            _telegram, trailing = normalise_frame(rest)
+            pieces.append(rest[: len(rest) - len(trailing)])
+            rest = trailing
+    except SonoError:
+        return [data]
+    return pieces if len(pieces) > 1 else [data]
+
+
+def print_wireless_decode(data: bytes, key_text: str | None, as_json: bool) -> None:
+    """`decode` for wireless telegrams: print what can be shown, then fail (exit 1) on a security error.
+
+    Several telegrams in a row are decoded in order with one format cache, so a compact frame decodes
+    after its full frame; JSON is then a list with one object per telegram.
+    """
+    from sonocli.codecs.crypto import parse_key
+    from sonocli.codecs.wmbus import DecodeOptions, FormatCache, decode_telegram
+
     key = parse_key(key_text, name="--key") if key_text is not None else None
-    if key is not None:
-        probe = decode_telegram(data, DecodeOptions(decode_application=False))
-        keys = {probe.meter.id: key, probe.link.address.id: key}
-    telegram = decode_telegram(data, DecodeOptions(keys=keys))
-    result = telegram_to_dict(telegram)
-    if key is not None and telegram.security.state == "none":
+    pieces = split_telegrams(data)
+    cache = FormatCache()
+    results: list[dict[str, Any]] = []
+    failure: SonoError | None = None
+    used = False
+    for piece in pieces:
+        keys: dict[str, bytes] = {}
+        if key is not None:
+            probe = decode_telegram(piece, DecodeOptions(decode_application=False))
+            keys = {probe.meter.id: key, probe.link.address.id: key}
+        try:
+            telegram = decode_telegram(piece, DecodeOptions(keys=keys, cache=cache))
+        except SonoError as exc:
+            if len(pieces) == 1:
+                raise
+            results.append({"kind": "wmbus", "error": str(exc), "raw": piece.hex().upper()})
+            click.echo(f"sonocli: error: telegram {len(results)}: {exc}", err=True)
+            failure = failure or exc
+            continue
+        used = used or telegram.security.state != "none"
+        result = telegram_to_dict(telegram)
+        results.append(result)
+        for warning in result.get("warnings", ()):
+            click.echo(f"sonocli: warning: {warning}", err=True)
+        if telegram.security.error is not None:
+            failure = failure or telegram.security.error
+            if len(pieces) > 1:
+                click.echo(f"sonocli: error: telegram {len(results)}: {telegram.security.error}", err=True)
+    if key is not None and not used:
         click.echo("sonocli: warning: --key not used: the telegram is not encrypted", err=True)
-    for warning in result.get("warnings", ()):
-        click.echo(f"sonocli: warning: {warning}", err=True)
     if as_json:
         from sonocli.cli.output import emit_json
 
-        emit_json(result)
+        emit_json(results[0] if len(pieces) == 1 else results)
     else:
-        _print_wireless_text(result)
-    if telegram.security.error is not None:
-        raise telegram.security.error
+        for result in results:
+            if "error" in result:
+                click.echo(f"telegram not decoded: {result['error']}")
+            else:
+                _print_wireless_text(result)
+    if failure is not None:
+        if len(pieces) > 1:  # each failure was named above with its telegram number
+            raise click.exceptions.Exit(failure.exit_code)
+        raise failure
 
 
 def _print_wireless_text(result: dict[str, Any]) -> None:

@@ -116,3 +116,28 @@ def test_key_for_a_plain_telegram_is_a_warning() -> None:
     assert err.strip() == "sonocli: warning: --key not used: the telegram is not encrypted"
     code, _, err = _run(LSE, "--key", " ".join(f"0x{b}" for b in (N21_KEY[i : i + 2] for i in range(0, 32, 2))))
     assert code == 0 and "not used" in err
+
+
+def _vector(name: str) -> str:
+    import csv
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "data" / "wmbus" / "wmbus_vectors.tsv"
+    with path.open(encoding="utf-8") as fh:
+        return next(row["hex_telegram"] for row in csv.DictReader(fh, delimiter="\t") if row["id"] == name)
+
+
+def test_compact_frame_decodes_after_its_full_frame_in_one_call() -> None:
+    full, compact = _vector("jmbus_kam_full_1")[:-2], _vector("jmbus_kam_compact_1")[:-2]  # capture's RSSI byte
+    code, out, err = _run(full, compact, "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert [d["header"]["ci"] for d in data] == ["0x78", "0x79"]
+    assert len(data[1]["records"]) == len(data[0]["records"]) == 13
+    assert [r["dif_vif"] for r in data[1]["records"]] == [r["dif_vif"] for r in data[0]["records"]]
+    code, out, err = _run(compact, full)  # the other way round: the compact frame cannot be decoded
+    assert code == 2
+    assert "sonocli: error: telegram 1: compact frame with format signature 82DD: no full frame" in err
+    assert "CI 0x78" in out
+    code, out, _ = _run(N21)  # a single telegram stays a single JSON object
+    assert code == 1 and "ELS-12345678-33" in out
