@@ -211,7 +211,7 @@ def scan(
     print_table(title, ("Device-ID", "primary", "addressing", "list"), rows)
     for text in result.collisions_unresolved:
         if ":" in text:  # an unreadable meter, with its own explanation
-            click.echo(f"sonocli: warning: mask {text}", err=True)
+            click.echo(f"sonocli: warning: {'' if text.startswith('primary') else 'mask '}{text}", err=True)
             continue
         click.echo(
             f"sonocli: warning: unresolved collision at {text} (duplicate addresses, or a wrong baud rate?)",

@@ -342,12 +342,26 @@ class Master:
 
     # ---- probing (scans) --------------------------------------------------------------------------------
 
+    def settle(self) -> bytes:
+        """Wait until the last request's answer window has closed; returns what other slaves sent late.
+
+        Slaves answer anywhere in the 11..330 bit window, so after a first answer a second slave may still
+        be coming: its bytes would spoil the next request's answer. Scans, where several slaves can share
+        an address or a mask, call this before their next request.
+        """
+        late = self._tx_end + self.answer_window() + self.link.char_time() - self.clock.now()
+        extra = self.link.read(1, late) if late > 0 else b""
+        if not extra:
+            return b""
+        return self._garbage(bytearray(extra), self.link.char_time() * 3).raw
+
     def probe_primary(self, address: int) -> bool:
         """SND_NKE to ``address``: an E5 (or a garbled answer: someone is there) means a meter."""
         for _ in range(1 + self.settings.max_retry):
             self.send(link.snd_nke(address))
             got = self.receive(self.answer_window())
             if got.frame is not None or got.raw:
+                self.settle()
                 return True
         return False
 
@@ -360,12 +374,7 @@ class Master:
             if isinstance(got.frame, link.Ack):
                 # Slaves answer anywhere in the 11..330 bit window; their E5s need not overlap. Only a
                 # quiet line until the window closes proves a single slave.
-                late = self._tx_end + self.answer_window() + self.link.char_time() - self.clock.now()
-                extra = self.link.read(1, late) if late > 0 else b""
-                if not extra:
-                    return Outcome.SINGLE
-                self._garbage(bytearray(extra), self.link.char_time() * 3)
-                return Outcome.COLLISION
+                return Outcome.COLLISION if self.settle() else Outcome.SINGLE
             if got.raw:
                 return Outcome.COLLISION
         return Outcome.NOTHING

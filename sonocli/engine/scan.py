@@ -80,12 +80,16 @@ def primary_scan(
     for index, address in enumerate(range(lo, hi + 1)):
         result.probes += 1
         if master.probe_primary(address):
-            ident = _read_identity(master, address)
+            ident, garbled = _read_identity(master, address)
             if ident is not None:
                 result.meters.append(meter_from_identity(ident, primary=address, mode=AddressMode.PRIMARY))
                 new += _key(ident.id, ident.manufacturer, ident.version, ident.medium) not in listed
-            else:
+            elif garbled:
                 result.collisions_unresolved.append(f"primary address {address}")
+            else:
+                result.collisions_unresolved.append(
+                    f"primary address {address}: a meter acknowledged SND_NKE but sent no address"
+                )
             if room and new >= room:
                 result.stopped_at_limit = True
                 on_progress(total, total, f"{len(result.meters)} found (limit)")
@@ -95,12 +99,14 @@ def primary_scan(
     return result
 
 
-def _read_identity(master: Master, address: int) -> Identity | None:
+def _read_identity(master: Master, address: int) -> tuple[Identity | None, bool]:
+    """The address of the meter at ``address``, and whether the answer was garbled (several meters)."""
     master.nke(address)
+    master.settle()  # a second meter at this address may still be acknowledging
     got = master.transact(link.req_ud2(address, not master.settings.first_fcb_neg))
     if isinstance(got.frame, link.LongFrame):
-        return identity_of(got.frame)
-    return None
+        return identity_of(got.frame), False
+    return None, bool(got.raw) and not got.truncated
 
 
 @dataclass

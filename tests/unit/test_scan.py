@@ -215,3 +215,29 @@ def test_a_meter_that_acks_the_selection_but_gives_no_address_is_reported(stop_a
     result = secondary_scan(_master(WiredSegment([good, bad]), max_retry=0))
     assert _ids(result) == {"51000001"}
     assert result.collisions_unresolved == ["52FFFFFFFFFFFFFF: a meter acknowledged the selection but sent no address"]
+
+
+def test_primary_scan_tells_a_broken_meter_from_a_collision() -> None:
+    broken = _meter(6, "60000006")
+    broken.stop_after = 9
+    seg = WiredSegment([_meter(4, "40000001", delay=15), _meter(4, "40000002", delay=120), broken])
+    result = primary_scan(_master(seg, max_retry=0), 3, 7)
+    assert result.meters == []
+    assert result.collisions_unresolved == [
+        "primary address 4",
+        "primary address 6: a meter acknowledged SND_NKE but sent no address",
+    ]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_primary_scan_shared_addresses_never_spill_into_the_next_address(seed: int) -> None:
+    rng = random.Random(seed)
+    meters = []
+    for address in range(1, 20, 2):  # odd addresses used, even ones empty
+        for n in range(rng.choice((1, 1, 2, 3))):
+            meters.append(_meter(address, f"{address:04d}{n:04d}", delay=rng.randint(11, 330)))
+    seg = WiredSegment(meters)
+    result = primary_scan(_master(seg, max_retry=0), 0, 20)
+    shared = {m.primary for m in meters if sum(o.primary == m.primary for o in meters) > 1}
+    assert {m.primary_address for m in result.meters} == {m.primary for m in meters} - shared
+    assert result.collisions_unresolved == [f"primary address {a}" for a in sorted(shared)]
