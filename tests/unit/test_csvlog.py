@@ -203,6 +203,8 @@ def test_sigkill_never_leaves_half_rows(tmp_path: Path) -> None:
         if CsvLog(tmp_path, 3, size_limit=10**9, partition_limit=10**12).repair():
             torn += 1
         data = path.read_bytes()
+        if not data:  # killed between creating the file and writing its first batch: legal, the next writer fills it
+            continue
         assert data.endswith(b"\r\n")
         parsed = rows(path)
         assert parsed[0] == CsvWriter(3).columns(8)
