@@ -9,7 +9,7 @@ from __future__ import annotations
 import string
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import click
 
@@ -59,6 +59,17 @@ def _bytes_from_blob(blob: bytes) -> bytes:
 
 
 _TEXT_BYTES = frozenset((*range(0x20, 0x7F), *(ord(ch) for ch in string.whitespace)))
+
+
+MAX_INPUT = 1 << 20  # far above any frame (261 bytes) or telegram written out as hex with separators
+
+
+def _read_limited(stream: BinaryIO, what: str) -> bytes:
+    """Read at most MAX_INPUT bytes: a wrong path such as /dev/zero must not fill the memory."""
+    blob = stream.read(MAX_INPUT + 1)
+    if len(blob) > MAX_INPUT:
+        raise UsageError(f"{what}: more than {MAX_INPUT} bytes; give one frame or telegram")
+    return blob
 
 
 _MASTER_CI: dict[int, str] = {0x50: "application reset", 0x52: "select by secondary address"}
@@ -164,11 +175,12 @@ def decode(frame: tuple[str, ...], file_: Path | None, as_json: bool, key: str |
         raise UsageError("give the frame either as HEX/'-' or with --file, not both")
     if file_ is not None:
         try:
-            data = _bytes_from_blob(file_.read_bytes())
+            with file_.open("rb") as stream:
+                data = _bytes_from_blob(_read_limited(stream, f"--file {file_}"))
         except OSError as exc:
             raise UsageError(f"--file {file_}: cannot read it ({exc.strerror})") from exc
     elif frame == ("-",):
-        data = _bytes_from_blob(sys.stdin.buffer.read())
+        data = _bytes_from_blob(_read_limited(sys.stdin.buffer, "stdin"))
     elif frame:
         data = parse_hex(" ".join(frame))
     else:

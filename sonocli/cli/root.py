@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="sonocli")
     except SonoError as exc:  # raised outside a command (e.g. while building the context)
-        click.echo(f"sonocli: error: {exc}", err=True)
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        click.echo(f"sonocli: error: {message}" + (f" (hint: {exc.hint})" if exc.hint else ""), err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.UsageError as exc:
         exc.show()

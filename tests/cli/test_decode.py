@@ -235,3 +235,15 @@ def test_key_on_a_frame_without_data_is_refused(frame: str) -> None:
     code, out, err = run("decode", "--key", N54_KEY, frame)
     assert (code, out) == (2, "")
     assert "--key applies to wireless telegrams and wired frames in security mode 5" in err
+
+
+def test_input_size_is_bounded(tmp_path: Path) -> None:
+    code, out, err = run("decode", "--file", "/dev/zero")
+    assert (code, out) == (2, "")
+    assert err.strip() == "sonocli: error: --file /dev/zero: more than 1048576 bytes; give one frame or telegram"
+    code, _out, err = run("decode", "-", stdin=b"68" * (1 << 20))
+    assert code == 2 and "stdin: more than 1048576 bytes" in err
+    frame = tmp_path / "frame.hex"
+    frame.write_text(KAM)
+    code, _out, err = run("decode", "--file", str(frame), "E5")
+    assert code == 2 and "not both" in err
