@@ -37,6 +37,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+EXIT_SIGPIPE = 141  # 128 + SIGPIPE, what a C filter's death by SIGPIPE looks like to the shell
+
+
 class LazyGroup(click.Group):
     """A group whose subcommands are imported on first use; it also maps errors to exit codes."""
 
@@ -70,6 +73,15 @@ class LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("sonocli: interrupted", err=True)
             ctx.exit(130)
+        except BrokenPipeError:
+            # the reader went away (sonocli ... | head): stop quietly, as Unix filters do; stdout is pointed
+            # at /dev/null so the flush at interpreter exit cannot complain either
+            import os
+
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            ctx.exit(EXIT_SIGPIPE)
         except OSError as exc:
             code, hint = _classify_os_error(exc)
             _report(ctx, exc, code, hint, ())

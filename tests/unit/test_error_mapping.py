@@ -247,3 +247,16 @@ def test_verbose_and_quiet_set_the_log_level(boom_dir: Path) -> None:
     assert run() == "sonocli: WARNING: sonocli.test: warning record\n"
     assert "DEBUG: sonocli.test: debug record" in run("-vv")
     assert run("-q") == ""
+
+
+def test_closed_pipe_stops_quietly() -> None:
+    # `sonocli ... | head`: the reader is gone before sonocli writes; no error line, the shell's SIGPIPE code
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sonocli", "decode", "--json", ACK], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 141
+    assert err == b""
