@@ -61,6 +61,16 @@ def _bytes_from_blob(blob: bytes) -> bytes:
 _TEXT_BYTES = frozenset((*range(0x20, 0x7F), *(ord(ch) for ch in string.whitespace)))
 
 
+def _looks_wired(data: bytes) -> bool:
+    """A broken wired frame is still a wired frame: truncated, with a wrong stop byte or with bytes after
+    it, it must get the link layer's error naming the offset, not a wireless decoder's. 68 L L 68 is
+    wired whatever follows (a wireless telegram would need C = M-low and M-high = 0x68); E5 and short
+    frames are shorter than the shortest wireless telegram (11 bytes)."""
+    if data[:1] == b"\x68":
+        return len(data) < 4 or (data[1] == data[2] and data[3] == 0x68)
+    return data[:1] in (b"\xe5", b"\x10") and len(data) < 11
+
+
 MAX_INPUT = 1 << 20  # far above any frame (261 bytes) or telegram written out as hex with separators
 
 
@@ -102,7 +112,8 @@ def _decode_bytes(data: bytes, key: str | None = None) -> dict[str, Any]:
 
     frame, used = mbus_link.decode_frame(data)
     if used != len(data):
-        raise DecodeError(f"{len(data) - used} bytes follow the end of the frame", offset=used)
+        extra = len(data) - used
+        raise DecodeError(f"{extra} byte{'s' if extra > 1 else ''} after the end of the frame", offset=used)
     if key is not None and not isinstance(frame, mbus_link.LongFrame):
         kind = "an acknowledgement" if isinstance(frame, mbus_link.Ack) else "a frame without data"
         raise UsageError(f"--key applies to wireless telegrams and wired frames in security mode 5; this is {kind}")
@@ -187,7 +198,7 @@ def decode(frame: tuple[str, ...], file_: Path | None, as_json: bool, key: str |
         raise UsageError("give the frame as HEX, '-' for stdin, or --file PATH")
     from sonocli.cli.listen import looks_wireless, print_wireless_decode
 
-    if looks_wireless(data):  # wireless M-Bus (EN 13757-4), decoded by the wmbus pipeline
+    if not _looks_wired(data) and looks_wireless(data):  # wireless M-Bus (EN 13757-4): the wmbus pipeline
         print_wireless_decode(data, key, as_json)
         return
     try:

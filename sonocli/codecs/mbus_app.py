@@ -810,7 +810,8 @@ def decode_wired(frame: bytes) -> AppData:
     frame = bytes(frame)
     decoded, used = decode_frame(frame)
     if used != len(frame):
-        raise DecodeError(f"{len(frame) - used} bytes follow the end of the frame", offset=used)
+        extra = len(frame) - used
+        raise DecodeError(f"{extra} byte{'s' if extra > 1 else ''} after the end of the frame", offset=used)
     if not isinstance(decoded, LongFrame):
         ci = getattr(decoded, "ci", None)
         if ci is None:

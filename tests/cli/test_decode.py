@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -115,7 +116,7 @@ def test_application_error_frame() -> None:
         (("68 0G",), "input is not hex: 'G' at character 5"),
         ((DATA / "libmbus" / "error-frames" / "too_many_dife.hex").read_text().split(), "more than 10 DIFEs"),
         ((DATA / "libmbus" / "error-frames" / "premature_end_of_data1.hex").read_text().split(), "record data"),
-        (("E5 E5",), "1 bytes follow the end of the frame"),
+        (("E5 E5",), "1 byte after the end of the frame (at byte 1)"),
         ((), "give the frame"),
         (("--file", "/nonexistent/frame.hex"), "cannot read it"),
     ],
@@ -247,3 +248,22 @@ def test_input_size_is_bounded(tmp_path: Path) -> None:
     frame.write_text(KAM)
     code, _out, err = run("decode", "--file", str(frame), "E5")
     assert code == 2 and "not both" in err
+
+
+@pytest.mark.parametrize(
+    ("cut", "words"),
+    [
+        (lambda f: f[:-1], "frame incomplete: 26 of 27 bytes (at byte 26)"),
+        (lambda f: f[:-3], "frame incomplete: 24 of 27 bytes (at byte 24)"),
+        (lambda f: f[:-1] + b"\x17", "stop byte is 0x17, expected 0x16 (at byte 26)"),
+        (lambda f: f + b"\x00\x01", "2 bytes after the end of the frame (at byte 27)"),
+        (lambda f: f[:-2] + bytes([(f[-2] + 1) & 0xFF]) + f[-1:], "checksum"),
+    ],
+)
+def test_broken_wired_frames_get_link_errors_not_a_wireless_decode(cut: Callable[[bytes], bytes], words: str) -> None:
+    # 68 L L 68 is wired whatever follows: a cut or damaged frame must not be read as a wireless telegram
+    frame = mbus_link.encode(mbus_link.LongFrame(0x08, 0x02, 0x72, bytes.fromhex(KAM_DATA.hex()[:-8])))
+    assert len(frame) == 27
+    code, out, err = run("decode", cut(frame).hex())
+    assert (code, out) == (2, "")
+    assert len(err.strip().splitlines()) == 1 and words in err, err
