@@ -32,7 +32,7 @@ def parse_hex(text: str) -> bytes:
                 skip = position + 1
                 continue
         if ch not in string.hexdigits:
-            raise DecodeError(f"input is not hex: {ch!r} at character {position + 1}")
+            raise DecodeError(f"input is not hex: {ch!r} at character {position + 1}", offset=len(digits) // 2)
         digits.append(ch)
     if not digits:
         raise DecodeError("no input: give a frame as hex, '-' for stdin, or --file PATH")

@@ -113,7 +113,7 @@ def test_application_error_frame() -> None:
         (("68 04 04 68 08 01 70 08 82 16",), "checksum 0x82 is wrong (expected 0x81) (at byte 8)"),
         (("68 04 04 68 08 01 70 08 81",), "frame incomplete"),
         (("680",), "odd number of hex digits (3)"),
-        (("68 0G",), "input is not hex: 'G' at character 5"),
+        (("68 0G",), "input is not hex: 'G' at character 5 (at byte 1)"),
         ((DATA / "libmbus" / "error-frames" / "too_many_dife.hex").read_text().split(), "more than 10 DIFEs"),
         ((DATA / "libmbus" / "error-frames" / "premature_end_of_data1.hex").read_text().split(), "record data"),
         (("E5 E5",), "1 byte after the end of the frame (at byte 1)"),
@@ -155,7 +155,7 @@ def test_text_file_that_is_not_hex_is_refused_not_taken_for_a_telegram(tmp_path:
     notes.write_text("root:*:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n")
     code, out, err = run("decode", "--file", str(notes))
     assert (code, out) == (2, "")
-    assert err.strip() == "sonocli: error: input is not hex: 'r' at character 1"
+    assert err.strip() == "sonocli: error: input is not hex: 'r' at character 1 (at byte 0)"
     logged = tmp_path / "logged.txt"
     logged.write_text(", ".join(f"0x{b}" for b in KAM.split()) + "\n")
     assert json.loads(run("decode", "--json", "--file", str(logged))[1]) == EXPECTED
