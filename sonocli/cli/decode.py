@@ -13,6 +13,7 @@ from typing import Any, BinaryIO
 
 import click
 
+from sonocli.cli.context import CliContext
 from sonocli.errors import DecodeError, NoKeyError, UsageError
 
 _SEPARATORS = frozenset(string.whitespace + ",:")
@@ -205,8 +206,10 @@ def decode(frame: tuple[str, ...], file_: Path | None, as_json: bool, key: str |
         result = _decode_bytes(data, key)
     except NoKeyError as exc:
         raise NoKeyError(exc.message, hint="give the AES key with --key 32HEX") from exc
-    for warning in result.get("warnings", ()):
-        click.echo(f"sonocli: warning: {warning}", err=True)
+    obj = click.get_current_context().find_object(CliContext)
+    if obj is None or obj.verbosity >= 0:  # -q silences warnings; --json still carries them
+        for warning in result.get("warnings", ()):
+            click.echo(f"sonocli: warning: {warning}", err=True)
     if as_json:
         from sonocli.cli.output import emit_json
 

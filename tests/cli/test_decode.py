@@ -267,3 +267,11 @@ def test_broken_wired_frames_get_link_errors_not_a_wireless_decode(cut: Callable
     code, out, err = run("decode", cut(frame).hex())
     assert (code, out) == (2, "")
     assert len(err.strip().splitlines()) == 1 and words in err, err
+
+
+def test_quiet_silences_warnings_json_keeps_them() -> None:
+    code, out, err = run("-q", "decode", "--json", "--key", N54_KEY, KAM)
+    assert (code, err) == (0, "")
+    assert json.loads(out)["warnings"] == [
+        "--key given but the frame is not encrypted (no long header with a security mode)"
+    ]
