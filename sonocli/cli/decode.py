@@ -72,6 +72,24 @@ def _looks_wired(data: bytes) -> bool:
     return data[:1] in (b"\xe5", b"\x10") and len(data) < 11
 
 
+def _refuse_garbage_before_a_frame(data: bytes) -> None:
+    """A whole valid long frame at the end of the input, after other bytes (a log line's prefix, an echo):
+    say where it starts instead of trying the bytes as a wireless telegram."""
+    from sonocli.codecs import mbus_link
+
+    for start in range(1, len(data) - 8):
+        if data[start] == 0x68 and data[start + 3] == 0x68 and data[start + 1] == data[start + 2]:
+            try:
+                _frame, used = mbus_link.decode_frame(data[start:])
+            except DecodeError:
+                continue
+            if start + used == len(data):
+                raise DecodeError(
+                    f"{start} byte{'s' if start > 1 else ''} before a valid wired frame that starts at byte {start}",
+                    offset=0,
+                )
+
+
 MAX_INPUT = 1 << 20  # far above any frame (261 bytes) or telegram written out as hex with separators
 
 
@@ -199,6 +217,8 @@ def decode(frame: tuple[str, ...], file_: Path | None, as_json: bool, key: str |
         raise UsageError("give the frame as HEX, '-' for stdin, or --file PATH")
     from sonocli.cli.listen import looks_wireless, print_wireless_decode
 
+    if not _looks_wired(data):
+        _refuse_garbage_before_a_frame(data)
     if not _looks_wired(data) and looks_wireless(data):  # wireless M-Bus (EN 13757-4): the wmbus pipeline
         print_wireless_decode(data, key, as_json)
         return

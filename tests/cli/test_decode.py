@@ -275,3 +275,9 @@ def test_quiet_silences_warnings_json_keeps_them() -> None:
     assert json.loads(out)["warnings"] == [
         "--key given but the frame is not encrypted (no long header with a security mode)"
     ]
+
+
+def test_bytes_before_a_wired_frame_are_named() -> None:
+    code, out, err = run("decode", "FF 00 01 " + KAM)
+    assert (code, out) == (2, "")
+    assert err.strip() == "sonocli: error: 3 bytes before a valid wired frame that starts at byte 3 (at byte 0)"
