@@ -115,6 +115,11 @@ EXIT_CODES = (
         "(the service manager starts it again; see serve-daemon).",
     ),
     ("130", "Interrupted (Ctrl-C)."),
+    (
+        "141",
+        "The reader of standard output went away (e.g. sonocli ... | head): output stopped quietly, as a "
+        "process killed by SIGPIPE would. listen ends with 0 instead, since stopping early is its normal use.",
+    ),
 )
 
 
