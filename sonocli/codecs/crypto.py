@@ -6,6 +6,7 @@ failure is its own error type, so the receiver can count "wrong key" apart from 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sonocli.errors import (
@@ -77,13 +78,26 @@ def decrypt_cbc_blocks(key: bytes, iv: bytes, data: bytes, blocks: int, *, what:
 
     The plaintext must start with 2F2F; anything else means the key is wrong.
     """
-    size = blocks * 16 if blocks else len(data) - len(data) % 16
+    return _decrypt_checked(aes_cbc_decrypt, key, iv, data, blocks, 16, what)
+
+
+def _decrypt_checked(
+    decrypt: Callable[[bytes, bytes, bytes], bytes],
+    key: bytes,
+    iv: bytes,
+    data: bytes,
+    blocks: int,
+    cipher_block: int,
+    what: str,
+) -> bytes:
+    """The CFG's ``blocks`` count 16-byte units for every cipher; 0 means all whole cipher blocks."""
+    size = blocks * 16 if blocks else len(data) - len(data) % cipher_block
     if size == 0:
         raise DecodeError(f"{what}: no encrypted block in the telegram")
     if len(data) < size:
         need = f"{blocks} encrypted blocks need {size} bytes"
         raise TruncatedError(f"{what}: telegram truncated, {need}, got {len(data)}")
-    plain = aes_cbc_decrypt(key, iv, data[:size])
+    plain = decrypt(key, iv, data[:size])
     if plain[:2] != b"\x2f\x2f":
         raise WrongKeyError(f"wrong key for {what}: decrypted data does not start with 2F2F")
     return plain + data[size:]
@@ -109,16 +123,7 @@ def des_cbc_decrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
 
 def decrypt_des_blocks(key: bytes, iv: bytes, data: bytes, blocks: int, *, what: str) -> bytes:
     """Modes 2/3: the CFG counts 16-byte blocks as for AES (two DES blocks each); 2F2F checks the key."""
-    size = blocks * 16 if blocks else len(data) - len(data) % 8
-    if size == 0:
-        raise DecodeError(f"{what}: no encrypted block in the telegram")
-    if len(data) < size:
-        need = f"{blocks} encrypted blocks need {size} bytes"
-        raise TruncatedError(f"{what}: telegram truncated, {need}, got {len(data)}")
-    plain = des_cbc_decrypt(key, iv, data[:size])
-    if plain[:2] != b"\x2f\x2f":
-        raise WrongKeyError(f"wrong key for {what}: decrypted data does not start with 2F2F")
-    return plain + data[size:]
+    return _decrypt_checked(des_cbc_decrypt, key, iv, data, blocks, 8, what)
 
 
 def kdf_a(master_key: bytes, derivation: int, counter: bytes, meter_id: bytes) -> bytes:
