@@ -9,49 +9,20 @@ Cases that fail today are strict xfails whose reason names the root cause.
 
 from __future__ import annotations
 
-import json
-import math
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
+from realworld_corpus import cases, matches, param
 
 from sonocli.codecs.mbus_app import decode_wired
 
-CORPUS = Path(__file__).parents[1] / "data" / "realworld" / "corpus.json"
-CASES: list[dict[str, Any]] = [c for c in json.loads(CORPUS.read_text(encoding="utf-8")) if c["kind"] == "wired"]
-
-# Units a source may state in another unit than the record's: (quantity, factor to Wh / W / s).
-_CONVERT = {
-    "Wh": ("energy", 1.0), "J": ("energy", 1 / 3600),
-    "W": ("power", 1.0), "J/h": ("power", 1 / 3600),
-    "s": ("time", 1.0), "min": ("time", 60.0), "H": ("time", 3600.0), "D": ("time", 86400.0),
-}  # fmt: skip
+CASES: list[dict[str, Any]] = cases("wired")
 
 XFAIL: dict[str, str] = {}
 
 
-def _matches(check: dict[str, Any], unit: str, value: object) -> bool:
-    if not isinstance(value, float):
-        return False
-    want = float(check["value"])
-    tol = max(float(check["abs_tol"]), 1e-12)
-    if unit == check["unit"]:
-        return math.isclose(value, want, rel_tol=1e-9, abs_tol=tol)
-    have, stated = _CONVERT.get(unit), _CONVERT.get(check["unit"])
-    if have is None or stated is None or have[0] != stated[0]:
-        return False
-    return math.isclose(value * have[1], want * stated[1], rel_tol=1e-9, abs_tol=tol * stated[1])
-
-
-def _param(case: dict[str, Any]) -> Any:
-    reason = XFAIL.get(case["name"])
-    marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-    return pytest.param(case, id=case["name"], marks=marks)
-
-
-@pytest.mark.parametrize("case", [_param(c) for c in CASES])
+@pytest.mark.parametrize("case", [param(c, XFAIL) for c in CASES])
 def test_realworld_wired_frame(case: dict[str, Any]) -> None:
     app = decode_wired(bytes.fromhex(case["hex"]))
     expect = case["expect"]
@@ -62,7 +33,7 @@ def test_realworld_wired_frame(case: dict[str, Any]) -> None:
             assert getattr(app.header, field) == expect[field], field
     decoded = [(v.unit, v.value) for v in app.values]
     for check in case["checks"]:
-        assert any(_matches(check, unit, value) for unit, value in decoded), (
+        assert any(matches(check, unit, value) for unit, value in decoded), (
             f"{check['field']} = {check['stated']} ({check['value']} {check['unit']}) not among {decoded}"
         )
     stamps = {f"{v.raw:%Y-%m-%d}" for v in app.values if isinstance(v.raw, datetime)}

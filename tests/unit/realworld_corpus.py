@@ -1,0 +1,44 @@
+"""Shared by the real-world corpus tests: loading cases and comparing decoded values with stated ones."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CORPUS = Path(__file__).parents[1] / "data" / "realworld" / "corpus.json"
+
+# Units a source may state in another unit than the record's: (quantity, factor to Wh / W / s).
+_CONVERT = {
+    "Wh": ("energy", 1.0), "J": ("energy", 1 / 3600),
+    "W": ("power", 1.0), "J/h": ("power", 1 / 3600),
+    "s": ("time", 1.0), "min": ("time", 60.0), "H": ("time", 3600.0), "D": ("time", 86400.0),
+}  # fmt: skip
+
+
+def cases(kind: str) -> list[dict[str, Any]]:
+    return [c for c in json.loads(CORPUS.read_text(encoding="utf-8")) if c["kind"] == kind]
+
+
+def matches(check: dict[str, Any], unit: str, value: object) -> bool:
+    """A decoded (unit, value) equals a stated value: same unit, or a known conversion of the same quantity."""
+    if not isinstance(value, float):
+        return False
+    want = float(check["value"])
+    tol = max(float(check["abs_tol"]), 1e-12)
+    if unit == check["unit"]:
+        return math.isclose(value, want, rel_tol=1e-9, abs_tol=tol)
+    have, stated = _CONVERT.get(unit), _CONVERT.get(check["unit"])
+    if have is None or stated is None or have[0] != stated[0]:
+        return False
+    return math.isclose(value * have[1], want * stated[1], rel_tol=1e-9, abs_tol=tol * stated[1])
+
+
+def param(case: dict[str, Any], xfail: dict[str, str]) -> Any:
+    """A pytest param named after the case; strict xfail where ``xfail`` names a known root cause."""
+    reason = xfail.get(case["name"])
+    marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+    return pytest.param(case, id=case["name"], marks=marks)
