@@ -18,15 +18,16 @@ from typing import Any
 import pytest
 from realworld_corpus import matches, param
 
-from sonocli.codecs.mbus_app import decode_wired
+from sonocli.codecs.mbus_app import decode_records, decode_wired
 from sonocli.codecs.mbus_link import LongFrame, decode_frame
 from sonocli.errors import DecodeError
 
 CASES: list[dict[str, Any]] = json.loads(
     (Path(__file__).parents[1] / "data" / "realworld" / "wired_more.json").read_text(encoding="utf-8")
 )
-GOOD = [c for c in CASES if "expect_error" not in c]
-BAD = [c for c in CASES if "expect_error" in c]
+GOOD = [c for c in CASES if c["kind"] == "wired" and "expect_error" not in c]
+BAD = [c for c in CASES if c["kind"] == "wired" and "expect_error" in c]
+RECORDS = [c for c in CASES if c["kind"] == "record"]
 
 XFAIL: dict[str, str] = {}
 
@@ -81,11 +82,20 @@ def test_more_wired_frame_the_source_got_wrong_is_rejected(case: dict[str, Any])
         decode_wired(bytes.fromhex(case["hex"]))
 
 
+@pytest.mark.parametrize("case", [pytest.param(c, id=c["name"]) for c in RECORDS])
+def test_more_single_record(case: dict[str, Any]) -> None:
+    values, more, mfr = decode_records(bytes.fromhex(case["hex"]))
+    assert not more and not mfr
+    assert [(v.raw, v.encoding, v.unit) for v in values] == [
+        (case["expect"]["raw"], case["expect"]["encoding"], case["expect"]["unit"])
+    ]
+
+
 def test_more_wired_sources_are_new() -> None:
     """None of these frames is already in the main corpus or the libmbus test frames."""
     data = Path(__file__).parents[1] / "data"
     known = {c["hex"].upper() for c in json.loads((data / "realworld" / "corpus.json").read_text(encoding="utf-8"))}
     known |= {"".join(p.read_text().split()).upper() for p in (data / "libmbus").rglob("*.hex")}
-    assert not [c["name"] for c in CASES if c["hex"].upper() in known]
+    assert not [c["name"] for c in GOOD + BAD if c["hex"].upper() in known]
     assert len(GOOD) >= 20
     assert len({c["source"]["repo"] for c in CASES}) >= 4
