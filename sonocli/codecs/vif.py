@@ -358,6 +358,13 @@ _PER: Final[dict[int, str]] = {
 _FIRST_LAST: Final = ("first", "last")
 _BEGIN_END: Final = ("begin", "end")
 _LOWER_UPPER: Final = ("lower", "upper")
+# EN 13757-3 Table 15, E110 1u0x: values recorded while a limit was exceeded, leakage and overflow values.
+_LIMIT_VALUES: Final[dict[int, str]] = {
+    0x00: "value during lower limit exceed",
+    0x01: "leakage values",
+    0x04: "value during upper limit exceed",
+    0x05: "overflow values",
+}
 
 
 class Combined(NamedTuple):
@@ -429,11 +436,11 @@ def combinable(vifes: bytes) -> Combined:
         elif code < 0x68:
             words.append(f"duration of {_FIRST_LAST[(code >> 2) & 1]} ({_TIME_UNITS[code & 3]})")
         elif code < 0x70:
-            if code & 0x02:
+            if code & 0x02:  # E110 1f1b
                 words.append(f"date(/time) of {_BEGIN_END[code & 1]} of {_FIRST_LAST[(code >> 2) & 1]}")
                 is_date = True
-            else:
-                words.append(f"reserved VIFE 0x{code:02X}")
+            else:  # E110 1u00 / E110 1u01 (libmbus, jMBus and wmbusmeters name these too)
+                words.append(_LIMIT_VALUES[code & 0x05])
         elif code < 0x78:
             shift += (code & 0x07) - 6
         elif code < 0x7C:

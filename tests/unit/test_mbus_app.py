@@ -236,6 +236,22 @@ def test_date_combinable_vife_makes_a_date() -> None:
     assert (v.description, v.unit, v.text) == ("Time point", "UTC", "Flow temperature; date(/time) of end of last")
 
 
+@pytest.mark.parametrize(
+    ("vife", "text"),
+    [
+        ("68", "value during lower limit exceed"),
+        ("69", "leakage values"),
+        ("6C", "value during upper limit exceed"),
+        ("6D", "overflow values"),
+    ],
+)
+def test_limit_exceed_value_vifes_are_named(vife: str, text: str) -> None:
+    # EN 13757-3 Table 15 E110 1u00 / 1u01 (libmbus, jMBus and m-bus-parser name them the same way):
+    # these qualify a volume, they are neither reserved nor a date.
+    v = one(f"04 93 {vife} 39 30 00 00")
+    assert (v.description, v.unit, v.exponent, v.raw, v.text) == ("Volume", "m³", -3, 12345, text)
+
+
 def test_plain_text_vif_standard_and_libmbus_order() -> None:
     standard = one("02 FC 74 03 48 52 25 D4 11")
     assert (standard.description, standard.exponent, standard.raw) == ("%RH", -2, 0x11D4)
