@@ -389,6 +389,14 @@ _PROFILES: Final = {
 }
 
 
+# EN 13757-3:2018 Table 16 gave these codes of the old error range a meaning; the value is valid.
+_QUALIFIERS: Final[dict[int, str]] = {
+    0x12: "average value",
+    0x14: "relative deviation",
+    0x1D: "standard conform data content",
+}
+
+
 def combinable(vifes: bytes) -> Combined:
     """Interpret orthogonal VIFEs (EN 13757-3 Table 15), stopping at 0x7F/0xFF (manufacturer specific)."""
     shift = 0
@@ -407,6 +415,9 @@ def combinable(vifes: bytes) -> Combined:
             # EN 13757-3:2018 took these three codes out of the error-code range for compact profiles
             profile, word = _PROFILES[code]
             words.append(word)
+            continue
+        if code in _QUALIFIERS:
+            words.append(_QUALIFIERS[code])  # also EN 13757-3:2018: qualifiers of a valid value, not errors
             continue
         if code < 0x20:
             error = code

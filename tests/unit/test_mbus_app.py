@@ -252,6 +252,18 @@ def test_limit_exceed_value_vifes_are_named(vife: str, text: str) -> None:
     assert (v.description, v.unit, v.exponent, v.raw, v.text) == ("Volume", "m³", -3, 12345, text)
 
 
+@pytest.mark.parametrize(
+    ("vife", "text"),
+    [("12", "average value"), ("14", "relative deviation"), ("1D", "standard conform data content")],
+)
+def test_2018_qualifier_vifes_are_not_record_errors(vife: str, text: str) -> None:
+    # EN 13757-3:2018 Table 16 moved E001 0010, E001 0100 and E001 1101 out of the record-error range
+    # (as it did for the compact-profile codes 13/1E/1F): the value is valid and only qualified.
+    v = one(f"04 AB {vife} E8 03 00 00")
+    assert (v.description, v.unit, v.raw, v.text) == ("Power", "W", 1000, text)
+    assert one("04 AB 15 E8 03 00 00").text == "error: no data available (undefined value)"
+
+
 def test_plain_text_vif_standard_and_libmbus_order() -> None:
     standard = one("02 FC 74 03 48 52 25 D4 11")
     assert (standard.description, standard.exponent, standard.raw) == ("%RH", -2, 0x11D4)
