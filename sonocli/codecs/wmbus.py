@@ -287,6 +287,10 @@ def _decode(telegram: bytes, trailing: bytes, opts: DecodeOptions, *, strict_rec
     if ci in NO_APL_CIS:
         return WmbusTelegram(body, link, ell, afl, tpl, ci, security, payload=apl, warnings=tuple(warnings))
     if ci in COMPACT_CIS:
+        if mode != 0 and apl[:2] == b"\x2f\x2f":
+            # OMS Vol 2 (security modes 5/7): the encrypted part starts with the 2F 2F check bytes, also in
+            # a compact frame; the format signature follows them.
+            apl = apl[2:]
         apl = _expand_compact(apl, meter, opts.cache)
     elif ci in (0x78, 0x7A, 0x72):
         layout = _layout_from_full(apl)
