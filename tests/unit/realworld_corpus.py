@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +44,16 @@ def param(case: dict[str, Any], xfail: dict[str, str]) -> Any:
     reason = xfail.get(case["name"])
     marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
     return pytest.param(case, id=case["name"], marks=marks)
+
+
+def assert_stated(values: Sequence[Any], case: dict[str, Any]) -> None:
+    """Every value and date a source states for ``case`` is among the decoded ``values`` (MeterValues)."""
+    decoded = [(v.unit, v.value) for v in values]
+    for check in case["checks"]:
+        assert any(matches(check, unit, value) for unit, value in decoded), (
+            f"{check['field']} = {check['stated']} ({check['value']} {check['unit']}) not among {decoded}"
+        )
+    stamps = {f"{v.raw:%Y-%m-%d}" for v in values if isinstance(v.raw, datetime)}
+    stamps |= {f"{v.raw:%Y-%m-%d %H:%M}" for v in values if isinstance(v.raw, datetime)}
+    for date in case["dates"]:
+        assert date["stated"] in stamps, f"{date['field']} = {date['stated']} not among {sorted(stamps)}"
