@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sonocli.config.chipini_schema import GROUPS, PARAMETERS, Param, Value, by_name
+from sonocli.config.textfile import decode_utf8
 from sonocli.errors import ConfigError
 
 _SECTION = re.compile(r"^\s*\[([^\]]*)\]\s*$")
@@ -87,16 +88,7 @@ class ChipIni:
 
     @classmethod
     def from_bytes(cls, data: bytes, file: str | None = None, *, errors: list[ConfigError] | None = None) -> ChipIni:
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = data[: exc.start].count(b"\n") + 1
-            raise ConfigError(
-                f"not UTF-8 (byte 0x{data[exc.start]:02X} at offset {exc.start})",
-                file=file,
-                line=line,
-                hint="save chip.ini as UTF-8 without BOM",
-            ) from None
+        text = decode_utf8(data, file, "save chip.ini as UTF-8 without BOM")
         return cls(split_lines(text), file, errors=errors)
 
     @classmethod

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from sonocli.config.textfile import decode_utf8
 from sonocli.errors import ConfigError
 
 _DECL_ENCODING = re.compile(rb"^\s*<\?xml[^>]*encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
@@ -18,16 +19,7 @@ _XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 def check_utf8(data: bytes, file: str | None) -> str:
     """The text of ``data``; ConfigError naming the line when it is not UTF-8 or declares another encoding."""
     body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = body[: exc.start].count(b"\n") + 1
-        raise ConfigError(
-            f"not UTF-8 (byte 0x{body[exc.start]:02X} at offset {exc.start})",
-            file=file,
-            line=line,
-            hint="the guide requires device_handle.cfg to be saved as UTF-8",
-        ) from None
+    text = decode_utf8(body, file, "the guide requires device_handle.cfg to be saved as UTF-8")
     declared = _DECL_ENCODING.match(body)
     if declared and declared.group(1).decode("ascii").lower().replace("_", "-") not in ("utf-8", "utf8"):
         raise ConfigError(
