@@ -15,14 +15,11 @@ F (negative) and hex digits A–E (kept as text, as error markers).
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Final, NamedTuple
 
 from sonocli.codecs import vif as V
-from sonocli.codecs.fastinit import slot_constructor
 from sonocli.codecs.mbus_link import LongFrame, decode_frame
 from sonocli.errors import DecodeError, NoKeyError
 from sonocli.model.tables import measurement_index, measurement_text
@@ -61,9 +58,11 @@ _TEXT_ALLOWED: Final = frozenset(range(0x20, 0x7F))
 _CONTROL_BYTES: Final = bytes((*range(0x20), *range(0x7F, 0xA0)))  # C0, DEL and C1: not ISO 8859-1 text
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
-    """The data header: secondary address (long header only), access number, status, signature."""
+class Header(NamedTuple):
+    """The data header: secondary address (long header only), access number, status, signature.
+
+    NamedTuples, like MeterValue, because one is built per telegram on the decoding hot path.
+    """
 
     id: str
     manufacturer: str
@@ -74,8 +73,7 @@ class Header:
     signature: int
 
 
-@dataclass(frozen=True, slots=True)
-class AppData:
+class AppData(NamedTuple):
     """A decoded application layer. ``application_error`` is set for CI 0x6E/0x6F/0x70 (code, -1 = none
     given), ``alarm`` for CI 0x71/0x74/0x75; ``warnings`` name tolerated deviations from EN 13757-3."""
 
@@ -416,38 +414,37 @@ def _records(
     values: list[MeterValue] = []
     append = values.append
     times: dict[tuple[int, int], datetime] = {}
-    make = _make_value
+    new = tuple.__new__  # MeterValue is a NamedTuple: built in C from one tuple
+    MV = MeterValue
     from_bytes = int.from_bytes
     more = False
     mfr = b""
     warnings: list[str] = []
-    header = _extended_header
+    specs = _SPECS.get
     index = 0
     try:
         while pos < n:
-            start = pos
+            # Fast lane: walk the DIFE and VIFE chains without checks and look the bytes up among the
+            # headers already parsed. Only complete, valid headers without plain text are ever stored,
+            # and headers are self-delimiting, so a walk that ran off the end, a special DIF or anything
+            # else that needs a check or an error misses and takes _general_header.
             dif = data[pos]
-            spec = None
-            if dif & 0x0F != 0x0F:
-                # fast lane: walk the DIFE and VIFE chains inline; plain text, truncation and too many
-                # extensions fall through to _general_header, which names the error
-                p = pos + 1
-                if dif & 0x80:
-                    while p < n and data[p] & 0x80:
-                        p += 1
-                    p += 1
-                if p < n and p - pos <= MAX_DIFE + 1:
-                    vif = data[p]
-                    q = p + 1
-                    if vif & 0x80:
-                        while q < n and data[q] & 0x80:
-                            q += 1
-                        q += 1
-                    if q <= n and q - p <= MAX_VIFE + 1 and vif & 0x7F != 0x7C:
-                        head = data[pos:q]
-                        spec = header(head)
-                        pos = q
-            if spec is None:
+            q = pos + 1
+            if dif & 0x80:
+                while q < n and data[q] & 0x80:
+                    q += 1
+                q += 1
+            if q < n and data[q] & 0x80:
+                q += 1
+                while q < n and data[q] & 0x80:
+                    q += 1
+            q += 1
+            head = data[pos:q]
+            spec = specs(head)
+            if spec is not None:
+                pos = q
+            else:
+                start = pos
                 spec, head, pos = _general_header(data, pos, n, base, warnings)
                 if spec is None:  # filler, readout request or manufacturer data
                     if pos < 0:
@@ -495,8 +492,8 @@ def _records(
                 continue
             else:
                 raw = _lvar_value(raw_data[0], raw_data[1:][::-1] if msb_first else raw_data[1:])
-            value = make(index, meas, unit, exp, raw, func, storage, tariff, subunit, None, head, raw_data, enc, text)
-            append(value)
+            fields = (index, meas, unit, exp, raw, func, storage, tariff, subunit, None, head, raw_data, enc, text)
+            append(new(MV, fields))
             index += 1
             if is_time and raw.__class__ is datetime and func is _INSTANT:
                 times.setdefault((storage, subunit), raw)
@@ -555,7 +552,7 @@ def _expand_profile(spec: _Spec, head: bytes, raw_data: bytes, index: int, offse
             raw = int.from_bytes(element, "little", signed=True)
         text = f"{spec.text + '; ' if spec.text else ''}element {k + 1} of {count}, {order}, every {every}, {mode}"
         out.append(
-            _make_value(
+            MeterValue(
                 index + len(out), spec.measurement, spec.unit, spec.exponent, raw, spec.function, spec.storage,
                 spec.tariff, spec.subunit, None, head, element, ENCODINGS[coding], text,
             )
@@ -564,20 +561,23 @@ def _expand_profile(spec: _Spec, head: bytes, raw_data: bytes, index: int, offse
 
 
 def _attach_times(values: list[MeterValue], times: dict[tuple[int, int], datetime]) -> None:
-    """Give each value the meter's own timestamp of its storage number and subunit.
+    """Give each value the meter's own timestamp of its storage number and subunit (in place).
 
-    The values are fresh and not yet shared, so writing the slot is the same as constructing them with it.
+    A value is rebuilt from its fields with the timestamp in its place; ``tuple.__new__`` on the
+    NamedTuple does that without the Python-level ``_replace``, as in the record loop.
     """
-    set_stamp = _SET_TIMESTAMP
-    for value in values:
+    new = tuple.__new__
+    for i, value in enumerate(values):
         stamp = times.get((value.storage, value.subunit))
         if stamp is not None and not (value.measurement == _TIMESTAMP and value.raw.__class__ is datetime):
-            set_stamp(value, stamp)
+            values[i] = new(MeterValue, (*value[:9], stamp, *value[10:]))
 
 
-@lru_cache(maxsize=4096)
-def _extended_header(head: bytes) -> _Spec:
-    return _parse_header(head, 0, 0, False)
+# Parsed record headers by their bytes, for the fast lane in _records: only complete headers without
+# plain text (whose bytes alone decide the spec). Bounded: emptied when full (a real installation has a
+# few hundred distinct headers; arbitrary input must not grow it without limit).
+_SPECS: Final[dict[bytes, _Spec]] = {}
+_SPECS_MAX: Final = 4096
 
 
 def _general_header(
@@ -642,7 +642,12 @@ def _general_header(
     elif libmbus_order and pos > n:
         raise DecodeError("record ends inside its plain-text VIF", offset=base + n)
     head = data[start:pos]
-    return _parse_header(head, text_at, text_len, libmbus_order), head, pos
+    spec = _parse_header(head, text_at, text_len, libmbus_order)
+    if not text_len and vif & 0x7F != 0x7C:
+        if len(_SPECS) >= _SPECS_MAX:
+            _SPECS.clear()
+        _SPECS[head] = spec
+    return spec, head, pos
 
 
 def _looks_like_text(data: bytes, pos: int, n: int) -> bool:
@@ -652,11 +657,7 @@ def _looks_like_text(data: bytes, pos: int, n: int) -> bool:
     return all(ch in _TEXT_ALLOWED for ch in data[pos + 1 : pos + 1 + length])
 
 
-_make_value: Final = slot_constructor(MeterValue)
-_SET_TIMESTAMP: Final[Callable[[MeterValue, datetime], None]] = vars(MeterValue)["timestamp"].__set__
 _INSTANT: Final = ValueType.INSTANTANEOUS
-_make_header: Final = slot_constructor(Header)
-_make_app: Final = slot_constructor(AppData)
 
 
 # ---- fixed data structure (CI 0x73 / 0x77, EN 1434-3) --------------------------------------------------
@@ -755,7 +756,7 @@ def _header(ci: int, data: bytes, size: int, msb: bool, base: int) -> Header | N
     ident = data[0:4] if msb else data[0:4][::-1]
     man = int.from_bytes(data[4:6], "big" if msb else "little")
     sig = int.from_bytes(data[10:12], "big" if msb else "little")
-    return _make_header(ident.hex().upper(), manufacturer_text(man), data[6], data[7], data[8], data[9], sig)
+    return tuple.__new__(Header, (ident.hex().upper(), manufacturer_text(man), data[6], data[7], data[8], data[9], sig))
 
 
 def security_mode(header: Header) -> int:
@@ -796,7 +797,7 @@ def decode_application(ci: int, data: bytes, *, base_offset: int = 0, strict: bo
         _refuse_encrypted(header, body, base_offset + size)
     if kind == "records":
         values, more, mfr, warnings = _records(body, base_offset + size, msb, strict)
-        return _make_app(ci, header, values, more, mfr, None, None, warnings)
+        return tuple.__new__(AppData, (ci, header, values, more, mfr, None, None, warnings))
     if kind == "error":
         code = body[0] if body else -1
         return AppData(ci, header, (), False, body[1:], application_error=code)

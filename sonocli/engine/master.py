@@ -523,7 +523,7 @@ def decode_telegrams(telegrams: list[link.LongFrame]) -> tuple[list[MeterValue],
     for telegram in telegrams:
         app = mbus_app.decode_application(telegram.ci, telegram.data)
         for value in app.values:
-            values.append(replace(value, index=len(values)))
+            values.append(value._replace(index=len(values)))
     return values, ident
 
 
