@@ -17,7 +17,7 @@ from __future__ import annotations
 import struct
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from sonocli.codecs import vif as V
 from sonocli.codecs.mbus_link import LongFrame, decode_frame
@@ -408,14 +408,17 @@ def decode_records(
 def _records(
     data: bytes, base: int, msb_first: bool, strict: bool = True
 ) -> tuple[tuple[MeterValue, ...], bool, bytes, tuple[str, ...]]:
-    """The hot path: kept in one function with local names, a fast lane for the usual DIF+VIF record."""
+    """The hot path: kept in one function with local names, a fast lane for the usual DIF+VIF record.
+
+    Each record becomes a row, a list of MeterValue's fields, and the MeterValues are built from the
+    rows at the end: the meter's own timestamp (VIF 0x6D) may come after the values it belongs to, and
+    writing it into a row is far cheaper than rebuilding an immutable value.
+    """
     n = len(data)
     pos = 0
-    values: list[MeterValue] = []
-    append = values.append
+    rows: list[list[Any]] = []
+    append = rows.append
     times: dict[tuple[int, int], datetime] = {}
-    new = tuple.__new__  # MeterValue is a NamedTuple: built in C from one tuple
-    MV = MeterValue
     from_bytes = int.from_bytes
     more = False
     mfr = b""
@@ -487,13 +490,12 @@ def _records(
                 raw = _date_bcd(d)
             elif decoder == _D_PROFILE:
                 expanded = _expand_profile(spec, head, raw_data, index, base + end - length)
-                values.extend(expanded)
+                rows.extend(expanded)
                 index += len(expanded)
                 continue
             else:
                 raw = _lvar_value(raw_data[0], raw_data[1:][::-1] if msb_first else raw_data[1:])
-            fields = (index, meas, unit, exp, raw, func, storage, tariff, subunit, None, head, raw_data, enc, text)
-            append(new(MV, fields))
+            append([index, meas, unit, exp, raw, func, storage, tariff, subunit, None, head, raw_data, enc, text])
             index += 1
             if is_time and raw.__class__ is datetime and func is _INSTANT:
                 times.setdefault((storage, subunit), raw)
@@ -501,17 +503,18 @@ def _records(
         if strict:
             raise
         # EN 13757-3 calls this "premature end of record": the complete records before it stay valid
-        warnings.append(f"records end early ({exc}); kept the {len(values)} complete records before it")
+        warnings.append(f"records end early ({exc}); kept the {len(rows)} complete records before it")
     if times:
-        _attach_times(values, times)
-    return tuple(values), more, mfr, tuple(warnings)
+        _attach_times(rows, times)
+    new = tuple.__new__  # MeterValue is a NamedTuple: built in C from its row
+    return tuple([new(MeterValue, row) for row in rows]), more, mfr, tuple(warnings)
 
 
 _SPACING_UNITS: Final = ("s", "min", "H", "D")
 _INCREMENT_MODES: Final = ("absolute values", "increments", "decrements", "signed differences")
 
 
-def _expand_profile(spec: _Spec, head: bytes, raw_data: bytes, index: int, offset: int) -> list[MeterValue]:
+def _expand_profile(spec: _Spec, head: bytes, raw_data: bytes, index: int, offset: int) -> list[list[Any]]:
     """A compact profile (EN 13757-3:2018 Annex F) as one value per element.
 
     LVAR data: spacing control (bits 0-3 element coding as a DIF data field, bits 4-5 spacing unit,
@@ -539,7 +542,7 @@ def _expand_profile(spec: _Spec, head: bytes, raw_data: bytes, index: int, offse
     mode = _INCREMENT_MODES[control >> 6]
     elements = body[2:]
     count = len(elements) // size
-    out: list[MeterValue] = []
+    out: list[list[Any]] = []
     for k in range(count):
         element = elements[k * size : (k + 1) * size]
         if element == b"\xff" * size:
@@ -551,26 +554,38 @@ def _expand_profile(spec: _Spec, head: bytes, raw_data: bytes, index: int, offse
         else:
             raw = int.from_bytes(element, "little", signed=True)
         text = f"{spec.text + '; ' if spec.text else ''}element {k + 1} of {count}, {order}, every {every}, {mode}"
-        out.append(
-            MeterValue(
-                index + len(out), spec.measurement, spec.unit, spec.exponent, raw, spec.function, spec.storage,
-                spec.tariff, spec.subunit, None, head, element, ENCODINGS[coding], text,
-            )
-        )  # fmt: skip
+        out.append([
+            index + len(out), spec.measurement, spec.unit, spec.exponent, raw, spec.function, spec.storage,
+            spec.tariff, spec.subunit, None, head, element, ENCODINGS[coding], text,
+        ])  # fmt: skip
     return out
 
 
-def _attach_times(values: list[MeterValue], times: dict[tuple[int, int], datetime]) -> None:
-    """Give each value the meter's own timestamp of its storage number and subunit (in place).
+# where MeterValue's fields sit in a row of _records
+_MEASUREMENT, _RAW, _STORAGE, _SUBUNIT, _STAMP = (
+    MeterValue._fields.index(name) for name in ("measurement", "raw", "storage", "subunit", "timestamp")
+)
 
-    A value is rebuilt from its fields with the timestamp in its place; ``tuple.__new__`` on the
-    NamedTuple does that without the Python-level ``_replace``, as in the record loop.
-    """
-    new = tuple.__new__
-    for i, value in enumerate(values):
-        stamp = times.get((value.storage, value.subunit))
-        if stamp is not None and not (value.measurement == _TIMESTAMP and value.raw.__class__ is datetime):
-            values[i] = new(MeterValue, (*value[:9], stamp, *value[10:]))
+
+def _attach_times(rows: list[list[Any]], times: dict[tuple[int, int], datetime]) -> None:
+    """Give each row the meter's own timestamp of its storage number and subunit (not the time record
+    itself). One timestamp, the usual case, is matched by comparing numbers instead of a dict lookup."""
+    measurement, raw, storage, subunit, stamp_at = _MEASUREMENT, _RAW, _STORAGE, _SUBUNIT, _STAMP
+    if len(times) == 1:
+        ((only_storage, only_subunit), stamp) = next(iter(times.items()))
+        for row in rows:
+            if (
+                row[storage] == only_storage
+                and row[subunit] == only_subunit
+                and (row[measurement] != _TIMESTAMP or row[raw].__class__ is not datetime)
+            ):
+                row[stamp_at] = stamp
+        return
+    get = times.get
+    for row in rows:
+        found = get((row[storage], row[subunit]))
+        if found is not None and (row[measurement] != _TIMESTAMP or row[raw].__class__ is not datetime):
+            row[stamp_at] = found
 
 
 # Parsed record headers by their bytes, for the fast lane in _records: only complete headers without
