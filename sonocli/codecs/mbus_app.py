@@ -761,10 +761,14 @@ def _header(ci: int, data: bytes, size: int, msb: bool, base: int) -> Header | N
     if size == _SHORT:
         sig = int.from_bytes(data[2:4], "big" if msb else "little")
         return Header("", "", 0, 0, data[0], data[1], sig)
-    ident = data[0:4] if msb else data[0:4][::-1]
-    man = int.from_bytes(data[4:6], "big" if msb else "little")
-    sig = int.from_bytes(data[10:12], "big" if msb else "little")
-    return tuple.__new__(Header, (ident.hex().upper(), manufacturer_text(man), data[6], data[7], data[8], data[9], sig))
+    ident, man, version, medium, access, status, sig = (_LONG_MSB if msb else _LONG_LSB).unpack_from(data)
+    return tuple.__new__(Header, (f"{ident:08X}", manufacturer_text(man), version, medium, access, status, sig))
+
+
+# the long header: ID (BCD, read as a number and printed in hex: the digits as sent), manufacturer,
+# version, medium, access number, status, signature
+_LONG_LSB: Final = struct.Struct("<IHBBBBH")
+_LONG_MSB: Final = struct.Struct(">IHBBBBH")
 
 
 def security_mode(header: Header) -> int:
