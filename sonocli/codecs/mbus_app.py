@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any, Final, NamedTuple
 
 from sonocli.codecs import vif as V
-from sonocli.codecs.mbus_link import LongFrame, decode_frame
+from sonocli.codecs.mbus_link import LongFrame, decode_frame, long_frame_end
 from sonocli.errors import DecodeError, NoKeyError
 from sonocli.model.tables import measurement_index, measurement_text
 from sonocli.model.values import MeterValue, ValueType
@@ -821,6 +821,9 @@ def decode_application(ci: int, data: bytes, *, base_offset: int = 0, strict: bo
 def decode_wired(frame: bytes) -> AppData:
     """A whole long frame (68 L L 68 … 16) to its application data; link errors are DecodeErrors too."""
     frame = bytes(frame)
+    end = long_frame_end(frame)
+    if end and end + 2 == len(frame):
+        return decode_application(frame[6], frame[7:end], base_offset=7)
     decoded, used = decode_frame(frame)
     if used != len(frame):
         extra = len(frame) - used

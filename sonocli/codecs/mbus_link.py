@@ -119,6 +119,19 @@ def frame_length(buf: bytes) -> int | None:
     raise DecodeError(f"byte 0x{first:02X} does not start a frame (expected E5, 10 or 68)", offset=0)
 
 
+def long_frame_end(buf: bytes) -> int:
+    """Where the checksum sits if ``buf`` starts with a complete, valid long frame with data (L > 3), else 0.
+
+    The unchecked fast lane of decode_frame, also used by the application decoder to skip building a
+    LongFrame; a 0 sends the caller down decode_frame's checked path, which names what is wrong.
+    """
+    if len(buf) > 9 and buf[0] == LONG_START and buf[3] == LONG_START and buf[1] == buf[2]:
+        end = buf[1] + 4
+        if len(buf) > end + 1 and buf[end + 1] == STOP and sum(buf[4:end]) & 0xFF == buf[end] and end > 7:
+            return end
+    return 0
+
+
 def decode_frame(buf: bytes) -> tuple[Frame, int]:
     """Decode the frame at ``buf[0]``: (frame, bytes used). Trailing bytes are left alone.
 
@@ -126,10 +139,9 @@ def decode_frame(buf: bytes) -> tuple[Frame, int]:
     """
     # fast lane for a complete, valid long frame (what a readout mostly sees); anything else takes the
     # checked path below, which also names what is wrong
-    if len(buf) > 9 and buf[0] == LONG_START and buf[3] == LONG_START and buf[1] == buf[2]:
-        end = buf[1] + 4
-        if len(buf) > end + 1 and buf[end + 1] == STOP and sum(buf[4:end]) & 0xFF == buf[end] and end > 7:
-            return _make_long(buf[4], buf[5], buf[6], bytes(buf[7:end])), end + 2
+    end = long_frame_end(buf)
+    if end:
+        return _make_long(buf[4], buf[5], buf[6], bytes(buf[7:end])), end + 2
     size = frame_length(buf)
     if size is None:
         raise NeedMoreData("frame incomplete", offset=len(buf))
