@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sonocli.codecs.fastinit import slot_constructor
 from sonocli.errors import DecodeError, NeedMoreData, UsageError
 
 ACK = 0xE5
@@ -74,7 +73,6 @@ class LongFrame:
 Frame = Ack | ShortFrame | ControlFrame | LongFrame
 
 _ACK = Ack()
-_make_long = slot_constructor(LongFrame)
 
 
 def _byte(name: str, value: int) -> int:
@@ -141,7 +139,7 @@ def decode_frame(buf: bytes) -> tuple[Frame, int]:
     # checked path below, which also names what is wrong
     end = long_frame_end(buf)
     if end:
-        return _make_long(buf[4], buf[5], buf[6], bytes(buf[7:end])), end + 2
+        return LongFrame(buf[4], buf[5], buf[6], bytes(buf[7:end])), end + 2
     size = frame_length(buf)
     if size is None:
         raise NeedMoreData("frame incomplete", offset=len(buf))
@@ -171,7 +169,7 @@ def decode_frame(buf: bytes) -> tuple[Frame, int]:
         raise DecodeError(f"stop byte is 0x{buf[end + 1]:02X}, expected 0x16", offset=end + 1)
     if size == 9:
         return ControlFrame(buf[4], buf[5], buf[6]), 9
-    return _make_long(buf[4], buf[5], buf[6], bytes(buf[7:end])), size
+    return LongFrame(buf[4], buf[5], buf[6], bytes(buf[7:end])), size
 
 
 def find_frame(buf: bytes) -> tuple[Frame | None, int]:
