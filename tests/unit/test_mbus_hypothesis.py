@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sonocli.codecs import mbus_link
+from sonocli.codecs import mbus_app, mbus_link
 from sonocli.codecs.mbus_app import (
     SUPPORTED_CI,
     decode_application,
@@ -123,3 +123,29 @@ def test_well_formed_records_always_decode(records: list[bytes]) -> None:
     for value, record in zip(values, records, strict=True):
         assert value.dif_vif + value.data == record
         _ = value.value
+
+
+def _outcome(data: bytes) -> object:
+    try:
+        return decode_records(data, base_offset=7, strict=True)
+    except SonoError as exc:
+        return (type(exc), str(exc))
+
+
+@FAST
+@given(st.lists(well_formed_record(), min_size=1, max_size=6), st.binary(max_size=12), st.integers(0, 80))
+def test_header_fast_lane_agrees_with_the_checked_path(records: list[bytes], tail: bytes, cut: int) -> None:
+    """_records looks walked DIB/VIB bytes up in a memo of parsed headers and only falls back to the
+    checked path on a miss. Decoding with an empty memo (every header checked) and again with a warm one
+    (every known header taken from the fast lane) must give the same values, or the same error at the
+    same offset, also for data cut short anywhere or followed by garbage."""
+    data = b"".join(records) + tail
+    data = data[: max(1, len(data) - cut)]
+    mbus_app._SPECS.clear()
+    cold = _outcome(data)
+    warm = _outcome(data)
+    assert warm == cold
+    # and a memo warmed by the intact records still refuses the cut-short copy in the same words
+    mbus_app._SPECS.clear()
+    _outcome(b"".join(records))
+    assert _outcome(data) == cold
