@@ -1,4 +1,4 @@
-"""More real-world wired M-Bus long frames: jMBus, m-bus-parser, gombus and a libmbus issue.
+"""More real-world wired M-Bus long frames: jMBus, m-bus-parser, gombus, a libmbus issue and newer libmbus frames.
 
 The cases (tests/data/realworld/wired_more.json, provenance in the README next to it) come from sources
 other than the main corpus and state different things: jMBus states the A field and how many data
