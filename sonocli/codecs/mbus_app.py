@@ -562,21 +562,10 @@ _MEASUREMENT, _RAW, _STORAGE, _SUBUNIT, _STAMP = (
 
 def _attach_times(rows: list[list[Any]], times: dict[tuple[int, int], datetime]) -> None:
     """Give each row the meter's own timestamp of its storage number and subunit (not the time record
-    itself). One timestamp, the usual case, is matched by comparing numbers instead of a dict lookup."""
+    itself)."""
     measurement, raw, storage, subunit, stamp_at = _MEASUREMENT, _RAW, _STORAGE, _SUBUNIT, _STAMP
-    if len(times) == 1:
-        ((only_storage, only_subunit), stamp) = next(iter(times.items()))
-        for row in rows:
-            if (
-                row[storage] == only_storage
-                and row[subunit] == only_subunit
-                and (row[measurement] != _TIMESTAMP or row[raw].__class__ is not datetime)
-            ):
-                row[stamp_at] = stamp
-        return
-    get = times.get
     for row in rows:
-        found = get((row[storage], row[subunit]))
+        found = times.get((row[storage], row[subunit]))
         if found is not None and (row[measurement] != _TIMESTAMP or row[raw].__class__ is not datetime):
             row[stamp_at] = found
 
