@@ -357,8 +357,12 @@ def _lvar_value(lvar: int, d: bytes) -> int | str | bytes:
     if lvar <= 0xDF:
         value = _bcd(d) if d else 0
         return -value if isinstance(value, int) else "-" + value
-    if lvar <= 0xEF and len(d) <= 8:
-        return int.from_bytes(d, "little")
+    # E0h-F6h: "binary number" of 0 to 64 bytes (EN 13757-3 Table 5). The standard does not say signed;
+    # up to 8 bytes sonocli reads it as two's complement like the fixed-size Type B integers (m-bus-parser
+    # does the same). Longer ones carry passwords and keys in practice (libmbus's example_binary16_lvar, a
+    # plain-text "PW"), so they stay bytes, shown in hex as libmbus shows them.
+    if len(d) <= 8:
+        return int.from_bytes(d, "little", signed=True)
     return bytes(d)
 
 

@@ -333,7 +333,11 @@ def test_lvar(record: str, raw: object) -> None:
 
 
 def test_lvar_long_binary_and_reserved() -> None:
+    # binary numbers up to 8 bytes are two's complement like the fixed-size integers; longer ones stay bytes
+    assert one("0D 13 E1 FF").raw == -1
+    assert one("0D 13 E8 " + "FF" * 7 + "7F").raw == (1 << 63) - 1
     assert one("0D FD 3B F0 " + "00" * 16).raw == bytes(16)
+    assert one("0D 13 E9 " + "FF" * 9).raw == b"\xff" * 9
     with pytest.raises(DecodeError):
         one("0D 13 F8 00")
 
