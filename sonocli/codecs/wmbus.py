@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 KeyLookup = Mapping[str, bytes] | Callable[[str], bytes | None]
 
 COMPACT_CIS = frozenset({0x79, 0x7B, 0x73})
+FORMAT_CIS = frozenset({0x69, 0x6A, 0x6B})  # format frames: record headers for later compact frames
 NO_APL_CIS = frozenset({0x8A, 0x8B})
 
 
@@ -140,8 +141,12 @@ def _lookup(keys: KeyLookup, meter_id: str) -> bytes | None:
 _DATA_LENGTHS = (0, 1, 2, 3, 4, 4, 6, 8, 0, 1, 2, 3, 4, -1, 6, 0)
 
 
-def record_layout(apl: bytes) -> tuple[tuple[bytes, int], ...] | None:
-    """Split full-frame records into (DIF/VIF bytes, data length); None if the data is not plain records."""
+def record_layout(apl: bytes, *, headers_only: bool = False) -> tuple[tuple[bytes, int], ...] | None:
+    """Split full-frame records into (DIF/VIF bytes, data length); None if the data is not plain records.
+
+    ``headers_only``: ``apl`` holds record headers without their data, as a format frame carries them
+    (EN 13757-3:2018 Annex G); a variable-length record cannot be part of such a format (None).
+    """
     out: list[tuple[bytes, int]] = []
     pos = 0
     n = len(apl)
@@ -175,6 +180,11 @@ def record_layout(apl: bytes) -> tuple[tuple[bytes, int], ...] | None:
             ext = apl[pos] & 0x80
             pos += 1
         length = _DATA_LENGTHS[dif & 0x0F]
+        if headers_only:
+            if length < 0:
+                return None
+            out.append((bytes(apl[start:pos]), length))
+            continue
         if length < 0:
             if pos >= n:
                 return None
@@ -192,6 +202,22 @@ def _layout_from_full(apl: bytes) -> _Layout | None:
     if not entries:
         return None
     return _Layout(crc16_en13757(b"".join(e[0] for e in entries)), entries)
+
+
+def _layout_from_format_frame(apl: bytes) -> _Layout:
+    """The format a format frame (CI 0x69/0x6A/0x6B, EN 13757-3:2018 Annex G) announces: a length byte,
+    the format signature (the CRC of the record headers) and the record headers without data."""
+    if len(apl) < 3:
+        raise DecodeError("format frame truncated: no length and format signature")
+    signature = int.from_bytes(apl[1:3], "little")
+    headers = apl[3:]
+    entries = record_layout(headers, headers_only=True)
+    if not entries:
+        raise DecodeError("format frame: its record headers cannot be read (or one has variable length)")
+    actual = crc16_en13757(b"".join(e[0] for e in entries))
+    if actual != signature:
+        raise DecodeError(f"format frame signature {signature:04X} does not match its record headers ({actual:04X})")
+    return _Layout(signature, entries)
 
 
 def _expand_compact(apl: bytes, meter: Address, cache: FormatCache) -> bytes:
@@ -296,10 +322,14 @@ def _decode(telegram: bytes, trailing: bytes, opts: DecodeOptions, *, strict_rec
         layout = _layout_from_full(apl)
         if layout is not None:
             opts.cache.learn(meter, layout)
+    elif ci in FORMAT_CIS:
+        layout = _layout_from_format_frame(apl)
+        opts.cache.learn(meter, layout)
+        warnings.append(f"format frame: learnt format {layout.signature:04X} ({len(layout.entries)} records)")
     records: tuple[MeterValue, ...] = ()
     more = False
     mfct = b""
-    if opts.decode_application and ci not in (0x69, 0x6A, 0x6B):
+    if opts.decode_application and ci not in FORMAT_CIS:
         # a broken last record keeps the complete ones before it, with a warning (as wmbusmeters does)
         block = decode_record_block(apl, strict=strict_records)
         records, more, mfct = block.values, block.more_records_follow, block.manufacturer_data

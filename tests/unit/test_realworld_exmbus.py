@@ -32,12 +32,6 @@ BLOCKS = [c for c in CASES if c["layer"] == "apl"]
 NEUTRAL_DLL = bytes.fromhex("440000000000000000")
 
 XFAIL = {
-    "exmbus:compact:G.5.2-compact-after-format-frame": (
-        "format frames (CI 0x69/0x6A/0x6B, EN 13757-3 Annex G) are not learnt into the FormatCache"
-    ),
-    "exmbus:compact:G.5.3-compact-after-format-frame": (
-        "format frames (CI 0x69/0x6A/0x6B, EN 13757-3 Annex G) are not learnt into the FormatCache"
-    ),
     "exmbus:apl:compact-profile-register-numbers-F.2.6:profile": (
         "compact profile with register numbers (VIFE 0x1E, EN 13757-3:2018 F.2.6) is kept as raw bytes"
     ),

@@ -186,6 +186,34 @@ def test_compact_signature_is_crc_of_difvif() -> None:
     assert cache.find(meter, 0x82DD) is not None
 
 
+def _tpl_frame(tpl_hex: str) -> bytes:
+    """A link header (C 0x44, M 0x0000, ID 00000000, version 0, type 0) in front of a TPL from its CI on."""
+    body = bytes.fromhex("440000000000000000" + tpl_hex)
+    return bytes([len(body)]) + body
+
+
+def test_format_frame_teaches_the_compact_frame_its_records() -> None:
+    # EN 13757-3:2018 G.5.2: format frame (CI 0x69: length, signature 0x3B31, DIF/VIFs 02 02 02 15 02 2A)
+    cache = FormatCache()
+    compact = _tpl_frame("79313B42A6D2042E163423")
+    with pytest.raises(DecodeError, match="no full frame"):
+        decode_telegram(compact, DecodeOptions(cache=cache))
+    learnt = decode_telegram(_tpl_frame("6908313B02020215022A"), DecodeOptions(cache=cache))
+    assert learnt.records == () and any("format 3B31 (3 records)" in w for w in learnt.warnings)
+    values = decode_telegram(compact, DecodeOptions(cache=cache)).records
+    assert [(v.dif_vif.hex(), v.raw) for v in values] == [("0202", 1234), ("0215", 5678), ("022a", 9012)]
+
+
+@pytest.mark.parametrize(("tpl", "error"), [
+    ("6908323B02020215022A", "signature 3B32 does not match its record headers"),
+    ("69", "format frame truncated"),
+    ("6905000002020D13", "cannot be read"),  # a variable-length record has no fixed place in a compact frame
+])
+def test_bad_format_frames_are_refused(tpl: str, error: str) -> None:
+    with pytest.raises(DecodeError, match=error):
+        decode_telegram(_tpl_frame(tpl), DecodeOptions(cache=FormatCache()))
+
+
 def test_compact_frame_of_encrypted_ell() -> None:
     cache = FormatCache()
     key = bytes.fromhex("0102030405060708090A0B0C0D0E0F10")
