@@ -440,6 +440,9 @@ def combinable(vifes: bytes) -> Combined:
             else:
                 words.append(f"reserved VIFE 0x{code:02X}")
         elif code < 0x60:
+            # By Table 15 the value is then a duration in the VIFE's unit (nn), but libmbus and wmbusmeters
+            # keep the VIF's quantity and unit (SEN_Pollustat, wmbusmeters' qwater tests): sonocli does the
+            # same, so values compare across tools, and names the duration and its unit in the text
             words.append(
                 f"duration of {_FIRST_LAST[(code >> 2) & 1]} {_LOWER_UPPER[(code >> 3) & 1]} limit exceed"
                 f" ({_TIME_UNITS[code & 3]})"
