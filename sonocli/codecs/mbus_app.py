@@ -205,10 +205,7 @@ def _parse_header(head: bytes, text_at: int, text_len: int, libmbus_order: bool)
         combined = V.combinable(vifes)
         exponent += combined.exponent_shift
         words.extend(combined.words)
-        # the register-number variant interleaves register numbers whose layout we cannot confirm: it stays
-        # one LVAR value with the words in its text
-        expandable = dfield == 0x0D and combined.profile in (V.PROFILE_COMPACT, V.PROFILE_INVERSE)
-        profile = combined.profile if expandable else V.PROFILE_NONE
+        profile = combined.profile if dfield == 0x0D else V.PROFILE_NONE
         if combined.is_date and not is_date:
             # e.g. flow temperature + VIFE 0x6F: the record is the date of that quantity's maximum, not a
             # temperature; say so in the description and keep the quantity in the text
@@ -519,6 +516,10 @@ def _expand_profile(spec: _Spec, head: bytes, raw_data: bytes, index: int, offse
     then the elements. Every element keeps the record's storage number, function and unit; its position,
     the order (compact = oldest first, inverse = newest first) and the spacing are in ``text``. Elements
     with every bit set are "not available" and left out.
+
+    With register numbers (VIFE 0x1E) each element is a register of its own: element k (from 0) has the
+    record's storage number + k + 1, as the EN 13757-3:2018 F.2.6 example shows (quoted by exmbus: a
+    profile at storage 32 holds storage 33 and 34).
     """
     body = raw_data[1:]
     if len(body) < 2:
@@ -535,6 +536,7 @@ def _expand_profile(spec: _Spec, head: bytes, raw_data: bytes, index: int, offse
         every = "half a month"
     else:
         every = f"{spacing} {_SPACING_UNITS[unit_index]}"
+    registers = spec.profile == V.PROFILE_REGISTERS
     order = "newest first" if spec.profile == V.PROFILE_INVERSE else "oldest first"
     mode = _INCREMENT_MODES[control >> 6]
     elements = body[2:]
@@ -550,9 +552,11 @@ def _expand_profile(spec: _Spec, head: bytes, raw_data: bytes, index: int, offse
             raw = _bcd(element)
         else:
             raw = int.from_bytes(element, "little", signed=True)
-        text = f"{spec.text + '; ' if spec.text else ''}element {k + 1} of {count}, {order}, every {every}, {mode}"
+        storage = spec.storage + k + 1 if registers else spec.storage
+        place = f"storage {storage}" if registers else order
+        text = f"{spec.text + '; ' if spec.text else ''}element {k + 1} of {count}, {place}, every {every}, {mode}"
         out.append([
-            index + len(out), spec.measurement, spec.unit, spec.exponent, raw, spec.function, spec.storage,
+            index + len(out), spec.measurement, spec.unit, spec.exponent, raw, spec.function, storage,
             spec.tariff, spec.subunit, None, head, element, ENCODINGS[coding], text,
         ])  # fmt: skip
     return out

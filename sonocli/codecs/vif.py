@@ -380,7 +380,7 @@ class Combined(NamedTuple):
 PROFILE_NONE: Final = 0
 PROFILE_COMPACT: Final = 1  # VIFE 0x1F: oldest element first
 PROFILE_INVERSE: Final = 2  # VIFE 0x13: newest element first
-PROFILE_REGISTERS: Final = 3  # VIFE 0x1E: compact profile with register numbers (kept as one value)
+PROFILE_REGISTERS: Final = 3  # VIFE 0x1E: compact profile with register numbers (a storage number each)
 
 _PROFILES: Final = {
     0x13: (PROFILE_INVERSE, "inverse compact profile"),

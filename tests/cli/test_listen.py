@@ -45,7 +45,7 @@ def test_save_then_keys_decrypt(tmp_path: Path) -> None:
     code, lines, err = _listen(tmp_path, "--port", "sim://air?count=7", "--dongle", "im871a", "--count", "7")
     sontex = next(line for line in lines if line["header"]["id"] == "28335519")  # type: ignore[index]
     assert sontex["security"]["state"] == "decrypted"  # type: ignore[index]
-    assert len(sontex["records"]) == 20  # type: ignore[arg-type]
+    assert len(sontex["records"]) == 36  # type: ignore[arg-type]  # 19 records, a 17-element profile
     assert sontex["in_list"] is True
 
 

@@ -73,7 +73,7 @@ def test_receiver_over_a_pty(driver_cls: type) -> None:
         stick.close()
     good = [h for h in heard if h.meter is not None and not h.duplicate]
     assert len(good) >= 10
-    assert any(h.reading is not None and len(h.reading.values) == 20 for h in heard)
+    assert any(h.reading is not None and len(h.reading.values) == 36 for h in heard)  # profile expanded
     assert receiver.stats.bad["garbage"] >= 2
 
 

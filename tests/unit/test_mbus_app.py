@@ -514,9 +514,11 @@ def test_compact_profiles_expand_into_one_value_per_element() -> None:
     values = decode_records(bytes.fromhex(compact), strict=True)[0]
     assert [v.raw for v in values][-2:] == [3, 22] and len(values) == 14
     assert "increments" in (values[0].text or "") and "oldest first" in (values[0].text or "")
-    # with register numbers (VIFE 1E) the record stays one value
-    (blob,) = decode_records(bytes.fromhex("8D 04 EE 1E 08 3B FE 990000 520000"), strict=True)[0]
-    assert blob.text == "compact profile with register numbers" and blob.data == bytes.fromhex("083BFE990000520000")
+    # with register numbers (VIFE 1E) element k has storage number + k + 1 (EN 13757-3:2018 F.2.6)
+    values = decode_records(bytes.fromhex("8D 04 EE 1E 08 3B FE 990000 520000"), strict=True)[0]
+    assert [(v.raw, v.storage) for v in values] == [(99, 9), (52, 10)]
+    words = "compact profile with register numbers; element 2 of 2, storage 10, every 1 month, absolute values"
+    assert values[1].text == words
     # without LVAR the VIFE is only words, not a profile
     assert one("04 EE 13 01000000").text == "inverse compact profile"
 

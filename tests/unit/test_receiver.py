@@ -71,7 +71,8 @@ def test_listed_meter_with_key_gives_readings_and_rssi() -> None:
     readings = [h.reading for h in heard if h.reading is not None]
     assert {r.meter.serial for r in readings} == {SONTEX, LANSEN}
     sontex = next(r for r in readings if r.meter.serial == SONTEX)
-    assert len(sontex.values) == 20 and sontex.rssi is not None and sontex.rssi < 0
+    # 19 records, one a compact profile with register numbers expanded into 17 monthly values
+    assert len(sontex.values) == 36 and sontex.rssi is not None and sontex.rssi < 0
     assert receiver.heard[SONTEX].security == "decrypted"
     assert receiver.heard[SONTEX].last_seen is not None
     merged = receiver.merged_meters(meters)
