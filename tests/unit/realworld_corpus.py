@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from sonocli.codecs.wmbus import DecodeOptions, FormatCache, WmbusTelegram, decode_telegram
+
 CORPUS = Path(__file__).parents[1] / "data" / "realworld" / "corpus.json"
 
 # Units a source may state in another unit than the record's: (quantity, factor to Wh / W / s).
@@ -57,3 +59,14 @@ def assert_stated(values: Sequence[Any], case: dict[str, Any]) -> None:
     stamps |= {f"{v.raw:%Y-%m-%d %H:%M}" for v in values if isinstance(v.raw, datetime)}
     for date in case["dates"]:
         assert date["stated"] in stamps, f"{date['field']} = {date['stated']} not among {sorted(stamps)}"
+
+
+def decode_keyed(raw: bytes, key_hex: str | None, cache: FormatCache | None = None) -> WmbusTelegram:
+    """Decode a wireless case with its published key, given for the meter id and the link address id
+    (which differ behind a radio converter); a first pass without application data finds both ids."""
+    keys: dict[str, bytes] = {}
+    if key_hex:
+        probe = decode_telegram(raw, DecodeOptions(decode_application=False, cache=FormatCache()))
+        key = bytes.fromhex(key_hex)
+        keys = {probe.meter.id: key, probe.link.address.id: key}
+    return decode_telegram(raw, DecodeOptions(keys=keys, cache=cache if cache is not None else FormatCache()))

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from realworld_corpus import assert_stated, param
+from realworld_corpus import assert_stated, decode_keyed, param
 
 from sonocli.codecs.mbus_app import decode_record_block
-from sonocli.codecs.wmbus import DecodeOptions, FormatCache, WmbusTelegram, decode_telegram
+from sonocli.codecs.wmbus import FormatCache
 from sonocli.model.values import MeterValue
 
 DATA = Path(__file__).parents[1] / "data" / "realworld" / "exmbus.json"
@@ -40,15 +40,6 @@ def _frame(case_hex: str, layer: str) -> bytes:
         body = NEUTRAL_DLL + raw
         return bytes([len(body)]) + body
     return raw
-
-
-def _decode(raw: bytes, key_hex: str | None, cache: FormatCache) -> WmbusTelegram:
-    keys: dict[str, bytes] = {}
-    if key_hex:
-        probe = decode_telegram(raw, DecodeOptions(decode_application=False, cache=FormatCache()))
-        key = bytes.fromhex(key_hex)
-        keys = {probe.meter.id: key, probe.link.address.id: key}
-    return decode_telegram(raw, DecodeOptions(keys=keys, cache=cache))
 
 
 def _stamp(raw: object) -> set[str]:
@@ -87,8 +78,8 @@ def _assert_records(values: Sequence[MeterValue], case: dict[str, Any]) -> None:
 @pytest.mark.parametrize("case", [param(c, XFAIL) for c in LINKED])
 def test_exmbus_telegram(case: dict[str, Any]) -> None:
     cache = FormatCache()
-    priors = [_decode(_frame(h, case["layer"]), case["key"], cache) for h in case["prior"]]
-    telegram = _decode(_frame(case["hex"], case["layer"]), case["key"], cache)
+    priors = [decode_keyed(_frame(h, case["layer"]), case["key"], cache) for h in case["prior"]]
+    telegram = decode_keyed(_frame(case["hex"], case["layer"]), case["key"], cache)
     expect = case["expect"]
     assert telegram.security.error is None, telegram.security.error
     assert telegram.security.state == expect["security"]

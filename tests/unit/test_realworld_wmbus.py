@@ -12,28 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from realworld_corpus import assert_stated, cases, param
-
-from sonocli.codecs.wmbus import DecodeOptions, WmbusTelegram, decode_telegram
+from realworld_corpus import assert_stated, cases, decode_keyed, param
 
 CASES: list[dict[str, Any]] = cases("wmbus")
 
 XFAIL: dict[str, str] = {}  # every case decodes; a regression shows as a plain failure
 
 
-def _decode(case: dict[str, Any]) -> WmbusTelegram:
-    raw = bytes.fromhex(case["hex"])
-    keys: dict[str, bytes] = {}
-    if case["key"]:
-        probe = decode_telegram(raw, DecodeOptions(decode_application=False))
-        key = bytes.fromhex(case["key"])
-        keys = {probe.meter.id: key, probe.link.address.id: key}
-    return decode_telegram(raw, DecodeOptions(keys=keys))
-
-
 @pytest.mark.parametrize("case", [param(c, XFAIL) for c in CASES])
 def test_realworld_wmbus_telegram(case: dict[str, Any]) -> None:
-    telegram = _decode(case)
+    telegram = decode_keyed(bytes.fromhex(case["hex"]), case["key"])
     expect = case["expect"]
     assert telegram.security.error is None, telegram.security.error
     if case["key"]:

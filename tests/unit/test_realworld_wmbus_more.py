@@ -15,36 +15,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from realworld_corpus import assert_stated
+from realworld_corpus import assert_stated, decode_keyed
 
-from sonocli.codecs.wmbus import DecodeOptions, FormatCache, WmbusTelegram, decode_telegram
+from sonocli.codecs.wmbus import FormatCache
 from sonocli.errors import DecodeError
 
 DATA = Path(__file__).parents[1] / "data" / "realworld" / "wmbus_more.json"
 CASES: list[dict[str, Any]] = json.loads(DATA.read_text(encoding="utf-8"))
 
 
-def _decode(raw_hex: str, key_hex: str | None, cache: FormatCache) -> WmbusTelegram:
-    raw = bytes.fromhex(raw_hex)
-    keys: dict[str, bytes] = {}
-    if key_hex:
-        probe = decode_telegram(raw, DecodeOptions(decode_application=False, cache=FormatCache()))
-        key = bytes.fromhex(key_hex)
-        keys = {probe.meter.id: key, probe.link.address.id: key}
-    return decode_telegram(raw, DecodeOptions(keys=keys, cache=cache))
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_realworld_wmbus_more(case: dict[str, Any]) -> None:
     cache = FormatCache()
     for full in case.get("prior", []):
-        _decode(full, case["key"], cache)
+        decode_keyed(bytes.fromhex(full), case["key"], cache)
     if "expect_error" in case:
         with pytest.raises(DecodeError) as info:
-            _decode(case["hex"], case["key"], cache)
+            decode_keyed(bytes.fromhex(case["hex"]), case["key"], cache)
         assert "format signature" in str(info.value) and "2F2F" not in str(info.value)
         return
-    telegram = _decode(case["hex"], case["key"], cache)
+    telegram = decode_keyed(bytes.fromhex(case["hex"]), case["key"], cache)
     expect = case["expect"]
     assert telegram.security.error is None, telegram.security.error
     assert telegram.security.state == expect["security"]

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from realworld_corpus import assert_stated, param
+from realworld_corpus import assert_stated, decode_keyed, param
 
 from sonocli.codecs.mbus_app import decode_wired
-from sonocli.codecs.wmbus import DecodeOptions, FormatCache, WmbusTelegram, decode_telegram
+from sonocli.codecs.wmbus import FormatCache
 from sonocli.codecs.wmbus_link import Address, LinkHeader, parse_link_header
 from sonocli.errors import DecodeError
 
@@ -28,16 +28,6 @@ WIRED = [c for c in CASES if c["kind"] == "wired"]
 WIRELESS = [c for c in CASES if c["kind"] == "wmbus"]
 
 XFAIL: dict[str, str] = {}  # every case decodes as the source states; a regression shows as a plain failure
-
-
-def _decode(raw_hex: str, key_hex: str | None, cache: FormatCache) -> WmbusTelegram:
-    raw = bytes.fromhex(raw_hex)
-    keys: dict[str, bytes] = {}
-    if key_hex:
-        probe = decode_telegram(raw, DecodeOptions(decode_application=False, cache=FormatCache()))
-        key = bytes.fromhex(key_hex)
-        keys = {probe.meter.id: key, probe.link.address.id: key}
-    return decode_telegram(raw, DecodeOptions(keys=keys, cache=cache))
 
 
 def _assert_link(link: LinkHeader, meter: Address, expect: dict[str, Any]) -> None:
@@ -52,14 +42,14 @@ def _assert_link(link: LinkHeader, meter: Address, expect: dict[str, Any]) -> No
 def test_wmbusmeters_rest_telegram(case: dict[str, Any]) -> None:
     cache = FormatCache()
     for full in case["prior"]:
-        _decode(full, case["key"], cache)
+        decode_keyed(bytes.fromhex(full), case["key"], cache)
     if "expect_error" in case:
         link = parse_link_header(bytes.fromhex(case["hex"]))  # a compact frame without TPL: the DLL is the meter
         _assert_link(link, link.address, case["expect"])
         with pytest.raises(DecodeError, match=case["expect_error"]):
-            _decode(case["hex"], case["key"], cache)
+            decode_keyed(bytes.fromhex(case["hex"]), case["key"], cache)
         return
-    telegram = _decode(case["hex"], case["key"], cache)
+    telegram = decode_keyed(bytes.fromhex(case["hex"]), case["key"], cache)
     assert telegram.security.error is None, telegram.security.error
     assert telegram.security.state == case["expect"]["security"]
     _assert_link(telegram.link, telegram.meter, case["expect"])
