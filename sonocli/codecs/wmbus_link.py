@@ -117,6 +117,13 @@ def normalise_frame(data: bytes, frame_format: str = "auto") -> tuple[bytes, byt
                 return strip_format_a(data), bytes(data[total:])
             except DecodeError:
                 pass
+        if length + 3 < len(data) < total and _block_crc_ok(data[:10], data[10:12]):
+            # Longer than a CRC-less telegram with RSSI/LQI, shorter than format A, and bytes 10-11 are the
+            # first block's CRC: a format A frame cut short (taking it as CRC-less would read the CRC as CI)
+            raise TruncatedError(
+                f"format A frame truncated: L-field {length} needs {total} bytes with CRCs, got {len(data)}",
+                offset=len(data),
+            )
         if len(data) >= length + 1 and length + 1 >= 12:
             try:
                 return strip_format_b(data), bytes(data[length + 1 :])

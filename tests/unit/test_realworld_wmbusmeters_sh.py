@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from realworld_corpus import assert_stated, param
+from realworld_corpus import assert_stated, decode_keyed, param
 
 from sonocli.cli.decode import parse_hex
 from sonocli.codecs.mbus_app import decode_wired
-from sonocli.codecs.wmbus import DecodeOptions, FormatCache, WmbusTelegram, decode_telegram
+from sonocli.codecs.wmbus import FormatCache
 from sonocli.errors import DecodeError
 
 DATA = Path(__file__).parents[1] / "data" / "realworld" / "wmbusmeters_sh.json"
@@ -30,22 +30,7 @@ WIRELESS = [c for c in CASES if c["kind"] == "wmbus"]
 WIRED = [c for c in CASES if c["kind"] == "wired"]
 TEXT = [c for c in CASES if c["kind"] == "text"]
 
-XFAIL = {
-    "wmbusmeters-sh:test_broken:sontex868-cut:3": (
-        "a format A frame one byte short (60 of 61 bytes, block-1 CRC 81 1D valid) is taken as a CRC-less "
-        "telegram with 7 trailing bytes; the CRC bytes become CI 0x81 and it decodes without error or warning"
-    ),
-}
-
-
-def _decode(raw_hex: str, key_hex: str | None, cache: FormatCache) -> WmbusTelegram:
-    raw = bytes.fromhex(raw_hex)
-    keys: dict[str, bytes] = {}
-    if key_hex:
-        probe = decode_telegram(raw, DecodeOptions(decode_application=False, cache=FormatCache()))
-        key = bytes.fromhex(key_hex)
-        keys = {probe.meter.id: key, probe.link.address.id: key}
-    return decode_telegram(raw, DecodeOptions(keys=keys, cache=cache))
+XFAIL: dict[str, str] = {}
 
 
 def _assert_outcome(case: dict[str, Any], warnings: tuple[str, ...]) -> None:
@@ -60,12 +45,12 @@ def _assert_outcome(case: dict[str, Any], warnings: tuple[str, ...]) -> None:
 def test_wmbusmeters_sh_telegram(case: dict[str, Any]) -> None:
     cache = FormatCache()
     for full in case["prior"]:
-        _decode(full, case["key"], cache)
+        decode_keyed(bytes.fromhex(full), case["key"], cache)
     if "expect_error" in case:
         with pytest.raises(DecodeError, match=case["expect_error"]):
-            _decode(case["hex"], case["key"], cache)
+            decode_keyed(bytes.fromhex(case["hex"]), case["key"], cache)
         return
-    telegram = _decode(case["hex"], case["key"], cache)
+    telegram = decode_keyed(bytes.fromhex(case["hex"]), case["key"], cache)
     expect = case["expect"]
     assert telegram.meter.id == expect["id"]
     assert telegram.link.address.manufacturer_text == expect["manufacturer"]

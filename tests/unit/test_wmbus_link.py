@@ -22,7 +22,7 @@ from sonocli.codecs.wmbus_link import (
     strip_format_a,
     strip_format_b,
 )
-from sonocli.errors import DecodeError
+from sonocli.errors import DecodeError, TruncatedError
 
 DATA = Path(__file__).parents[1] / "data" / "wmbus"
 
@@ -173,3 +173,18 @@ def test_auto_does_not_mistake_a_broken_format_a_frame_for_a_stripped_one() -> N
     frame[11] ^= 0x01  # block 1 CRC broken
     with pytest.raises(DecodeError, match="CRC mismatch"):
         normalise_frame(bytes(frame))
+
+
+def test_auto_refuses_a_format_a_frame_cut_short() -> None:
+    frame = bytes.fromhex(VECTORS["rmja_ffa_with_crc"]["hex_telegram"])
+    length = frame[0]
+    assert len(frame) == format_a_length(length)
+    # one and five bytes short: the block-1 CRC says format A, so no CRC-less reading
+    cuts = [cut for cut in (frame[:-1], frame[:-5]) if len(cut) > length + 3]
+    assert len(cuts) == 2
+    for cut in cuts:
+        with pytest.raises(TruncatedError, match="format A frame truncated"):
+            normalise_frame(cut)
+    # a CRC-less telegram with an RSSI and an LQI byte after it is still taken as such
+    stripped, _ = normalise_frame(frame)
+    assert normalise_frame(stripped + b"\xc8\x80") == (stripped, b"\xc8\x80")
