@@ -14,8 +14,9 @@ F (negative) and hex digits A–E (kept as text, as error markers).
 
 from __future__ import annotations
 
+import calendar
 import struct
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Final, NamedTuple
 
@@ -418,6 +419,7 @@ def _records(
     mfr = b""
     warnings: list[str] = []
     specs = _SPECS.get
+    profiles: list[tuple[int, _Spec, bytes, bytes, int]] = []
     index = 0
     try:
         while pos < n:
@@ -483,9 +485,8 @@ def _records(
             elif decoder == _D_DATE_BCD:
                 raw = _date_bcd(d)
             elif decoder == _D_PROFILE:
-                expanded = _expand_profile(spec, head, raw_data, index, base + end - length)
-                rows.extend(expanded)
-                index += len(expanded)
+                # expanded after the loop: its base time may be anywhere in the telegram
+                profiles.append((len(rows), spec, head, raw_data, base + end - length))
                 continue
             else:
                 raw = _lvar_value(raw_data[0], raw_data[1:][::-1] if msb_first else raw_data[1:])
@@ -498,6 +499,8 @@ def _records(
             raise
         # EN 13757-3 calls this "premature end of record": the complete records before it stay valid
         warnings.append(f"records end early ({exc}); kept the {len(rows)} complete records before it")
+    if profiles:
+        _expand_profiles(rows, profiles, strict, warnings)
     if times:
         _attach_times(rows, times)
     new = tuple.__new__  # MeterValue is a NamedTuple: built in C from its row
@@ -508,18 +511,44 @@ _SPACING_UNITS: Final = ("s", "min", "H", "D")
 _INCREMENT_MODES: Final = ("absolute values", "increments", "decrements", "signed differences")
 
 
-def _expand_profile(spec: _Spec, head: bytes, raw_data: bytes, index: int, offset: int) -> list[list[Any]]:
+def _expand_profiles(
+    rows: list[list[Any]], profiles: list[tuple[int, _Spec, bytes, bytes, int]], strict: bool, warnings: list[str]
+) -> None:
+    """Put each compact profile's element rows where its record stood, then number the rows again.
+
+    A profile that cannot be read raises in strict mode; otherwise it is left out with a warning, like a
+    broken record at the end of a telegram.
+    """
+    plain = list(rows)  # base times come from the ordinary records only
+    for at, spec, head, raw_data, offset in reversed(profiles):
+        try:
+            rows[at:at] = _expand_profile(spec, head, raw_data, offset, plain)
+        except DecodeError as exc:
+            if strict:
+                raise
+            warnings.append(f"compact profile at byte {offset} left out: {exc}")
+    for number, row in enumerate(rows):
+        row[0] = number
+
+
+def _expand_profile(spec: _Spec, head: bytes, raw_data: bytes, offset: int, plain: list[list[Any]]) -> list[list[Any]]:
     """A compact profile (EN 13757-3:2018 Annex F) as one value per element.
 
     LVAR data: spacing control (bits 0-3 element coding as a DIF data field, bits 4-5 spacing unit,
-    bits 6-7 increment mode), spacing value (0xFE = one month, 0xFD = half a month with unit "days"),
-    then the elements. Every element keeps the record's storage number, function and unit; its position,
-    the order (compact = oldest first, inverse = newest first) and the spacing are in ``text``. Elements
-    with every bit set are "not available" and left out.
+    bits 6-7 increment mode), spacing value, then the elements. As wmbusmeters and exmbus read Annex F:
 
-    With register numbers (VIFE 0x1E) each element is a register of its own: element k (from 0) has the
-    record's storage number + k + 1, as the EN 13757-3:2018 F.2.6 example shows (quoted by exmbus: a
-    profile at storage 32 holds storage 33 and 34).
+    - element k (from 0, in the order sent) is the value of storage number base + k + 1; a spacing value
+      of 0 makes the profile an array whose spacing unit names the column, i.e. subunit + unit;
+    - absolute values are signed (illegal: the signed minimum); increments and decrements are unsigned
+      (illegal: all ones) and signed differences (younger minus older) signed. An illegal element (not
+      recorded yet) is left out; the others keep their storage numbers;
+    - differences stay differences: they are not summed onto the base value. wmbusmeters' generic parser
+      sums them, but its drivers (Techem fhkvdataiv: "consumption at set date" = the element) and the
+      meters' own documentation treat them as the consumption of each period, which is what they are;
+    - the base time is the date/time record of the base storage number; element k is that time moved
+      by (k + 1) spacings (0xFE: months, 0xFD: half months, with the unit "days/months"), back for the
+      inverse profile, and becomes the element's timestamp;
+    - spacing values 0xFB-0xFF other than those two are reserved: the profile is kept as one raw value.
     """
     body = raw_data[1:]
     if len(body) < 2:
@@ -530,36 +559,88 @@ def _expand_profile(spec: _Spec, head: bytes, raw_data: bytes, index: int, offse
     if size <= 0 or coding == 0x0D:
         raise DecodeError(f"compact profile element coding 0x{coding:X} is not a fixed-size type", offset=offset)
     unit_index = (control >> 4) & 0x03
-    if unit_index == 3 and spacing == 0xFE:
-        every = "1 month"
-    elif unit_index == 3 and spacing == 0xFD:
-        every = "half a month"
-    else:
-        every = f"{spacing} {_SPACING_UNITS[unit_index]}"
-    registers = spec.profile == V.PROFILE_REGISTERS
-    order = "newest first" if spec.profile == V.PROFILE_INVERSE else "oldest first"
-    mode = _INCREMENT_MODES[control >> 6]
+    mode = control >> 6
+    inverse = spec.profile == V.PROFILE_INVERSE
     elements = body[2:]
     count = len(elements) // size
+    kind = spec.text or "compact profile"
+    if spacing >= 0xFB and not (unit_index == 3 and spacing in (0xFD, 0xFE)):
+        text = f"{kind}; reserved spacing value 0x{spacing:02X} with unit {_SPACING_UNITS[unit_index]}: not expanded"
+        return [[
+            0, spec.measurement, spec.unit, spec.exponent, bytes(raw_data[1:]), spec.function, spec.storage,
+            spec.tariff, spec.subunit, None, head, raw_data, "VARLEN", text,
+        ]]  # fmt: skip
+    array = spacing == 0
+    if array:
+        every = f"array, column {unit_index + 1}"
+    elif unit_index == 3 and spacing in (0xFD, 0xFE):
+        every = "every half a month" if spacing == 0xFD else "every 1 month"
+    else:
+        every = f"every {spacing} {_SPACING_UNITS[unit_index]}"
+    subunit = spec.subunit + (unit_index if array else 0)
+    base_time = None if array else _profile_base_time(spec, plain)
+    words = _INCREMENT_MODES[mode]
+    order = "newest first" if inverse else "oldest first"
     out: list[list[Any]] = []
     for k in range(count):
         element = elements[k * size : (k + 1) * size]
-        if element == b"\xff" * size:
+        raw = _profile_element(element, coding, mode)
+        if raw is None:  # illegal: not (yet) recorded
             continue
-        if coding == 0x05:
-            raw: int | float | str = _REAL.unpack(element)[0]
-        elif coding >= 0x09:
-            raw = _bcd(element)
-        else:
-            raw = int.from_bytes(element, "little", signed=True)
-        storage = spec.storage + k + 1 if registers else spec.storage
-        place = f"storage {storage}" if registers else order
-        text = f"{spec.text + '; ' if spec.text else ''}element {k + 1} of {count}, {place}, every {every}, {mode}"
+        storage = spec.storage + k + 1
+        steps = -(k + 1) if inverse else k + 1
+        stamp = None if base_time is None else _shift_time(base_time, unit_index, spacing, steps)
+        text = f"{kind}; element {k + 1} of {count}, {order}, {every}, {words}"
         out.append([
-            index + len(out), spec.measurement, spec.unit, spec.exponent, raw, spec.function, storage,
-            spec.tariff, spec.subunit, None, head, element, ENCODINGS[coding], text,
+            0, spec.measurement, spec.unit, spec.exponent, raw, spec.function, storage,
+            spec.tariff, subunit, stamp, head, element, ENCODINGS[coding], text,
         ])  # fmt: skip
     return out
+
+
+def _profile_element(element: bytes, coding: int, mode: int) -> int | float | None:
+    """One element's number, or None where it holds the "illegal" preset (Annex F, Annex A types B/C)
+    or is no number (BCD with hex digits)."""
+    if coding == 0x05:
+        real: float = _REAL.unpack(element)[0]
+        return None if real != real else real  # NaN
+    if coding >= 0x09:
+        digits = _bcd(element)
+        return digits if isinstance(digits, int) else None
+    if mode in (1, 2):  # unsigned increments/decrements: all ones is illegal
+        return None if element == b"\xff" * len(element) else int.from_bytes(element, "little")
+    value = int.from_bytes(element, "little", signed=True)
+    return None if value == -(1 << (8 * len(element) - 1)) else value
+
+
+def _profile_base_time(spec: _Spec, plain: list[list[Any]]) -> datetime | None:
+    """The date/time record of the profile's storage number: when the base value was taken."""
+    for row in plain:
+        if row[6] == spec.storage and isinstance(row[4], datetime):
+            return row[4]
+    return None
+
+
+def _shift_time(base: datetime, unit_index: int, spacing: int, steps: int) -> datetime:
+    if unit_index == 3 and spacing == 0xFE:
+        return _add_months(base, steps)
+    if unit_index == 3 and spacing == 0xFD:
+        moved = base
+        for _ in range(abs(steps)):  # half months: the 1st and the 16th of each month
+            if steps > 0:
+                moved = moved.replace(day=16) if moved.day < 16 else _add_months(moved.replace(day=1), 1)
+            else:
+                moved = moved.replace(day=1) if moved.day >= 16 else _add_months(moved, -1).replace(day=16)
+        return moved
+    seconds = (1, 60, 3600, 86400)[unit_index] * spacing * steps
+    return base + timedelta(seconds=seconds)
+
+
+def _add_months(when: datetime, months: int) -> datetime:
+    month0 = when.month - 1 + months
+    year, month = when.year + month0 // 12, month0 % 12 + 1
+    day = min(when.day, calendar.monthrange(year, month)[1])
+    return when.replace(year=year, month=month, day=day)
 
 
 # where MeterValue's fields sit in a row of _records
@@ -574,7 +655,11 @@ def _attach_times(rows: list[list[Any]], times: dict[tuple[int, int], datetime])
     measurement, raw, storage, subunit, stamp_at = _MEASUREMENT, _RAW, _STORAGE, _SUBUNIT, _STAMP
     for row in rows:
         found = times.get((row[storage], row[subunit]))
-        if found is not None and (row[measurement] != _TIMESTAMP or row[raw].__class__ is not datetime):
+        if (
+            found is not None
+            and row[stamp_at] is None  # a profile element's own time stays
+            and (row[measurement] != _TIMESTAMP or row[raw].__class__ is not datetime)
+        ):
             row[stamp_at] = found
 
 

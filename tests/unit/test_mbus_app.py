@@ -506,7 +506,9 @@ def test_compact_profiles_expand_into_one_value_per_element() -> None:
     inverse = "8D 04 EE 13 2C 3B FE 990000 520000 100000 000000" + " FF" * 30
     values = decode_records(bytes.fromhex(inverse), strict=True)[0]
     assert [v.raw for v in values] == [99, 52, 10, 0]
-    assert all(v.description == "Units for H.C.A." and v.storage == 8 for v in values)
+    # element k is storage 8 + k + 1 (Annex F as wmbusmeters and exmbus read it); BCD all-ones is "illegal"
+    assert [v.storage for v in values] == [9, 10, 11, 12]
+    assert all(v.description == "Units for H.C.A." for v in values)
     assert values[1].text == "inverse compact profile; element 2 of 14, newest first, every 1 month, absolute values"
     assert values[1].encoding == "BCD6" and values[1].data == bytes.fromhex("520000")
     # Techem: compact profile of int16 increments, oldest first
@@ -517,7 +519,7 @@ def test_compact_profiles_expand_into_one_value_per_element() -> None:
     # with register numbers (VIFE 1E) element k has storage number + k + 1 (EN 13757-3:2018 F.2.6)
     values = decode_records(bytes.fromhex("8D 04 EE 1E 08 3B FE 990000 520000"), strict=True)[0]
     assert [(v.raw, v.storage) for v in values] == [(99, 9), (52, 10)]
-    words = "compact profile with register numbers; element 2 of 2, storage 10, every 1 month, absolute values"
+    words = "compact profile with register numbers; element 2 of 2, oldest first, every 1 month, absolute values"
     assert values[1].text == words
     # without LVAR the VIFE is only words, not a profile
     assert one("04 EE 13 01000000").text == "inverse compact profile"
