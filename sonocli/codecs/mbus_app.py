@@ -616,7 +616,7 @@ def _profile_element(element: bytes, coding: int, mode: int) -> int | float | No
 def _profile_base_time(spec: _Spec, plain: list[list[Any]]) -> datetime | None:
     """The date/time record of the profile's storage number: when the base value was taken."""
     for row in plain:
-        if row[6] == spec.storage and isinstance(row[4], datetime):
+        if row[_STORAGE] == spec.storage and isinstance(row[_RAW], datetime):
             return row[4]
     return None
 

@@ -11,9 +11,12 @@ real-world corpus). Every block starts with the base value 1000 (``02 13 E8 03``
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sonocli.codecs.mbus_app import decode_record_block, decode_records
 from sonocli.errors import DecodeError
@@ -96,3 +99,23 @@ def test_an_unreadable_profile_is_refused_in_strict_mode_and_left_out_otherwise(
         decode_records(block, strict=True)
     tolerant = decode_record_block(block)
     assert [v.raw for v in tolerant.values] == [1000] and "compact profile" in tolerant.warnings[0]
+
+
+@settings(max_examples=int(os.environ.get("HYP_N", "300")), deadline=None)
+@given(
+    st.sampled_from([0x13, 0x1E, 0x1F]), st.integers(0, 255), st.integers(0, 255), st.binary(max_size=80),
+    st.binary(max_size=12),
+)  # fmt: skip
+def test_any_profile_decodes_or_raises_only_decode_errors(
+    vife: int, control: int, spacing: int, elements: bytes, prefix: bytes
+) -> None:
+    body = bytes([control, spacing]) + elements
+    base = bytes.fromhex("82046C0A31820413E803")  # base time and base value at storage 8
+    data = prefix + base + bytes([0x8D, 0x04, 0x93, vife, len(body)]) + body
+    try:
+        values = decode_records(data, strict=True)[0]
+    except DecodeError:
+        return
+    for value in values:
+        _ = value.value
+    assert [v.index for v in values] == list(range(len(values)))
