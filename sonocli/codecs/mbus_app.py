@@ -616,8 +616,9 @@ def _profile_element(element: bytes, coding: int, mode: int) -> int | float | No
 def _profile_base_time(spec: _Spec, plain: list[list[Any]]) -> datetime | None:
     """The date/time record of the profile's storage number: when the base value was taken."""
     for row in plain:
-        if row[_STORAGE] == spec.storage and isinstance(row[_RAW], datetime):
-            return row[4]
+        when = row[_RAW]
+        if row[_STORAGE] == spec.storage and isinstance(when, datetime):
+            return when
     return None
 
 
