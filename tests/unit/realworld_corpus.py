@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from sonocli.codecs.mbus_app import AppData
 from sonocli.codecs.wmbus import DecodeOptions, FormatCache, WmbusTelegram, decode_telegram
+from sonocli.codecs.wmbus_link import Address, LinkHeader
 
 CORPUS = Path(__file__).parents[1] / "data" / "realworld" / "corpus.json"
 
@@ -70,3 +72,30 @@ def decode_keyed(raw: bytes, key_hex: str | None, cache: FormatCache | None = No
         key = bytes.fromhex(key_hex)
         keys = {probe.meter.id: key, probe.link.address.id: key}
     return decode_telegram(raw, DecodeOptions(keys=keys, cache=cache if cache is not None else FormatCache()))
+
+
+def assert_link_header(
+    link: LinkHeader, meter: Address, expect: dict[str, Any], *, optional: Sequence[str] = ("medium",)
+) -> None:
+    """The wireless header a case states: meter id, DLL manufacturer, version and device type, medium.
+
+    Every field is required except those in ``optional``, which are checked where the case has them.
+    """
+    fields = {
+        "id": meter.id,
+        "manufacturer": link.address.manufacturer_text,
+        "dll_version": link.address.version,
+        "dll_device_type": link.address.device_type,
+        "medium": meter.device_type,
+    }
+    for name, have in fields.items():
+        if name in expect or name not in optional:
+            assert have == expect[name], name
+
+
+def assert_wired_header(app: AppData, expect: dict[str, Any]) -> None:
+    """The long data header a wired case states: id, manufacturer, version, medium."""
+    assert app.header is not None
+    assert app.header.id == expect["id"]
+    for field in ("manufacturer", "version", "medium"):
+        assert getattr(app.header, field) == expect[field], field

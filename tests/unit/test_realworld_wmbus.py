@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from realworld_corpus import assert_stated, cases, decode_keyed, param
+from realworld_corpus import assert_link_header, assert_stated, cases, decode_keyed, param
 
 CASES: list[dict[str, Any]] = cases("wmbus")
 
@@ -26,12 +26,7 @@ def test_realworld_wmbus_telegram(case: dict[str, Any]) -> None:
     assert telegram.security.error is None, telegram.security.error
     if case["key"]:
         assert telegram.security.state == "decrypted"
-    assert telegram.meter.id == expect["id"]
-    assert telegram.link.address.manufacturer_text == expect["manufacturer"]
-    assert telegram.link.address.version == expect["dll_version"]
-    assert telegram.link.address.device_type == expect["dll_device_type"]
-    if "medium" in expect:
-        assert telegram.meter.device_type == expect["medium"]
+    assert_link_header(telegram.link, telegram.meter, expect)
     assert_stated(telegram.records, case)
 
 

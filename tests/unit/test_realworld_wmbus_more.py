@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from realworld_corpus import assert_stated, decode_keyed
+from realworld_corpus import assert_link_header, assert_stated, decode_keyed
 
 from sonocli.codecs.wmbus import FormatCache
 from sonocli.errors import DecodeError
@@ -38,13 +38,7 @@ def test_realworld_wmbus_more(case: dict[str, Any]) -> None:
     expect = case["expect"]
     assert telegram.security.error is None, telegram.security.error
     assert telegram.security.state == expect["security"]
-    if "id" in expect:
-        assert telegram.meter.id == expect["id"]
-    assert telegram.link.address.manufacturer_text == expect["manufacturer"]
-    assert telegram.link.address.version == expect["dll_version"]
-    assert telegram.link.address.device_type == expect["dll_device_type"]
-    if "medium" in expect:
-        assert telegram.meter.device_type == expect["medium"]
+    assert_link_header(telegram.link, telegram.meter, expect, optional=("id", "medium"))
     if "records" in expect:
         assert len(telegram.records) == expect["records"]
     for check in case.get("record_checks", []):

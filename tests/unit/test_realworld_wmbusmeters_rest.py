@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from realworld_corpus import assert_stated, decode_keyed, param
+from realworld_corpus import assert_link_header, assert_stated, assert_wired_header, decode_keyed, param
 
 from sonocli.codecs.mbus_app import decode_wired
 from sonocli.codecs.wmbus import FormatCache
-from sonocli.codecs.wmbus_link import Address, LinkHeader, parse_link_header
+from sonocli.codecs.wmbus_link import parse_link_header
 from sonocli.errors import DecodeError
 
 DATA = Path(__file__).parents[1] / "data" / "realworld" / "wmbusmeters_rest.json"
@@ -30,14 +30,6 @@ WIRELESS = [c for c in CASES if c["kind"] == "wmbus"]
 XFAIL: dict[str, str] = {}  # every case decodes as the source states; a regression shows as a plain failure
 
 
-def _assert_link(link: LinkHeader, meter: Address, expect: dict[str, Any]) -> None:
-    assert meter.id == expect["id"]
-    assert link.address.manufacturer_text == expect["manufacturer"]
-    assert link.address.version == expect["dll_version"]
-    assert link.address.device_type == expect["dll_device_type"]
-    assert meter.device_type == expect["medium"]
-
-
 @pytest.mark.parametrize("case", [param(c, XFAIL) for c in WIRELESS])
 def test_wmbusmeters_rest_telegram(case: dict[str, Any]) -> None:
     cache = FormatCache()
@@ -45,25 +37,21 @@ def test_wmbusmeters_rest_telegram(case: dict[str, Any]) -> None:
         decode_keyed(bytes.fromhex(full), case["key"], cache)
     if "expect_error" in case:
         link = parse_link_header(bytes.fromhex(case["hex"]))  # a compact frame without TPL: the DLL is the meter
-        _assert_link(link, link.address, case["expect"])
+        assert_link_header(link, link.address, case["expect"], optional=())
         with pytest.raises(DecodeError, match=case["expect_error"]):
             decode_keyed(bytes.fromhex(case["hex"]), case["key"], cache)
         return
     telegram = decode_keyed(bytes.fromhex(case["hex"]), case["key"], cache)
     assert telegram.security.error is None, telegram.security.error
     assert telegram.security.state == case["expect"]["security"]
-    _assert_link(telegram.link, telegram.meter, case["expect"])
+    assert_link_header(telegram.link, telegram.meter, case["expect"], optional=())
     assert_stated(telegram.records, case)
 
 
 @pytest.mark.parametrize("case", [param(c, XFAIL) for c in WIRED])
 def test_wmbusmeters_rest_wired_frame(case: dict[str, Any]) -> None:
     app = decode_wired(bytes.fromhex(case["hex"]))
-    expect = case["expect"]
-    assert app.header is not None
-    assert app.header.id == expect["id"]
-    for field in ("manufacturer", "version", "medium"):
-        assert getattr(app.header, field) == expect[field], field
+    assert_wired_header(app, case["expect"])
     assert app.values, "no records decoded"
     assert_stated(app.values, case)
 

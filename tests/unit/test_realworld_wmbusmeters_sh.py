@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from realworld_corpus import assert_stated, decode_keyed, param
+from realworld_corpus import assert_link_header, assert_stated, assert_wired_header, decode_keyed, param
 
 from sonocli.cli.decode import parse_hex
 from sonocli.codecs.mbus_app import decode_wired
@@ -52,11 +52,7 @@ def test_wmbusmeters_sh_telegram(case: dict[str, Any]) -> None:
         return
     telegram = decode_keyed(bytes.fromhex(case["hex"]), case["key"], cache)
     expect = case["expect"]
-    assert telegram.meter.id == expect["id"]
-    assert telegram.link.address.manufacturer_text == expect["manufacturer"]
-    assert telegram.link.address.version == expect["dll_version"]
-    assert telegram.link.address.device_type == expect["dll_device_type"]
-    assert telegram.meter.device_type == expect["medium"]
+    assert_link_header(telegram.link, telegram.meter, expect, optional=())
     assert telegram.security.state == expect["security"]
     if expect["security"] in ("no key", "wrong key"):
         assert telegram.security.error is not None and not telegram.records
@@ -77,11 +73,7 @@ def test_wmbusmeters_sh_wired_frame(case: dict[str, Any]) -> None:
             decode_wired(raw)
         return
     app = decode_wired(raw)
-    expect = case["expect"]
-    assert app.header is not None
-    assert app.header.id == expect["id"]
-    for field in ("manufacturer", "version", "medium"):
-        assert getattr(app.header, field) == expect[field], field
+    assert_wired_header(app, case["expect"])
     assert app.values, "no records decoded"
     assert_stated(app.values, case)
 
