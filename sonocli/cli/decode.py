@@ -16,12 +16,16 @@ import click
 from sonocli.cli.context import CliContext
 from sonocli.errors import DecodeError, NoKeyError, UsageError
 
-_SEPARATORS = frozenset(string.whitespace + ",:")
+_SEPARATORS = frozenset(string.whitespace + ",:_|")
 
 
 def parse_hex(text: str) -> bytes:
-    """Hex digits, optionally separated by whitespace, ',' or ':' and prefixed by 0x (as log files print
-    them); errors name the character position and what is wrong."""
+    """Hex digits, optionally separated by whitespace, ',', ':', '_' or '|' and prefixed by 0x (as log
+    files print them; wmbusmeters logs ``telegram=|2C44…_0C13…|``, its prefix is skipped too); errors
+    name the character position and what is wrong."""
+    stripped = text.lstrip()
+    if stripped[:9].lower() == "telegram=":
+        text = " " * (len(text) - len(stripped) + 9) + stripped[9:]  # keep positions for the errors
     digits: list[str] = []
     skip = -1
     for position, ch in enumerate(text):
@@ -200,7 +204,10 @@ def _print_text(result: dict[str, Any]) -> None:
     help="AES-128 key (32 hex digits) of an encrypted wireless telegram or wired frame (security mode 5).",
 )
 def decode(frame: tuple[str, ...], file_: Path | None, as_json: bool, key: str | None) -> None:
-    """Decode a wired M-Bus frame given as HEX (spaces allowed), '-' for stdin, or --file PATH."""
+    """Decode a wired M-Bus frame or wireless telegram given as HEX, '-' for stdin, or --file PATH.
+
+    HEX may be split by spaces, ',', ':', '_' or '|' (wmbusmeters' telegram=|...| works as logged).
+    """
     if file_ is not None and frame:
         raise UsageError("give the frame either as HEX/'-' or with --file, not both")
     if file_ is not None:

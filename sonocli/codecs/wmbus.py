@@ -312,7 +312,7 @@ def _decode(telegram: bytes, trailing: bytes, opts: DecodeOptions, *, strict_rec
 
     if ci in NO_APL_CIS:
         return WmbusTelegram(body, link, ell, afl, tpl, ci, security, payload=apl, warnings=tuple(warnings))
-    if ci in COMPACT_CIS:
+    if ci in COMPACT_CIS and opts.decode_application:  # a header-only look needs no format
         if mode != 0 and apl[:2] == b"\x2f\x2f":
             # OMS Vol 2 (security modes 5/7): the encrypted part starts with the 2F 2F check bytes, also in
             # a compact frame; the format signature follows them.

@@ -141,3 +141,32 @@ def test_compact_frame_decodes_after_its_full_frame_in_one_call() -> None:
     assert "CI 0x78" in out
     code, out, _ = _run(N21)  # a single telegram stays a single JSON object
     assert code == 1 and "ELS-12345678-33" in out
+
+
+# jMBus ShortTelegramTest: a Kamstrup full frame (CI 0x78) and then its compact frame (CI 0x79), each
+# without the RSSI byte jMBus keeps after it (so the two split by their L-fields)
+KAM_FULL = (
+    "5C442D2C06357260190C8D207B70032F21271D7802F9FF15011104061765000004EEFF07BFA8000004EEFF08D24F00000414B1FB"
+    "000002FD170000026CE919426CFF184406F76400004414E8FA0000043B0B0000000259DB11025D1C0B"
+)
+KAM_COMPACT = (
+    "3F442D2C06357260190C8D207C71032F21255C79DD829283011117650000BFA80000D24F0000B1FB00000000E919FF18F7640000"
+    "E8FA00000B000000DB111C0B"
+)
+
+
+def test_compact_frame_after_its_full_frame_in_one_input_also_with_a_key() -> None:
+    # --key makes decode look at each telegram's header first; that look must not need the format
+    for extra in ((), ("--key", "00" * 16)):
+        code, out, err = _run(KAM_FULL + " " + KAM_COMPACT, *extra, "--json")
+        assert code == 0, err
+        full, compact = json.loads(out)
+        assert len(full["records"]) == len(compact["records"]) == 13
+        assert compact["header"]["ci"] == "0x79"
+
+
+def test_wmbusmeters_log_notation_is_accepted() -> None:
+    # wmbusmeters logs telegrams as telegram=|<DLL+TPL>_<records>|
+    code, out, err = _run(f"telegram=|{LSE[:30]}_{LSE[30:]}|", "--json")
+    assert code == 0, err
+    assert json.loads(out)["header"]["id"] == "58511882"
