@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from realworld_corpus import assert_link_header, assert_stated, assert_wired_header, param
+from realworld_corpus import assert_link_header, assert_stated, assert_wired_header, decode_keyed, param
 
 from sonocli.codecs.mbus_app import decode_wired
-from sonocli.codecs.wmbus import DecodeOptions, FormatCache, WmbusTelegram, decode_telegram
+from sonocli.codecs.wmbus import FormatCache
 from sonocli.errors import DecodeError
 
 DATA = Path(__file__).parents[1] / "data" / "realworld" / "wmbusmeters_issues.json"
@@ -27,30 +27,20 @@ WIRED = [c for c in CASES if c["kind"] == "wired"]
 XFAIL: dict[str, str] = {}
 
 
-def _decode(raw: bytes, key_hex: str | None, cache: FormatCache) -> WmbusTelegram:
-    """As realworld_corpus.decode_keyed, but the id probe shares the format cache: a plaintext compact
-    frame is expanded already while probing, and a fresh cache would refuse it."""
-    keys: dict[str, bytes] = {}
-    if key_hex:
-        probe = decode_telegram(raw, DecodeOptions(decode_application=False, cache=cache))
-        keys = {probe.meter.id: bytes.fromhex(key_hex), probe.link.address.id: bytes.fromhex(key_hex)}
-    return decode_telegram(raw, DecodeOptions(keys=keys, cache=cache))
-
-
 @pytest.mark.parametrize("case", [param(c, XFAIL) for c in WIRELESS])
 def test_wmbusmeters_issue_telegram(case: dict[str, Any]) -> None:
     cache = FormatCache()
     for full in case["prior"]:
-        _decode(bytes.fromhex(full), case["key"], cache)
+        decode_keyed(bytes.fromhex(full), case["key"], cache)
     raw = bytes.fromhex(case["hex"])
     expect = case["expect"]
     if "expect_error" in case:
         # A wrong or missing key gives a telegram with a security error, not an exception: an error raised by
         # the compact expansion ("no full frame") shows the security layer accepted the payload first.
         with pytest.raises(DecodeError, match=case["expect_error"]):
-            _decode(raw, case["key"], cache)
+            decode_keyed(raw, case["key"], cache)
         return
-    telegram = _decode(raw, case["key"], cache)
+    telegram = decode_keyed(raw, case["key"], cache)
     assert_link_header(telegram.link, telegram.meter, expect, optional=())
     assert telegram.security.state == expect["security"], telegram.security
     if expect["security"] in ("no key", "wrong key"):
