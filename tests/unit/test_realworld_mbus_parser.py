@@ -123,7 +123,7 @@ def test_mbus_parser_cases_are_new() -> None:
     known = "\n".join(
         "".join(p.read_text(encoding="utf-8", errors="ignore").split()).upper()
         for p in data.rglob("*")
-        if p.is_file() and p.name not in {DATA.name, "mbus_parser.md"}
+        if p.is_file() and p.name != DATA.name and p.suffix != ".md"  # provenance notes quote left-out frames
     )
     assert not [c["name"] for c in WMBUS + RECORDS if c["hex"].upper() in known]
     assert len({c["hex"] for c in CASES}) == len(CASES)
