@@ -93,9 +93,23 @@ def assert_link_header(
             assert have == expect[name], name
 
 
-def assert_wired_header(app: AppData, expect: dict[str, Any]) -> None:
-    """The long data header a wired case states: id, manufacturer, version, medium."""
+def assert_wired_header(app: AppData, expect: dict[str, Any], *, optional: Sequence[str] = ("access_number",)) -> None:
+    """The long data header a wired case states: id, manufacturer, version, medium, access number.
+
+    Every field is required except those in ``optional``, which are checked where the case has them.
+    """
     assert app.header is not None
-    assert app.header.id == expect["id"]
-    for field in ("manufacturer", "version", "medium"):
-        assert getattr(app.header, field) == expect[field], field
+    for field in ("id", "manufacturer", "version", "medium", "access_number"):
+        if field in expect or field not in optional:
+            assert getattr(app.header, field) == expect[field], field
+
+
+def corpus_hex(exclude: str) -> set[str]:
+    """Every frame and telegram (upper-case hex) of the libmbus test frames and of the real-world corpus
+    files except ``exclude``: what a new corpus file must not repeat."""
+    data = Path(__file__).parents[1] / "data"
+    known = {"".join(p.read_text().split()).upper() for p in (data / "libmbus").rglob("*.hex")}
+    for corpus in (data / "realworld").glob("*.json"):
+        if corpus.name != exclude:
+            known |= {str(c.get("hex", "")).upper() for c in json.loads(corpus.read_text(encoding="utf-8"))}
+    return known

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from realworld_corpus import matches, param
+from realworld_corpus import assert_wired_header, corpus_hex, matches, param
 
 from sonocli.codecs.mbus_app import decode_wired
 from sonocli.codecs.mbus_link import LongFrame, decode_frame
@@ -37,11 +37,7 @@ def test_libmbus_issue_frame(case: dict[str, Any]) -> None:
     frame = bytes.fromhex(case["hex"])
     app = decode_wired(frame)
     expect = case["expect"]
-    assert app.header is not None
-    assert app.header.id == expect["id"]
-    for field in ("manufacturer", "version", "medium", "access_number"):
-        if field in expect:
-            assert getattr(app.header, field) == expect[field], field
+    assert_wired_header(app, expect, optional=("manufacturer", "version", "medium", "access_number"))
     link, _ = decode_frame(frame)
     assert isinstance(link, LongFrame)
     assert app.more_records_follow is expect["more_records_follow"]
@@ -73,10 +69,7 @@ def test_libmbus_issue_frame_with_unknown_ci_is_rejected(case: dict[str, Any]) -
 
 def test_libmbus_issue_frames_are_new() -> None:
     """None of these frames is in another corpus file or among the libmbus test frames."""
-    known = {"".join(p.read_text().split()).upper() for p in (DATA / "libmbus").rglob("*.hex")}
-    for corpus in (DATA / "realworld").glob("*.json"):
-        if corpus.name != "libmbus_issues.json":
-            known |= {str(c.get("hex", "")).upper() for c in json.loads(corpus.read_text(encoding="utf-8"))}
+    known = corpus_hex("libmbus_issues.json")
     assert not [c["name"] for c in CASES if c["hex"].upper() in known]
     assert len({c["hex"] for c in CASES}) == len(CASES)
     assert all(c["source"]["path"].startswith("issue #") for c in CASES)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from realworld_corpus import assert_link_header, assert_stated, decode_keyed, param
+from realworld_corpus import assert_link_header, assert_stated, corpus_hex, decode_keyed, param
 
 from sonocli.codecs.wmbus import FormatCache, WmbusTelegram
 from sonocli.errors import DecodeError
@@ -66,15 +66,9 @@ def test_other_receiver_issue_telegram(case: dict[str, Any]) -> None:
 
 def test_other_receivers_corpus_shape() -> None:
     """New to the repository's data, every case cites a thread outside wmbusmeters' own tracker."""
-    data = Path(__file__).parents[1] / "data" / "realworld"
-    seen = {
-        c["hex"].upper()
-        for path in data.glob("*.json")
-        if path != DATA
-        for c in json.loads(path.read_text(encoding="utf-8"))
-    }
+    seen = corpus_hex(DATA.name)
     assert len(CASES) >= 20
-    assert not seen & {c["hex"] for c in CASES}
+    assert not seen & {c["hex"].upper() for c in CASES}
     assert len(BY_NAME) == len(CASES)
     for case in CASES:
         url = case["source"]["url"]

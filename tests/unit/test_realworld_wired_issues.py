@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from realworld_corpus import matches, param
+from realworld_corpus import assert_wired_header, corpus_hex, matches, param
 
 from sonocli.codecs.mbus_app import decode_wired
 from sonocli.codecs.mbus_link import LongFrame, decode_frame
@@ -35,9 +35,7 @@ def test_wired_issue_frame(case: dict[str, Any]) -> None:
     assert isinstance(link, LongFrame)
     app = decode_wired(frame)
     expect = case["expect"]
-    assert app.header is not None
-    for field in ("id", "manufacturer", "version", "medium", "access_number"):
-        assert getattr(app.header, field) == expect[field], field
+    assert_wired_header(app, expect, optional=())
     assert app.more_records_follow is expect["more_records_follow"]
     assert len(app.values) == expect["records"]
     if "manufacturer_data" in case:
@@ -57,10 +55,7 @@ def test_wired_issue_frame(case: dict[str, Any]) -> None:
 
 def test_wired_issue_frames_are_new() -> None:
     """None of these frames is in another corpus file or among the libmbus test frames."""
-    known = {"".join(p.read_text().split()).upper() for p in (DATA / "libmbus").rglob("*.hex")}
-    for corpus in (DATA / "realworld").glob("*.json"):
-        if corpus.name != NAME:
-            known |= {str(c.get("hex", "")).upper() for c in json.loads(corpus.read_text(encoding="utf-8"))}
+    known = corpus_hex(NAME)
     assert not [c["name"] for c in CASES if c["hex"].upper() in known]
     assert len({c["hex"] for c in CASES}) == len(CASES)
     assert all(c["source"]["path"].startswith("issue #") for c in CASES)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from realworld_corpus import matches, param
+from realworld_corpus import assert_wired_header, matches, param
 
 from sonocli.codecs.mbus_app import decode_records, decode_wired
 from sonocli.codecs.mbus_link import LongFrame, decode_frame
@@ -45,11 +45,7 @@ def test_more_wired_frame(case: dict[str, Any]) -> None:
     frame = bytes.fromhex(case["hex"])
     app = decode_wired(frame)
     expect = case["expect"]
-    assert app.header is not None
-    assert app.header.id == expect["id"]
-    for field in ("manufacturer", "version", "medium", "access_number"):
-        if field in expect:
-            assert getattr(app.header, field) == expect[field], field
+    assert_wired_header(app, expect, optional=("manufacturer", "version", "medium", "access_number"))
     if "address" in expect:
         link, _ = decode_frame(frame)
         assert isinstance(link, LongFrame)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from realworld_corpus import assert_link_header, assert_stated, assert_wired_header, decode_keyed, param
+from realworld_corpus import assert_link_header, assert_stated, assert_wired_header, corpus_hex, decode_keyed, param
 
 from sonocli.codecs.mbus_app import decode_wired
 from sonocli.codecs.wmbus import FormatCache
@@ -67,15 +67,9 @@ def test_wmbusmeters_issue_wired_frame(case: dict[str, Any]) -> None:
 
 def test_issues_corpus_shape() -> None:
     """New to the repository's data, every case cites its issue thread, broken receptions included."""
-    data = Path(__file__).parents[1] / "data" / "realworld"
-    seen = {
-        c["hex"].upper()
-        for path in data.glob("*.json")
-        if path != DATA
-        for c in json.loads(path.read_text(encoding="utf-8"))
-    }
+    seen = corpus_hex(DATA.name)
     assert len(CASES) >= 25
-    assert not seen & {c["hex"] for c in CASES}
+    assert not seen & {c["hex"].upper() for c in CASES}
     assert len({c["name"] for c in CASES}) == len(CASES)
     assert all(c["source"]["url"].startswith("https://github.com/wmbusmeters/wmbusmeters/issues/") for c in CASES)
     assert sum(1 for c in CASES if c["key"]) >= 8
