@@ -1,7 +1,10 @@
-"""Backends by name, imported on use.
+"""Backends by name, imported on use; the one declaration of every user-facing list of names.
 
 Each table maps a user-facing name to "module:attribute". Nothing here imports a backend; `load` does,
 when a command actually asks for one, so `sonocli --help` never pays for paramiko or cryptography.
+Everything else that lists these names (the chip.ini schema's WMBUS_DONGLE choices, the radio simulator,
+command help, the baud-rate checks of ports and of MBUS_BAUDRATE) reads them from here. This module
+imports nothing of sonocli but ``sonocli.errors``, so any layer may import it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ DONGLES: dict[str, str] = {
     "hex": "sonocli.codecs.dongles.hexlines:HexLinesDriver",
 }
 
+# Baud rates of the wired M-Bus, for both ``--baud`` and chip.ini's MBUS_BAUDRATE. The operating guide's
+# web page allows 300..19200; sonocli also allows 38400, which USB level converters offer.
+BAUD_RATES: tuple[int, ...] = (300, 600, 1200, 2400, 4800, 9600, 19200, 38400)
+
 EXPORTERS: dict[str, str] = {
     "csv": "sonocli.outputs.csv_writer:CsvWriter",
     "xml": "sonocli.outputs.xml_writer:XmlWriter",
@@ -35,6 +42,44 @@ CHANNELS: dict[str, str] = {
     "http": "sonocli.push.http:HttpChannel",
     "smtp": "sonocli.push.smtp:SmtpChannel",
 }
+
+
+def names(table: dict[str, str]) -> tuple[str, ...]:
+    """The names of ``table`` in declaration order."""
+    return tuple(table)
+
+
+def dongle_names() -> tuple[str, ...]:
+    """Receiver sticks (``--dongle``, WMBUS_DONGLE, ``sim://air?dongle=``), in declaration order."""
+    return names(DONGLES)
+
+
+def exporter_names() -> tuple[str, ...]:
+    """Export formats, in declaration order."""
+    return names(EXPORTERS)
+
+
+def channel_names() -> tuple[str, ...]:
+    """Push channels, in declaration order."""
+    return names(CHANNELS)
+
+
+def transport_names() -> tuple[str, ...]:
+    """Registered transports, in declaration order."""
+    return names(TRANSPORTS)
+
+
+def words(items: tuple[object, ...], last: str = "or") -> str:
+    """``a, b or c`` for help texts (``last`` joins the final two)."""
+    texts = [str(item) for item in items]
+    if len(texts) < 2:
+        return "".join(texts)
+    return f"{', '.join(texts[:-1])} {last} {texts[-1]}"
+
+
+def baud_help() -> str:
+    """The allowed baud rates in words, for ``--baud`` help: ``300, 600, ..., 19200 or 38400``."""
+    return words(BAUD_RATES)
 
 
 def load(table: dict[str, str], name: str, kind: str) -> Any:

@@ -10,9 +10,9 @@ from typing import Any
 
 import click
 
-from sonocli.cli.context import CliContext
+from sonocli.cli.common import engine_for
 from sonocli.cli.output import emit_json, print_table
-from sonocli.config.chipini_schema import TABS
+from sonocli.engine.configuration import TABS
 
 SECRETS = frozenset({"FTP_PASS", "SMTP_PASSWORD"})
 TAB_TITLES = {
@@ -24,24 +24,17 @@ TAB_TITLES = {
 }
 
 
-def _chip_ini_path(ctx: click.Context) -> Path:
-    from sonocli.config.layout import RootLayout
-
-    obj = ctx.find_object(CliContext) or CliContext()
-    return RootLayout(obj.root).chip_ini
-
-
 def _load(ctx: click.Context) -> Any:
-    from sonocli.config.chipini import ChipIni
+    from sonocli.engine.configuration import load_chip_ini
 
-    ini = ChipIni.load(_chip_ini_path(ctx))
-    _warn(ini)
+    ini = load_chip_ini(engine_for(ctx))
+    _warn(ini.file, ini.warnings())
     return ini
 
 
-def _warn(ini: Any) -> None:
-    for line, message in ini.warnings():
-        click.echo(f"sonocli: warning: {ini.file}:{line}: {message}", err=True)
+def _warn(file: str | None, warnings: Any) -> None:
+    for line, message in warnings:
+        click.echo(f"sonocli: warning: {file}:{line}: {message}", err=True)
 
 
 def _shown(name: str, text: str, secrets: bool) -> str:
@@ -61,17 +54,13 @@ def config() -> None:
 @click.pass_context
 def show(ctx: click.Context, tab: str | None, secrets: bool, with_meters: bool, as_json: bool) -> None:
     """All parameters with their values, grouped by web tab (the guide's print page, section 4.8)."""
-    ini = _load(ctx)
-    settings = [s for s in ini.settings() if tab is None or s.param.tab == tab]
-    meter_list = None
-    if with_meters:
-        from sonocli.config.device_handle import load_meter_list
-        from sonocli.config.layout import RootLayout
+    from sonocli.engine.configuration import settings as settings_of
 
-        meter_list = load_meter_list(RootLayout((ctx.find_object(CliContext) or CliContext()).root).device_handle)
+    ini = _load(ctx)
+    settings = list(settings_of(ini, tab))
+    meter_list = engine_for(ctx).meter_list() if with_meters else None
     if as_json:
-        from sonocli.cli.listen import keys_visible
-        from sonocli.cli.meters import meter_dict
+        from sonocli.cli.common import keys_visible, meter_dict
 
         show_keys = keys_visible(ini)
         meters_json = (
@@ -110,7 +99,7 @@ def show(ctx: click.Context, tab: str | None, secrets: bool, with_meters: bool, 
     if tab is None and ini.unknown():
         print_table("Unknown keys (kept)", ("Key", "Value", "Line"), ini.unknown())
     if meter_list is not None:
-        from sonocli.cli.meters import meter_table
+        from sonocli.cli.common import meter_table
 
         columns, rows = meter_table(meter_list)
         print_table(f"Meter list: {len(rows)} meter(s)", columns, rows)
@@ -137,15 +126,11 @@ def get(ctx: click.Context, name: str, as_json: bool) -> None:
 @click.pass_context
 def set_(ctx: click.Context, name: str, value: str) -> None:
     """Change one parameter; the file is rewritten atomically with comments, order and unknown keys kept."""
-    from sonocli.config.locking import locked
+    from sonocli.engine.configuration import set_parameter
 
-    ctx.with_resource(locked(_chip_ini_path(ctx)))  # load to save: a concurrent set loses nothing
-    ini = _load(ctx)
-    param = ini.param(name)
-    before = param.format(ini.get(param.name))
-    ini.set(param.name, value)
-    ini.save(_chip_ini_path(ctx))
-    click.echo(f"{param.name}={param.format(ini.get(param.name))} (was {before})")
+    change = set_parameter(engine_for(ctx), name, value)  # locked load to save: a concurrent set loses nothing
+    _warn(change.file, change.warnings)
+    click.echo(f"{change.param.name}={change.after} (was {change.before})")
 
 
 @config.command("check")
@@ -155,27 +140,11 @@ def set_(ctx: click.Context, name: str, value: str) -> None:
 def check(ctx: click.Context, file: Path | None, as_json: bool) -> None:
     """Check a chip.ini (default: the root's): every invalid line with file:line, parameter, value and the
     allowed range (exit 2); unknown keys are warnings. A device_handle.cfg (*.cfg or XML) is checked too."""
-    from sonocli.config.chipini import ChipIni
-    from sonocli.errors import ConfigError, NotFoundError
+    from sonocli.engine.configuration import check_file
 
-    path = file if file is not None else _chip_ini_path(ctx)
-    if not path.is_file():
-        raise NotFoundError(f"{path}: no such file")
-    errors: list[ConfigError] = []
-    warnings: list[tuple[int, str]] = []
-    data = path.read_bytes()
-    if path.suffix.lower() == ".cfg" or data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
-        from sonocli.config.device_handle import parse_meter_list
-
-        try:  # a meter list: the first problem stops the parse
-            parse_meter_list(data, str(path))
-        except ConfigError as exc:
-            errors = [exc]
-    else:
-        try:
-            warnings = ChipIni.from_bytes(data, str(path), errors=errors).warnings()
-        except ConfigError as exc:  # not UTF-8: nothing can be checked line by line
-            errors = [exc]
+    path = file if file is not None else engine_for(ctx).layout.chip_ini
+    result = check_file(path)
+    errors, warnings = result.errors, result.warnings
     if as_json:
         emit_json(
             {

@@ -22,6 +22,6 @@ class CliContext:
 
     @property
     def root(self) -> Path:
-        from sonocli.config.layout import resolve_root
+        from sonocli.engine.configuration import resolve_root
 
         return resolve_root(self.root_option)

@@ -92,8 +92,8 @@ def serve_daemon(ctx: click.Context, root_here: Path | None, once: bool, syslog:
     outbox. SIGTERM finishes the current step and exits; SIGHUP reloads chip.ini and device_handle.cfg.
     The PID is in <root>/ext/sonocli-daemon.pid.
     """
-    from sonocli.config.layout import resolve_root
     from sonocli.daemon.runner import EXIT_WATCHDOG, Daemon, WatchdogTripped, pid_file
+    from sonocli.engine.configuration import resolve_root
     from sonocli.engine.core import Engine
 
     obj = ctx.find_object(CliContext) or CliContext()

@@ -1,7 +1,8 @@
 """`sonocli decode`: one frame from the command line, stdin or a file, as a table or JSON.
 
-Input is hex (spaces and newlines allowed) or, from a file or stdin, raw binary. ``_decode_bytes`` is the
-single dispatch point from bytes to the printed dict, so wireless telegrams and keys plug in there.
+Input is hex (spaces and newlines allowed) or, from a file or stdin, raw binary. The command only reads the
+input and renders: the decoding is ``sonocli.engine.decoding`` (``decode_wired`` for a wired frame,
+``decode_wireless`` behind ``print_wireless_decode`` for wireless telegrams).
 """
 
 from __future__ import annotations
@@ -76,24 +77,6 @@ def _looks_wired(data: bytes) -> bool:
     return data[:1] in (b"\xe5", b"\x10") and len(data) < 11
 
 
-def _refuse_garbage_before_a_frame(data: bytes) -> None:
-    """A whole valid long frame at the end of the input, after other bytes (a log line's prefix, an echo):
-    say where it starts instead of trying the bytes as a wireless telegram."""
-    from sonocli.codecs import mbus_link
-
-    for start in range(1, len(data) - 8):
-        if data[start] == 0x68 and data[start + 3] == 0x68 and data[start + 1] == data[start + 2]:
-            try:
-                _frame, used = mbus_link.decode_frame(data[start:])
-            except DecodeError:
-                continue
-            if start + used == len(data):
-                raise DecodeError(
-                    f"{start} byte{'s' if start > 1 else ''} before a valid wired frame that starts at byte {start}",
-                    offset=0,
-                )
-
-
 MAX_INPUT = 1 << 20  # far above any frame (261 bytes) or telegram written out as hex with separators
 
 
@@ -103,63 +86,6 @@ def _read_limited(stream: BinaryIO, what: str) -> bytes:
     if len(blob) > MAX_INPUT:
         raise UsageError(f"{what}: more than {MAX_INPUT} bytes; give one frame or telegram")
     return blob
-
-
-_MASTER_CI: dict[int, str] = {0x50: "application reset", 0x52: "select by secondary address"}
-
-
-def _decrypt_wired(ci: int, payload: bytes, key_text: str, warnings: list[str]) -> bytes:
-    """Security mode 5 on a wired long-header frame (OMS vol. 2 Annex N.5.4): AES-CBC over the blocks the
-    configuration field counts, IV = M, ID, version, medium as sent, then the access number eight times."""
-    from sonocli.codecs import crypto
-    from sonocli.codecs.mbus_app import decode_application, security_mode
-
-    key = crypto.parse_key(key_text, name="--key")
-    header = decode_application(ci, payload[:12] + b"\x2f\x2f").header if ci == 0x72 else None
-    mode = security_mode(header) if header is not None else 0
-    if header is None or mode == 0:
-        warnings.append("--key given but the frame is not encrypted (no long header with a security mode)")
-        return payload
-    if mode != 5:
-        raise UsageError(f"--key: wired frames are decrypted in security mode 5 only; this frame uses mode {mode}")
-    iv = crypto.mode5_iv(payload[4:6] + payload[0:4] + payload[6:8], payload[8])
-    blocks = (header.signature >> 4) & 0x0F
-    return payload[:12] + crypto.decrypt_cbc_blocks(key, iv, payload[12:], blocks, what="wired frame (mode 5)")
-
-
-def _decode_bytes(data: bytes, key: str | None = None) -> dict[str, Any]:
-    """Bytes to the dict that ``--json`` prints (dispatch point for other kinds of frames)."""
-    from sonocli.codecs import mbus_link
-    from sonocli.codecs.mbus_app import decode_application
-    from sonocli.outputs.records_json import app_to_dict
-
-    frame, used = mbus_link.decode_frame(data)
-    if used != len(data):
-        extra = len(data) - used
-        raise DecodeError(f"{extra} byte{'s' if extra > 1 else ''} after the end of the frame", offset=used)
-    if key is not None and not isinstance(frame, mbus_link.LongFrame):
-        kind = "an acknowledgement" if isinstance(frame, mbus_link.Ack) else "a frame without data"
-        raise UsageError(f"--key applies to wireless telegrams and wired frames in security mode 5; this is {kind}")
-    if isinstance(frame, mbus_link.Ack):
-        return {"kind": "mbus", "frame": "ack"}
-    if isinstance(frame, mbus_link.ShortFrame):
-        return {"kind": "mbus", "frame": "short", "control": frame.control, "address": frame.address}
-    payload = frame.data if isinstance(frame, mbus_link.LongFrame) else b""
-    if frame.ci in _MASTER_CI:  # a master's request: no records, show what it asks for
-        out = {"kind": "mbus", "frame": _MASTER_CI[frame.ci], "control": frame.control, "address": frame.address}
-        out["ci"] = frame.ci
-        out["data"] = payload.hex(" ").upper()
-        return out
-    key_warnings: list[str] = []
-    if key is not None:
-        payload = _decrypt_wired(frame.ci, payload, key, key_warnings)
-    app = decode_application(frame.ci, payload, base_offset=7)
-    out = app_to_dict(app)
-    if app.manufacturer_data:  # after DIF 0x0F/0x1F: shown, as libmbus does, and only when present
-        out["manufacturer_data"] = app.manufacturer_data.hex(" ").upper()
-    if app.warnings or key_warnings:
-        out["warnings"] = [*key_warnings, *app.warnings]
-    return out
 
 
 def _print_text(result: dict[str, Any]) -> None:
@@ -222,15 +148,16 @@ def decode(frame: tuple[str, ...], file_: Path | None, as_json: bool, key: str |
         data = parse_hex(" ".join(frame))
     else:
         raise UsageError("give the frame as HEX, '-' for stdin, or --file PATH")
-    from sonocli.cli.listen import looks_wireless, print_wireless_decode
+    from sonocli.cli.common import looks_wireless, print_wireless_decode
+    from sonocli.engine.decoding import decode_wired, refuse_garbage_before_a_frame
 
     if not _looks_wired(data):
-        _refuse_garbage_before_a_frame(data)
+        refuse_garbage_before_a_frame(data)
     if not _looks_wired(data) and looks_wireless(data):  # wireless M-Bus (EN 13757-4): the wmbus pipeline
         print_wireless_decode(data, key, as_json)
         return
     try:
-        result = _decode_bytes(data, key)
+        result = decode_wired(data, key)
     except NoKeyError as exc:
         raise NoKeyError(exc.message, hint="give the AES key with --key 32HEX") from exc
     obj = click.get_current_context().find_object(CliContext)

@@ -14,10 +14,10 @@ from sonocli.cli.output import emit_json
 def init(ctx: click.Context, as_json: bool) -> None:
     """Create the root directory (app/, ext/log, ext/tmp, ext/Upd) with a default chip.ini and an empty
     meter list. Existing files are left as they are, so running it again is safe."""
-    from sonocli.config.layout import init_root
+    from sonocli.engine.configuration import RootLayout, init_root
 
     obj = ctx.find_object(CliContext) or CliContext()
-    existed = obj.root.joinpath("app", "chip.ini").exists()
+    existed = RootLayout(obj.root).chip_ini.exists()
     layout = init_root(obj.root)
     if as_json:
         emit_json(

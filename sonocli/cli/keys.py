@@ -1,21 +1,26 @@
 """`sonocli keys import FILE` and `sonocli keys check`: the wM-Bus keys of the meter list.
 
 Keys live in the meter list (device_handle.cfg ``encryptionkey``), as on the device. They are shown
-masked unless the environment has SHOW_KEYS=1 and chip.ini does not say SHOW_KEYS=0 (``listen.keys_visible``).
+masked unless the environment has SHOW_KEYS=1 and chip.ini does not say SHOW_KEYS=0 (``common.keys_visible``).
 `check` tests each key against the newest raw telegram of its meter in the raw log (WMBUS_RAWLOGENABLE)
 when there is one, else only its form.
+
+An import is one locked read-modify-write of the meter list (``engine.update_meters``), so parallel
+imports and ``meters edit`` runs never lose each other's changes.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from sonocli.cli.context import CliContext
 from sonocli.errors import EXIT_FAILURE, EXIT_PARTIAL, EXIT_USAGE, SonoError, UsageError
+
+if TYPE_CHECKING:
+    from sonocli.engine.core import Engine
 
 
 @click.group("keys")
@@ -34,7 +39,7 @@ def parse_key_file(text: str, source: str) -> tuple[list[tuple[str, bytes]], lis
     entry (``id,key``). A meter listed twice with the same key counts once; with different keys it is an
     error and neither key is used, since the file does not say which one is right.
     """
-    from sonocli.codecs.crypto import parse_key
+    from sonocli.engine.keys import parse_key
 
     parsed: dict[str, tuple[int, bytes]] = {}
     conflicting: set[str] = set()
@@ -78,131 +83,60 @@ def parse_key_file(text: str, source: str) -> tuple[list[tuple[str, bytes]], lis
 @keys.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.pass_obj
-def import_keys(obj: CliContext, file: Path, as_json: bool) -> None:
+@click.pass_context
+def import_keys(ctx: click.Context, file: Path, as_json: bool) -> None:
     """Set the keys of FILE (CSV 'id,key' per line) on the meter list; unknown meters are created."""
-    from sonocli.cli.listen import mask_key
+    from sonocli.cli.common import engine_for, mask_key
     from sonocli.cli.output import emit_json, print_table
-    from sonocli.config.device_handle import load_meter_list, save_meter_list
-    from sonocli.config.layout import RootLayout
-    from sonocli.model import Interface, Meter
+    from sonocli.engine.keys import KeyImported, apply_keys
 
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{file}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
     entries, errors = parse_key_file(text, str(file))
-    visible = _visible(RootLayout(obj.root).chip_ini)
+    engine = engine_for(ctx)
+    visible = _visible(engine)
     for line in errors:
         click.echo(f"sonocli: error: {line}", err=True)
-    path = RootLayout(obj.root).device_handle
-    meter_list = load_meter_list(path)
-    meters = list(meter_list.meters)
-    index = {m.serial.upper(): i for i, m in enumerate(meters) if m.interface is Interface.WMBUS}
-    results: list[dict[str, Any]] = []
-    for meter_id, key in entries:
-        position = index.get(meter_id)
-        if position is None:
-            meters.append(Meter(Interface.WMBUS, serial=meter_id, key=key))
-            index[meter_id] = len(meters) - 1
-            action = "created"
-        else:
-            meters[position] = replace(meters[position], key=key)
-            action = "updated"
-        results.append({"id": meter_id, "action": action, "key": mask_key(key, visible)})
-    if entries:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            save_meter_list(path, replace(meter_list, meters=tuple(meters)))
-        except OSError as exc:
-            raise SonoError(f"cannot save the meter list {path}: {exc.strerror}") from exc
+    done: list[KeyImported] = engine.update_meters(partial(apply_keys, entries=entries)) if entries else []
+    results: list[dict[str, Any]] = [
+        {"id": item.id, "action": item.action, "key": mask_key(item.key, visible)} for item in done
+    ]
     if as_json:
         emit_json({"imported": results, "errors": errors})
     else:
-        print_table(f"keys imported into {path}", ("ID", "Action", "Key"),
+        print_table(f"keys imported into {engine.layout.device_handle}", ("ID", "Action", "Key"),
                     [(r["id"], r["action"], r["key"]) for r in results])
     if errors:
         raise click.exceptions.Exit(EXIT_PARTIAL if entries else EXIT_USAGE)
 
 
-def _visible(chip_ini: Path) -> bool:
-    """SHOW_KEYS=1 in the environment, unless chip.ini switches it off (see listen.keys_visible)."""
-    from sonocli.cli.listen import _load_chip, keys_visible
+def _visible(engine: Engine) -> bool:
+    """SHOW_KEYS=1 in the environment, unless chip.ini switches it off (common.keys_visible)."""
+    from sonocli.cli.common import keys_visible
 
     try:
-        chip = _load_chip(chip_ini)
+        chip = engine.chip
     except SonoError:
         return False  # a broken chip.ini must not stop key handling; keys stay masked
     return keys_visible(chip)
 
 
-def _latest_telegrams(log_dir: Path) -> dict[str, bytes]:
-    """The newest raw telegram per meter ID from the raw log (both DLL and meter IDs)."""
-    from sonocli.codecs.wmbus import DecodeOptions, decode_telegram
-    from sonocli.engine.receiver import RAW_LOG_NAME, parse_raw_log
-
-    path = log_dir / RAW_LOG_NAME
-    try:
-        text = path.read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return {}
-    latest: dict[str, bytes] = {}
-    for _when, raw in parse_raw_log(text):
-        try:
-            head = decode_telegram(raw, DecodeOptions(decode_application=False))
-        except SonoError:
-            continue
-        latest[head.meter.id] = raw
-        latest.setdefault(head.link.address.id, raw)
-    return latest
-
-
-def check_key(meter_id: str, key: bytes | None, telegram: bytes | None) -> tuple[str, str]:
-    """(status, detail): ok, missing, wrong key, mac mismatch, unsupported, not encrypted, unchecked."""
-    from sonocli.codecs.wmbus import DecodeOptions, decode_telegram
-
-    if key is None:
-        if telegram is None:
-            return "missing", "no key (no telegram stored to tell whether the meter encrypts)"
-        try:
-            head = decode_telegram(telegram, DecodeOptions(decode_application=False))
-        except SonoError as exc:
-            return "missing", f"no key; the stored telegram does not decode: {exc}"
-        if head.security.error is None:
-            return "not needed", "the stored telegram is not encrypted"
-        return "missing", f"no key; the meter uses security mode {head.security.mode}"
-    if len(key) != 16:
-        return "wrong key", f"key has {len(key)} bytes, AES-128 needs 16"
-    if telegram is None:
-        if key == bytes(16):
-            return "unchecked", "key is all zeros (a placeholder?); no telegram stored to test it"
-        return "unchecked", "well-formed; no telegram stored to test it (enable WMBUS_RAWLOGENABLE and listen)"
-    try:
-        result = decode_telegram(telegram, DecodeOptions(keys={meter_id: key}))
-    except SonoError as exc:
-        return "unchecked", f"stored telegram does not decode: {exc}"
-    if result.security.error is not None:
-        return result.security.state, str(result.security.error)
-    if result.security.state == "decrypted":
-        return "ok", f"decrypts the stored telegram ({len(result.records)} values)"
-    return "not encrypted", "the stored telegram is not encrypted; the key is not used"
-
-
 @keys.command("check")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.pass_obj
-def check_keys(obj: CliContext, as_json: bool) -> None:
+@click.pass_context
+def check_keys(ctx: click.Context, as_json: bool) -> None:
     """Which wM-Bus meters lack a key, and which keys fail and why."""
-    from sonocli.cli.listen import mask_key
+    from sonocli.cli.common import engine_for, mask_key
     from sonocli.cli.output import emit_json, print_table
-    from sonocli.config.device_handle import load_meter_list
-    from sonocli.config.layout import RootLayout
+    from sonocli.engine.keys import check_key, latest_telegrams
     from sonocli.model import Interface
 
-    layout = RootLayout(obj.root)
-    meter_list = load_meter_list(layout.device_handle)
-    latest = _latest_telegrams(layout.log_dir)
-    visible = _visible(layout.chip_ini)
+    engine = engine_for(ctx)
+    meter_list = engine.meter_list()
+    latest = latest_telegrams(engine)
+    visible = _visible(engine)
     rows: list[dict[str, Any]] = []
     for meter in meter_list.meters:
         if meter.interface is not Interface.WMBUS:

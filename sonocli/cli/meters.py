@@ -1,67 +1,30 @@
-"""``sonocli meters``: the meter list (device_handle.cfg) as the web page's tab Meter shows and edits it.
+"""``sonocli meters``: the meter list (device_handle.cfg) as the web page's tab Meter shows and edits it,
+and the temporary list of heard wM-Bus meters (guide 5.1.2) that wait there for the engineer.
 
 The rules (what may be added, edited, deleted, activated) live in sonocli.engine.meterlist; this module
-parses options, applies them to the file under the root directory and prints the result. A rejected
-change leaves the file untouched; an accepted one is saved atomically.
+parses options and hands each change to ``engine.update_meters``, which applies the rule to the list as it
+is on disk under the file lock (references resolved there) and saves it atomically. A rejected change
+leaves the file untouched; parallel writers (``keys import``, the daemon) never lose each other's changes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from sonocli.cli.context import CliContext
+from sonocli.cli.common import active_mark, engine_for, meter_dict, meter_table, value_description, value_dict
 from sonocli.cli.output import emit_json, print_table
+
+if TYPE_CHECKING:
+    from sonocli.engine.core import Engine
 
 INTERFACES = ("S0", "DLDE", "M-Bus", "wM-Bus")
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def _root(ctx: click.Context) -> Path:
-    obj = ctx.find_object(CliContext) or CliContext()
-    return obj.root
-
-
-def _layout(ctx: click.Context) -> Any:
-    from sonocli.config.layout import RootLayout
-
-    return RootLayout(_root(ctx))
-
-
-def _ini(ctx: click.Context) -> Any:
-    from sonocli.config.chipini import ChipIni
-
-    return ChipIni.load(_layout(ctx).chip_ini)
-
-
-def _load(ctx: click.Context) -> Any:
-    from sonocli.config.device_handle import load_meter_list
-
-    return load_meter_list(_layout(ctx).device_handle)
-
-
-def _save(ctx: click.Context, meters: Any) -> None:
-    from sonocli.config.device_handle import save_meter_list
-
-    save_meter_list(_layout(ctx).device_handle, meters)
-
-
-def _lock(ctx: click.Context) -> None:
-    """Hold the meter list's lock until the command ends (load to save), so concurrent writers lose nothing."""
-    from sonocli.config.locking import locked
-
-    ctx.with_resource(locked(_layout(ctx).device_handle))
-
-
-def _limits(ctx: click.Context) -> Any:
-    from sonocli.engine.meterlist import Limits
-
-    return Limits.from_settings(_ini(ctx).get)
-
-
 def _bad(option: str, exc: Exception) -> Exception:
     from sonocli.errors import UsageError
 
@@ -78,147 +41,35 @@ def _parse(option: str, parser: Callable[[str], Any], text: str | None) -> Any:
 
 
 def _key(text: str) -> bytes | None:
-    from sonocli.config.device_handle import parse_hex_bytes
+    from sonocli.engine.keys import parse_key_field
 
-    return None if text.strip().lower() in ("none", "0", "") else parse_hex_bytes(text)
+    return parse_key_field(text)
 
 
 def _scale(text: str) -> int:
-    from sonocli.config.device_handle import parse_scale
+    from sonocli.engine.keys import parse_scale
 
     return parse_scale(text)
 
 
 def _medium(text: str) -> int:
-    from sonocli.config.device_handle import parse_medium
+    from sonocli.engine.keys import parse_medium
 
     return parse_medium(text)
 
 
-def _key_text(key: bytes | None, show: bool) -> str | None:
-    if key is None:
-        return None
-    return " ".join(f"{b:02X}" for b in key) if show else "********"
+def _statuses(engine: Engine) -> dict[str, Any]:
+    """The "*" flags and layout notes readouts left; none yet when nothing was ever recorded on this root.
 
-
-def meter_dict(number: int, meter: Any, show_keys: bool) -> dict[str, Any]:
-    return {
-        "index": number,
-        "device_id": meter.device_id,
-        "interface": meter.interface.label,
-        "serial": meter.serial,
-        "manufacturer": meter.manufacturer,
-        "version": meter.version,
-        "medium": meter.medium,
-        "medium_text": None if meter.medium is None else meter.identity.medium_text,
-        "primary_address": meter.primary_address,
-        "address_mode": meter.address_mode.name.lower(),
-        "readout_cycle": meter.readout_cycle,
-        "max_value_count": meter.max_value_count,
-        "key": _key_text(meter.key, show_keys),
-        "active": meter.active,
-        "rssi": meter.rssi,
-        "register": meter.register,
-        "user": meter.user,
-        "values": [_value_dict(i + 1, v) for i, v in enumerate(meter.values)],
-    }
-
-
-def _value_dict(number: int, value: Any) -> dict[str, Any]:
-    return {
-        "index": number,
-        "description": value.description,
-        "unit": value.unit,
-        "scale": f"1e{value.exponent}",
-        "encodetype": value.encodetype,
-        "valuetype": str(value.valuetype.value),
-        "storagenum": value.storagenum,
-        "tariff": value.tariff,
-        "obis": value.obis,
-        "active": value.active,
-        "register": value.register,
-        "user": value.user,
-        "value": value.value,
-    }
-
-
-def description_mode(flags: int) -> int:
-    """MUC_METERDESCRIPTIONENABLEFLAGS (Table 25: bit 0 description, bit 1 storage/tariff/type, bit 2 DIF/VIF,
-    bit 3 complete raw data) as the mode number of Table 10 (sonocli.model.description.MODES)."""
-    words = bool(flags & 0b11)
-    if flags & 8:
-        return 4 if words else 6
-    if flags & 4:
-        return 3 if words else 5
-    if flags & 2:
-        return 2
-    return 1 if flags & 1 else 0
-
-
-def _description(value: Any, flags: int) -> str:
-    """A configured value's description in the chip.ini's mode.
-
-    The list keeps no raw DIF/VIF bytes (they come with a readout), so the raw-data parts stay empty here.
+    A root without a database is not given one by a command that only shows the list.
     """
-    from sonocli.model.description import describe
-    from sonocli.model.tables import measurement_index
-    from sonocli.model.values import MeterValue
-
-    try:
-        measurement, text = measurement_index(value.description), None
-    except KeyError:  # a meter's own plain-text description (VIF 7C): shown as the meter sent it
-        measurement, text = 31, value.description
-    shown = MeterValue(
-        index=0,
-        measurement=measurement,
-        unit=value.unit,
-        exponent=value.exponent,
-        function=value.valuetype,
-        storage=value.storagenum,
-        tariff=value.tariff,
-        text=text,
-    )
-    return describe(shown, description_mode(flags)).rstrip(" #")
+    if not engine.layout.database.exists():
+        return {}
+    return engine.meter_statuses()
 
 
-def _active(flag: bool) -> str:
-    return "yes" if flag else "no"
-
-
-def meter_table(meter_list: Any) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
-    """Columns and rows of the meter list as the tab Meter (and the print page) shows it."""
-    rows = [
-        (
-            i + 1,
-            m.interface.label,
-            m.serial,
-            m.manufacturer or "",
-            "" if m.medium is None else m.identity.medium_text,
-            "" if m.version is None else m.version,
-            m.rssi if m.interface.label == "wM-Bus" else m.primary_address,
-            len(m.values),
-            m.readout_cycle or "",
-            "yes" if m.key else "",
-            _active(m.active),
-            m.user or "",
-        )
-        for i, m in enumerate(meter_list.meters)
-    ]
-    columns = (
-        "#",
-        "Interface",
-        "Serial",
-        "MAN",
-        "Medium",
-        "Version",
-        "Addr/RSSI",
-        "Values",
-        "Cycle",
-        "Key",
-        "Active",
-        "User label",
-    )
-    return columns, rows
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 # ------------------------------------------------------------------------------------------ commands
@@ -235,15 +86,20 @@ def meters() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_context
 def list_(ctx: click.Context, as_json: bool) -> None:
-    """All meters, in list order."""
-    from sonocli.cli.listen import keys_visible
+    """All meters, in list order ("*" in State: the value list is limited by maxvaluecount/METER_MAXVALUECOUNT)."""
+    from sonocli.cli.common import keys_visible
 
-    meter_list = _load(ctx)
-    show_keys = keys_visible(_ini(ctx))
+    engine = engine_for(ctx)
+    meter_list = engine.meter_list()
+    statuses = _statuses(engine)
+    show_keys = keys_visible(engine.chip)
     if as_json:
-        emit_json([meter_dict(i + 1, m, show_keys) for i, m in enumerate(meter_list.meters)])
+        emit_json([
+            meter_dict(i + 1, m, show_keys, statuses.get(m.device_id.upper()))
+            for i, m in enumerate(meter_list.meters)
+        ])
         return
-    columns, rows = meter_table(meter_list)
+    columns, rows = meter_table(meter_list, statuses)
     print_table(f"{len(rows)} meter(s)", columns, rows)
 
 
@@ -252,16 +108,21 @@ def list_(ctx: click.Context, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_context
 def show(ctx: click.Context, ref: str, as_json: bool) -> None:
-    """One meter with its values; descriptions follow MUC_METERDESCRIPTIONENABLEFLAGS (Table 10)."""
+    """One meter with its values; descriptions follow MUC_METERDESCRIPTIONENABLEFLAGS (Table 10).
+
+    State "*": the last readout had more records than the meter's value limit; Note: how the last readout's
+    records were matched to the values when the meter's record layout changed.
+    """
+    from sonocli.cli.common import keys_visible
     from sonocli.engine.meterlist import find_meter
 
-    meter_list = _load(ctx)
+    engine = engine_for(ctx)
+    meter_list = engine.meter_list()
     index = find_meter(meter_list, ref)
     meter = meter_list.meters[index]
-    ini = _ini(ctx)
-    from sonocli.cli.listen import keys_visible
-
-    data = meter_dict(index + 1, meter, keys_visible(ini))
+    ini = engine.chip
+    status = _statuses(engine).get(meter.device_id.upper())
+    data = meter_dict(index + 1, meter, keys_visible(ini), status)
     if as_json:
         emit_json(data)
         return
@@ -283,16 +144,21 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
     ):
         shown = data[name]
         click.echo(f"{name.replace('_', ' '):16} {'' if shown is None else shown}")
+    if data["limited"]:
+        click.echo(f"{'state':16} * (value list limited: more records than "
+                   f"{'its maxvaluecount' if meter.max_value_count else 'METER_MAXVALUECOUNT'} allows)")
+    if data["note"]:
+        click.echo(f"{'note':16} {data['note']}")
     mode = int(ini.get("MUC_METERDESCRIPTIONENABLEFLAGS"))
     rows = [
         (
             i + 1,
-            _description(v, mode),
+            value_description(v, mode),
             "" if v.value is None else v.value,
             f"1e{v.exponent}",
             v.unit,
             v.obis or "",
-            _active(v.active),
+            active_mark(v.active),
             v.user or "",
         )
         for i, v in enumerate(meter.values)
@@ -357,9 +223,8 @@ def add(
     from sonocli.errors import UsageError
     from sonocli.model.values import AddressMode, Interface, Meter, ValueConfig
 
-    _lock(ctx)
-    meter_list = _load(ctx)
-    limits = _limits(ctx)
+    engine = engine_for(ctx)
+    limits = engine.limits()
     if to is not None:
         meter_only = {
             "--interface": interface,
@@ -383,10 +248,10 @@ def add(
         for name, given in (("unit", unit), ("obis", obis), ("description", description), ("user", user)):
             if given is not None:
                 fields[name] = given
-        updated, new_values = meterlist.add_values(meter_list, to, ValueConfig(**fields), count, limits)
-        _save(ctx, updated)
+        template = ValueConfig(**fields)
+        new_values = engine.update_meters(lambda ml: meterlist.add_values(ml, to, template, count, limits))
         if as_json:
-            emit_json([_value_dict(0, v) for v in new_values])
+            emit_json([value_dict(0, v) for v in new_values])
         else:
             click.echo(f"added {len(new_values)} value(s) to meter {to}")
         return
@@ -415,9 +280,13 @@ def add(
         meter_fields["key"] = _parse("--key", _key, key)
     if user is not None:
         meter_fields["user"] = user
-    updated, new_meters = meterlist.add_meters(meter_list, Meter(**meter_fields), count, limits)
-    _save(ctx, updated)
-    first = len(updated.meters) - len(new_meters) + 1
+    meter_template = Meter(**meter_fields)
+
+    def add_to(meter_list: Any) -> tuple[Any, tuple[int, list[Meter]]]:
+        updated, new_meters = meterlist.add_meters(meter_list, meter_template, count, limits)
+        return updated, (len(updated.meters) - len(new_meters) + 1, new_meters)
+
+    first, new_meters = engine.update_meters(add_to)
     if as_json:
         emit_json([meter_dict(first + i, m, True) for i, m in enumerate(new_meters)])
     else:
@@ -467,8 +336,6 @@ def edit(
     from sonocli.errors import UsageError
     from sonocli.model.values import AddressMode
 
-    _lock(ctx)
-    meter_list = _load(ctx)
     _meter_ref, value_number = meterlist.split_ref(ref)
     changes: dict[str, Any] = {}
     if user is not None:
@@ -507,7 +374,7 @@ def edit(
             raise UsageError(f"{', '.join(wrong)} change a value; name it as METER/N")
         if not changes:
             raise UsageError("nothing to change; give at least one option (see --help)")
-        updated = meterlist.edit_meter(meter_list, ref, changes)
+        rule = meterlist.edit_meter
     else:
         if obis is not None:
             changes["obis"] = obis or None
@@ -538,8 +405,8 @@ def edit(
             raise UsageError(f"{', '.join(wrong)} change a meter; name it without /N")
         if not changes:
             raise UsageError("nothing to change; give at least one option (see --help)")
-        updated = meterlist.edit_value(meter_list, ref, changes)
-    _save(ctx, updated)
+        rule = meterlist.edit_value
+    engine_for(ctx).update_meters(lambda ml: (rule(ml, ref, changes), None))
     click.echo(f"changed {ref}: {', '.join(sorted(changes))}")
 
 
@@ -550,29 +417,28 @@ def delete(ctx: click.Context, refs: tuple[str, ...]) -> None:
     """Delete meters and values of S0/DLDE meters (single M-Bus/wM-Bus values cannot be deleted)."""
     from sonocli.engine import meterlist
 
-    _lock(ctx)
-    updated, removed = meterlist.delete(_load(ctx), refs)
-    _save(ctx, updated)
+    removed = engine_for(ctx).update_meters(lambda ml: meterlist.delete(ml, refs))
     for item in removed:
         click.echo(f"deleted {item}")
 
 
 def _set_active(ctx: click.Context, refs: tuple[str, ...], active: bool) -> None:
-    from sonocli.engine import meterlist
+    """One ``engine.activate`` call for all refs (all or nothing); ids of the temporary list move into the list."""
 
-    _lock(ctx)
-    meter_list = _load(ctx)
-    for ref in refs:
-        meter_list = meterlist.set_active(meter_list, ref, active)
-    _save(ctx, meter_list)
-    click.echo(f"{'activated' if active else 'deactivated'} {', '.join(refs)}")
+    engine = engine_for(ctx)
+    done = engine.activate(list(refs), active)
+    verb = "activated" if active else "deactivated"
+    for ref, item in zip(refs, done, strict=False):
+        moved = item != ref
+        click.echo(f"{verb} {item}" + (" (moved from the heard meters into the meter list)" if moved else ""))
 
 
 @meters.command("activate")
-@click.argument("refs", metavar="METER|METER/N...", nargs=-1, required=True)
+@click.argument("refs", metavar="METER|METER/N|ID...", nargs=-1, required=True)
 @click.pass_context
 def activate(ctx: click.Context, refs: tuple[str, ...]) -> None:
-    """Activate meters (with all their values) or values (their meter too)."""
+    """Activate meters (with all their values) or values (their meter too); an ID of `meters heard` moves that
+    heard wM-Bus meter into the meter list, active."""
     _set_active(ctx, refs, True)
 
 
@@ -582,3 +448,51 @@ def activate(ctx: click.Context, refs: tuple[str, ...]) -> None:
 def deactivate(ctx: click.Context, refs: tuple[str, ...]) -> None:
     """Deactivate meters (with all their values) or single values."""
     _set_active(ctx, refs, False)
+
+
+@meters.command("heard")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def heard(ctx: click.Context, as_json: bool) -> None:
+    """The temporary list (guide 5.1.2): wM-Bus meters heard by `listen` or the daemon, not in the meter list.
+
+    They wait there for the engineer: `sonocli meters activate ID` moves one into the meter list, active.
+    """
+    from sonocli.model.tables import medium_text
+
+    engine = engine_for(ctx)
+    entries = engine.heard_meters() if engine.layout.database.exists() else []
+    if as_json:
+        emit_json([
+            {
+                "id": e.id,
+                "manufacturer": e.manufacturer,
+                "medium": medium_text(e.medium),
+                "version": e.version,
+                "rssi": e.rssi,
+                "first_seen": _iso(e.first_seen),
+                "last_seen": _iso(e.last_seen),
+                "telegrams": e.telegrams,
+                "security": e.security,
+                "decrypts": e.decrypts,
+            }
+            for e in entries
+        ])
+    else:
+        rows = [
+            (e.id, e.manufacturer, medium_text(e.medium), e.version, "" if e.rssi is None else e.rssi,
+             _local(e.first_seen), _local(e.last_seen), e.telegrams, active_mark(e.decrypts))
+            for e in entries
+        ]
+        if rows:
+            print_table(f"{len(rows)} heard meter(s) not in the meter list", (
+                "ID", "MAN", "Medium", "Version", "RSSI", "First seen", "Last seen", "Telegrams", "Decrypts"), rows)
+    if not entries:
+        click.echo("sonocli: note: no heard wM-Bus meters outside the meter list "
+                   "(hint: sonocli listen --port sim://air --dongle im871a, or run the daemon: sonocli serve-daemon)",
+                   err=True)
+
+
+def _local(moment: datetime) -> str:
+    """First/last seen in the table: local time, to the second (JSON keeps ISO 8601 UTC)."""
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")

@@ -1,4 +1,4 @@
-"""``sonocli outbox list|retry|drop``: the reports waiting for delivery."""
+"""``sonocli outbox list|retry|drop``: the reports waiting for delivery (sonocli.engine.outbox_ops)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,9 @@ import time
 
 import click
 
-from sonocli.cli.context import CliContext
+from sonocli.cli.common import engine_for
 from sonocli.cli.output import emit_json, print_table
 from sonocli.errors import UsageError
-
-
-def _open(ctx: click.Context) -> object:
-    from sonocli.config.layout import RootLayout
-    from sonocli.store.outbox import Outbox
-
-    obj = ctx.find_object(CliContext) or CliContext()
-    return Outbox(RootLayout(obj.root).database)
 
 
 @click.group("outbox")
@@ -30,12 +22,13 @@ def outbox() -> None:
 @click.pass_context
 def list_cmd(ctx: click.Context, all_: bool, as_json: bool) -> None:
     """Show pending reports (oldest first), their attempts and last error."""
-    from sonocli.store.outbox import DONE, DROPPED, PENDING, Outbox
+    from sonocli.engine.outbox_ops import PENDING, reports
 
-    box = _open(ctx)
-    assert isinstance(box, Outbox)
-    with box:
-        items = box.items(states=(PENDING, DONE, DROPPED) if all_ else (PENDING,))
+    engine = engine_for(ctx)
+    try:
+        items = reports(engine, all_states=all_)
+    finally:
+        engine.close()
     if as_json:
         emit_json([item.as_dict() for item in items])
         return
@@ -61,13 +54,14 @@ def _ids(ids: tuple[int, ...], all_: bool) -> list[int] | None:
 @click.pass_context
 def retry_cmd(ctx: click.Context, ids: tuple[int, ...], all_: bool, as_json: bool) -> None:
     """Make reports due now (a dropped one becomes pending again); the daemon or `push` sends them."""
-    from sonocli.store.outbox import Outbox
+    from sonocli.engine.outbox_ops import retry
 
     wanted = _ids(ids, all_)
-    box = _open(ctx)
-    assert isinstance(box, Outbox)
-    with box:
-        count = box.retry(wanted)
+    engine = engine_for(ctx)
+    try:
+        count = retry(engine, wanted)
+    finally:
+        engine.close()
     emit_json({"retried": count}) if as_json else click.echo(f"{count} report(s) due now")
 
 
@@ -78,11 +72,12 @@ def retry_cmd(ctx: click.Context, ids: tuple[int, ...], all_: bool, as_json: boo
 @click.pass_context
 def drop_cmd(ctx: click.Context, ids: tuple[int, ...], all_: bool, as_json: bool) -> None:
     """Give up on reports: they are kept (state dropped) but never sent; `retry ID` revives one."""
-    from sonocli.store.outbox import Outbox
+    from sonocli.engine.outbox_ops import drop
 
     wanted = _ids(ids, all_)
-    box = _open(ctx)
-    assert isinstance(box, Outbox)
-    with box:
-        count = box.drop(wanted)
+    engine = engine_for(ctx)
+    try:
+        count = drop(engine, wanted)
+    finally:
+        engine.close()
     emit_json({"dropped": count}) if as_json else click.echo(f"{count} report(s) dropped")

@@ -1,4 +1,8 @@
-"""``sonocli push``: deliver now (``--once``) or test the connection step by step (``--test``)."""
+"""``sonocli push``: deliver now (``--once``) or press the guide's Test button (``--test``).
+
+``--test`` sends the latest reading of every meter (as the meter list configures it) now, as a normal
+report on every enabled channel, and shows each step of each transmission; the outbox is not touched.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,15 @@ from typing import Any
 
 import click
 
-from sonocli.cli.context import CliContext
+from sonocli.cli.common import engine_for
 from sonocli.cli.output import emit_json, print_table
 from sonocli.errors import PushError, UsageError
 
 
 @click.command("push")
 @click.option("--test", "test_", is_flag=True,
-              help="Send a test transmission now (the guide's Test button) and show each step.")
+              help="Send the latest reading of every meter now as a normal report (the guide's Test "
+                   "button) and show each step.")
 @click.option("--once", is_flag=True, help="Build a report of everything not yet delivered and send the outbox.")
 @click.option("--accept-host-key", is_flag=True,
               help="SFTP: trust the server's host key once and store it in app/known_hosts.")
@@ -23,15 +28,14 @@ def push(ctx: click.Context, test_: bool, once: bool, accept_host_key: bool, as_
     """Deliver reports to the head-end now, or test the connection.
 
     Without options: send what waits in the outbox (no new report). Exit 1 when a channel failed; the
-    reports stay in the outbox.
+    reports stay in the outbox. --test sends the latest reading of every meter as a normal report, named
+    like one, on every enabled channel, past the outbox (nothing is queued or marked delivered).
     """
-    from sonocli.engine.core import Engine
-    from sonocli.push.base import StepEvent
+    from sonocli.engine.outbox_ops import StepEvent
 
     if test_ and once:
         raise UsageError("--test and --once exclude each other")
-    obj = ctx.find_object(CliContext) or CliContext()
-    engine = Engine(obj.root)
+    engine = engine_for(ctx)
     try:
         if test_:
             events: list[StepEvent] = []

@@ -8,16 +8,21 @@ each failure is one line on stderr and the exit code is 3 (partial) or 1 (all fa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from sonocli.cli.common import engine_for, meter_row
 from sonocli.cli.output import emit_json, print_records, progress
-from sonocli.cli.scan import BAUD_HELP, bus_setup, meter_row, open_master
 from sonocli.errors import PartialFailure, SonoError, TimeoutError_, UsageError
+from sonocli.registry import baud_help
+
+if TYPE_CHECKING:
+    from sonocli.engine.core import Engine, Recorded
+    from sonocli.model import Meter, Reading
 
 
-def _target_meters(ctx: click.Context, root: Any, address: int | None, ident: str | None, all_: bool) -> list[Any]:
+def _target_meters(engine: Engine, address: int | None, ident: str | None, all_: bool) -> list[Meter]:
     from sonocli.model import AddressMode, Interface, Meter
 
     chosen = sum((address is not None, ident is not None, all_))
@@ -27,21 +32,16 @@ def _target_meters(ctx: click.Context, root: Any, address: int | None, ident: st
         return [Meter(Interface.MBUS, primary_address=address, address_mode=AddressMode.PRIMARY)]
     if ident is not None:
         return [_meter_from_id(ident)]
-    from sonocli.config.device_handle import load_meter_list
-    from sonocli.config.layout import RootLayout
-
-    path = RootLayout(root).device_handle
-    meters = load_meter_list(path).meters if path.exists() else ()
-    wired = [m for m in meters if m.interface is Interface.MBUS and m.active]
+    wired = engine.wired_meters()
     if not wired:
         raise UsageError(
-            f"the meter list {path} has no active M-Bus meters",
+            f"the meter list {engine.layout.device_handle} has no active M-Bus meters",
             hint="run 'sonocli scan --port URL --save' first",
         )
     return wired
 
 
-def _meter_from_id(text: str) -> Any:
+def _meter_from_id(text: str) -> Meter:
     """8 digits (F = any) or a Device-ID ``MAN-SERIAL-VV-MM`` (version and medium in hex)."""
     from sonocli.engine.master import check_mask
     from sonocli.model import AddressMode, Interface, Meter
@@ -67,23 +67,29 @@ def _meter_from_id(text: str) -> Any:
     )
 
 
-def reading_to_dict(reading: Any) -> dict[str, Any]:
-    from sonocli.codecs import mbus_link
-    from sonocli.codecs.mbus_app import decode_application
-    from sonocli.outputs.records_json import header_to_dict, value_to_dict
+def reading_to_dict(reading: Reading, target: Meter, limited: bool = False) -> dict[str, Any]:
+    """A recorded reading as ``--json`` prints it: the meter (the list's entry, with the addressing it was
+    read by: ``target``), then taken_at, telegrams, header and records (indexed to the meter list, from
+    sonocli.engine.decoding) and whether its value list is limited (the "*" of ``meters list``)."""
+    from dataclasses import replace
 
-    header = None
-    if reading.raw_frames:
-        frame, _ = mbus_link.decode_frame(reading.raw_frames[0])
-        if isinstance(frame, mbus_link.LongFrame):
-            header = header_to_dict(decode_application(frame.ci, frame.data).header)
-    return {
-        "meter": meter_row(reading.meter),
-        "taken_at": reading.taken_at.isoformat(),
-        "telegrams": len(reading.raw_frames),
-        "header": header,
-        "records": [value_to_dict(v) for v in reading.values],
-    }
+    from sonocli.engine.decoding import reading_to_dict as decoded
+
+    meter = replace(reading.meter, primary_address=target.primary_address, address_mode=target.address_mode)
+    return {"meter": meter_row(meter), **decoded(reading), "limited": limited}
+
+
+def _warn_recorded(recorded: Recorded) -> None:
+    """The "*" of the meters list and the layout-change notes, as warning lines on stderr."""
+    if recorded.limited:
+        ids = ", ".join(dict.fromkeys(recorded.limited))
+        click.echo(
+            "sonocli: warning: value list limited by maxvaluecount/METER_MAXVALUECOUNT for "
+            f"{len(dict.fromkeys(recorded.limited))} meter(s): {ids} (marked * in meters list)",
+            err=True,
+        )
+    for note in recorded.notes:
+        click.echo(f"sonocli: warning: {note}", err=True)
 
 
 def _print_reading(data: dict[str, Any]) -> None:
@@ -100,7 +106,7 @@ def _print_reading(data: dict[str, Any]) -> None:
 @click.option("--address", type=click.IntRange(0, 250), help="Read the meter at this primary address.")
 @click.option("--id", "ident", metavar="SECONDARY", help="Read by secondary address: 8 digits or MAN-SERIAL-VV-MM.")
 @click.option("--all", "all_", is_flag=True, help="Read every active M-Bus meter of the meter list.")
-@click.option("--baud", type=int, help=f"Baud rate: {BAUD_HELP} [default: chip.ini MBUS_BAUDRATE, 2400].")
+@click.option("--baud", type=int, help=f"Baud rate: {baud_help()} [default: chip.ini MBUS_BAUDRATE, 2400].")
 @click.option("--retries", type=click.IntRange(0, 255), help="Retries per request (MBUS_MAXRETRY).")
 @click.option(
     "--store/--no-store",
@@ -128,35 +134,35 @@ def readout(
 
     --json prints a list with one object per meter read: {"meter": {device_id, serial, manufacturer,
     version, medium, primary_address, address_mode}, "taken_at", "telegrams", "header": {...},
-    "records": [...]} where header and records are shaped as in `sonocli decode --json`. Meters that
-    failed appear as {"meter": {...}, "error": "..."}.
+    "records": [...], "limited"} where header and records are shaped as in `sonocli decode --json`, the
+    records indexed to the meter list's value entries (-1: not in the list), and limited tells whether the
+    meter has more records than maxvaluecount/METER_MAXVALUECOUNT allows. Meters that failed appear as
+    {"meter": {...}, "error": "..."}. --all also records the active manual S0/DLDE meters' set values.
 
     Exit codes: 0 all read, 1 none read, 3 some read (each failure is one line on stderr).
     """
-    from sonocli.engine.master import read_all
-
-    setup = bus_setup(ctx, port, baud, max_retry=retries)
-    targets = _target_meters(ctx, setup.root, address, ident, all_)
-    master = open_master(setup)
+    engine = engine_for(ctx)
     try:
+        settings = engine.master_settings(baudrate=baud, max_retry=retries)
+        targets = _target_meters(engine, address, ident, all_)
         if len(targets) > 1:
             with progress("readout", len(targets)) as bar:
-                results = read_all(master, targets, bar)
+                results, recorded = engine.readout(targets, url=port, settings=settings, store=store, on_progress=bar)
         else:
-            results = read_all(master, targets)
+            results, recorded = engine.readout(targets, url=port, settings=settings, store=store)
+        if all_ and store:  # the manual S0/DLDE meters' set values go with a readout of the whole list
+            engine.read_manual()
     finally:
-        master.link.close()
-    from sonocli.cli.recording import ReadingRecorder
-
-    with ReadingRecorder(setup.root, store) as recorder:
-        recorder.record([r.reading for r in results if r.reading is not None])
+        engine.close()
     failures = [r for r in results if r.reading is None]
     if len(targets) == 1 and failures and isinstance(failures[0].error, SonoError):
         raise failures[0].error
+    _warn_recorded(recorded)
+    limited = {device_id.upper() for device_id in recorded.limited}
     out: list[dict[str, Any]] = []
     for result in results:
         if result.reading is not None:
-            out.append(reading_to_dict(result.reading))
+            out.append(reading_to_dict(result.reading, result.meter, result.reading.meter.device_id.upper() in limited))
         else:
             out.append({"meter": meter_row(result.meter), "error": str(result.error)})
     if as_json:

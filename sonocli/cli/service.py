@@ -88,7 +88,7 @@ def regenerate_keys_cmd(ctx: click.Context, yes: bool, as_json: bool) -> None:
     Clients that pinned the old certificate or host key will have to accept the new ones.
     """
     from sonocli.cli.output import emit_json
-    from sonocli.config.layout import RootLayout
+    from sonocli.engine.configuration import RootLayout
     from sonocli.service.devicekeys import regenerate, require_app
     from sonocli.service.info import muc_id
 
@@ -125,7 +125,7 @@ def format_log_cmd(ctx: click.Context, yes: bool, include_updates: bool, as_json
     daemon runs (stop it first). log/, tmp/ and Upd/ are recreated empty; app/ is never touched.
     """
     from sonocli.cli.output import emit_json
-    from sonocli.config.layout import RootLayout
+    from sonocli.engine.configuration import RootLayout
     from sonocli.service.logformat import format_ext, plan
 
     layout = RootLayout(_root(ctx))
@@ -158,7 +158,7 @@ def stop_daemon_cmd(ctx: click.Context, timeout: float) -> None:
     Exit 1 with a clear message when no daemon runs or the PID file is stale, and when systemd runs the
     daemon (its unit would restart it): use systemctl stop then.
     """
-    from sonocli.config.layout import RootLayout
+    from sonocli.engine.configuration import RootLayout
     from sonocli.service.daemonctl import stop
 
     daemon = stop(RootLayout(_root(ctx)), timeout)
@@ -187,7 +187,7 @@ def restart_daemon_cmd(ctx: click.Context, reload_only: bool, timeout: float) ->
     is sent. Exit 1 when no daemon runs or the PID file is stale, and when systemd runs the daemon: use
     systemctl restart then (--reload still works).
     """
-    from sonocli.config.layout import RootLayout
+    from sonocli.engine.configuration import RootLayout
     from sonocli.service.daemonctl import reload, restart
 
     layout = RootLayout(_root(ctx))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import click
 
-from sonocli.cli.scan import BAUD_HELP
+from sonocli.errors import UsageError
+from sonocli.registry import BAUD_RATES, baud_help
 
 
 @click.command("simulate")
 @click.argument("segment", metavar="FILE|demo")
 @click.option("--pty", "use_pty", is_flag=True, default=True, help="Serve on a pseudo-terminal (the default).")
-@click.option("--baud", type=int, default=2400, show_default=True, help=f"Pacing baud rate: {BAUD_HELP}.")
+@click.option("--baud", type=int, default=2400, show_default=True, help=f"Pacing baud rate: {baud_help()}.")
 @click.option("--link", "link", metavar="PATH", help="Also create a symlink to the pty at PATH.")
 @click.option("--echo", is_flag=True, help="Echo every request, like some level converters.")
 def simulate(segment: str, use_pty: bool, baud: int, link: str | None, echo: bool) -> None:
@@ -25,11 +26,12 @@ def simulate(segment: str, use_pty: bool, baud: int, link: str | None, echo: boo
 
     from sonocli.sim.pty_server import PtyServer
     from sonocli.sim.wired import load_segment
-    from sonocli.transports import check_baudrate
 
+    if baud not in BAUD_RATES:  # the one list of M-Bus baud rates (as --baud of scan and MBUS_BAUDRATE)
+        raise UsageError(f"--baud {baud} is not allowed; allowed: {baud_help()}")
     seg = load_segment(segment)
     seg.echo = echo or seg.echo
-    server = PtyServer(seg, check_baudrate(baud), link)
+    server = PtyServer(seg, baud, link)
     done = threading.Event()
 
     def stop(signum: int, frame: object) -> None:

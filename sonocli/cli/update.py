@@ -115,7 +115,7 @@ def update_system(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from sonocli.config.layout import RootLayout
+    from sonocli.engine.configuration import RootLayout
     from sonocli.service.image import PUBKEY_NAME, find_image, verify_image
     from sonocli.service.installer import check_version, default_prefix, install_image, installed_version
 

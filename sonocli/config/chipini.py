@@ -124,9 +124,9 @@ class ChipIni:
                 self._unknown.append((key, text, number))
                 continue
             try:
-                value = param.parse(text)
-            except ValueError as exc:
-                self._fail(ConfigError(f"{param.name}={text!r}: {exc}", file=self._file, line=number))
+                value = param.check(text, file=self._file, line=number)
+            except ConfigError as exc:
+                self._fail(exc)
                 continue
             if name in self._entries:
                 self._duplicates.append((name, number))
@@ -197,10 +197,7 @@ class ChipIni:
     def set(self, name: str, value: str) -> None:
         """Validate and store ``value``, editing the existing line in place or adding one to its group."""
         param = self.param(name)
-        try:
-            typed = param.parse(value)
-        except ValueError as exc:
-            raise ConfigError(f"{param.name}={value!r}: {exc}") from None
+        typed = param.check(value)  # the schema's one rule, as for chip.ini lines and command options
         if any(ord(char) < 0x20 and char != "\t" for char in value):
             raise ConfigError(f"{param.name}: a value cannot contain line breaks or control characters")
         formatted = param.format(typed) if param.type in ("bool", "choice", "int") else value.strip()

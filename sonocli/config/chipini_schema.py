@@ -5,13 +5,18 @@ range), the default chip.ini written by ``sonocli init``, ``sonocli config show`
 
 Names follow the guide's footnote "names are wrapped without a hyphen": ``METER_MAXDEVICE-COUNT`` in the
 table is ``METER_MAXDEVICECOUNT`` in the file. Where the table leaves a range empty (FTP_ENABLE,
-TLS_ENABLE, MBUS_BAUDRATE) the web page's field decides (a check box; 300..19200 baud).
+TLS_ENABLE, MBUS_BAUDRATE) the web page's field decides (a check box; 300..19200 baud). sonocli also allows
+38400 baud (USB level converters): the baud rates and the receiver names come from ``sonocli.registry``, the
+same lists ``--baud`` and ``--dongle`` check.
 
 The secondary-scan masks take exactly as many digits as the table says (4 for the manufacturer, 2 for version
 and medium, 8 for the serial), with or without ``0x``. The table allows only "0-9 each" for manufacturer,
 version and medium; EN 13757-3 codes them as binary bytes (manufacturer ``0x2C2D`` is "KAM", medium ``0x0E``
 is "bus/system"), so sonocli takes any hex digit there. It also lists "0xFFFF" for the 2-digit medium mask,
 a slip for ``0xFF`` (the table's own default). Only the serial mask is BCD: digits 0-9 or F (wildcard).
+
+:func:`check_setting` is the one check of a value, for a line of chip.ini, ``config set`` and command options
+that override a parameter (``--baud``, ``--retries``, ...): the same rule, the same message.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+
+from sonocli.errors import ConfigError
+from sonocli.registry import BAUD_RATES, dongle_names
 
 Value = int | str | bool
 
@@ -65,7 +73,7 @@ class Param:
         if self.type == "bool":
             return "0 or 1"
         if self.type == "choice":
-            return ", ".join(str(choice) for choice in self.choices)
+            return ", ".join("empty" if choice == "" else str(choice) for choice in self.choices)
         if self.type == "ip":
             tail = " or empty" if self.default == "" else ""
             return f"an IPv4 address 0.0.0.0..255.255.255.255{tail}"
@@ -131,6 +139,28 @@ class Param:
             return "1" if value else "0"
         return str(value)
 
+    def text_of(self, value: object) -> str:
+        """The file's spelling of ``value``: text as it is, booleans as 0/1, a mask given as a number in hex."""
+        if isinstance(value, str):
+            return value
+        if self.type == "mask" and isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return f"0x{value:0{self.max_length or 1}X}"
+        if isinstance(value, bool | int):
+            return self.format(value)
+        return str(value)
+
+    def check(self, value: object, *, file: str | None = None, line: int | None = None) -> Value:
+        """The typed value of ``value`` (text as in chip.ini, or a typed value such as 38400 or True).
+
+        Anything this parameter does not allow is a ConfigError ``NAME='value': why; allowed: ...``, with
+        ``file`` and ``line`` in front where given.
+        """
+        text = self.text_of(value)
+        try:
+            return self.parse(text)
+        except ValueError as exc:
+            raise ConfigError(f"{self.name}={text!r}: {exc}", file=file, line=line) from None
+
 
 def _int(group: str, name: str, lo: int, hi: int, default: int, help: str, tab: str, note: str = "") -> Param:
     return Param(group, name, "int", default, help, tab, minimum=lo, maximum=hi, default_note=note)
@@ -170,7 +200,8 @@ _SCANMODES: tuple[str | int, ...] = (
     "SECONDARYSCANREVERSE",
     "SECONDARYSCANALLOCREVERSE",
 )
-_DONGLES: tuple[str | int, ...] = ("", "im871a", "amb8465", "cul", "rtlwmbus", "hex")
+_DONGLES: tuple[str | int, ...] = ("", *dongle_names())  # empty: not set
+_BAUDS: tuple[str | int, ...] = BAUD_RATES
 
 PARAMETERS: tuple[Param, ...] = (
     # [IP]
@@ -198,9 +229,10 @@ PARAMETERS: tuple[Param, ...] = (
     _choice(
         _C,
         "MBUS_BAUDRATE",
-        (300, 600, 1200, 2400, 4800, 9600, 19200),
+        _BAUDS,
         2400,
-        "Baud rate for serial M-Bus communication.",
+        "Baud rate for serial M-Bus communication (the guide allows 300..19200; sonocli also allows 38400 "
+        "for USB level converters).",
         _K,
     ),
     _choice(_C, "MBUS_DATABITS", (7, 8), 8, "Data bits for serial M-Bus communication.", _K),
@@ -383,11 +415,20 @@ PARAMETERS: tuple[Param, ...] = (
         "WMBUS_DONGLE",
         _DONGLES,
         "",
-        "sonocli: framing of the 1st receiver (im871a, amb8465, cul, rtlwmbus, hex).",
+        f"sonocli: framing of the 1st receiver ({', '.join(dongle_names())}; empty: not set).",
         _OWN,
     ),
     _port("WMBUS2_PORT", "sonocli: port URL of the 2nd wireless M-Bus receiver."),
-    _choice(_C, "WMBUS2_DONGLE", _DONGLES, "", "sonocli: framing of the 2nd receiver.", _OWN),
+    _choice(_C, "WMBUS2_DONGLE", _DONGLES, "", "sonocli: framing of the 2nd receiver (as WMBUS_DONGLE).", _OWN),
+    # The guide's "wM-Bus listen" switch (tab Configuration, Table 10) has no chip.ini row in Table 25.
+    _bool(
+        _C,
+        "WMBUS_LISTEN",
+        True,
+        "sonocli: the tab Configuration switch 'wM-Bus listen': meters not in the meter list are recognised and "
+        "kept in the temporary list (sonocli meters heard); 0: they are ignored.",
+        _OWN,
+    ),
 )
 
 GROUPS: tuple[str, ...] = ("IP", "DEVICE", "CONFIG")
@@ -396,3 +437,32 @@ GROUPS: tuple[str, ...] = ("IP", "DEVICE", "CONFIG")
 def by_name() -> dict[str, Param]:
     """Parameters by upper-case name (built per call: no module-level mutable state)."""
     return {param.name: param for param in PARAMETERS}
+
+
+def param(name: str) -> Param:
+    """The parameter ``name`` (any case); ConfigError for a name the schema does not know."""
+    found = by_name().get(name.strip().upper())
+    if found is None:
+        raise ConfigError(f"unknown parameter {name!r}", hint="sonocli config show lists them")
+    return found
+
+
+def check_setting(name: str, value: object) -> Value:
+    """The typed value of parameter ``name`` for ``value``, checked by the schema's own rule.
+
+    One check for chip.ini lines, ``config set`` and command options overriding a parameter: ``--baud 1234``
+    fails as ``config set MBUS_BAUDRATE 1234`` does, ``MBUS_BAUDRATE='1234': not one of the choices;
+    allowed: 300, ...``. ``value`` is text as in the file or a typed value (38400, True, a mask as a number).
+    """
+    return param(name).check(value)
+
+
+def mask_digits(text: str) -> str:
+    """The digits of a checked mask value, upper case, without ``0x`` (``0x2c2d`` -> ``2C2D``)."""
+    raw = text.strip()
+    return (raw[2:] if raw.lower().startswith("0x") else raw).upper()
+
+
+def mask_number(text: str) -> int:
+    """A checked hex mask value as a number (``0xFFFF`` -> 65535)."""
+    return int(mask_digits(text), 16)

@@ -6,8 +6,11 @@ the style of the file it came from (declaration, indentation, line ends), with u
 comments and processing instructions kept verbatim in ``Meter.extra`` / ``ValueConfig.extra`` /
 ``MeterList.extra`` as ``(tag, raw XML)`` pairs.
 
-sonocli's additions, needed for manual S0/DLDE values and absent from Table 26: ``<setvalue>`` inside a
-``<value>`` holds the value entered by hand (Figure 21, "Set value").
+sonocli's additions, absent from Table 26, inside a ``<value>``: ``<setvalue>`` holds the value of a manual
+S0/DLDE meter entered by hand (Figure 21, "Set value"); ``<subunit>`` (written when not 0) and ``<difvif>``
+(the record's DIF/DIFE/VIF/VIFE bytes, written like ``<confdata>``) let sonocli match each M-Bus/wM-Bus
+value entry to its record exactly (see sonocli.engine.values). A list without them, as a device writes it,
+is matched by the Table 26 fields.
 """
 
 from __future__ import annotations
@@ -237,6 +240,10 @@ def _value_config(element: Any, file: str | None) -> ValueConfig:
                 values["user"] = text
             elif tag == "setvalue":
                 values["value"] = float(text)
+            elif tag == "subunit":
+                values["subunit"] = _checked(_int(text), 0, 1023)
+            elif tag == "difvif":
+                values["difvif"] = parse_hex_bytes(text).hex().upper()
             else:
                 extra.append(_raw(child))
         except (ValueError, KeyError) as exc:
@@ -364,6 +371,10 @@ def _value_elements(value: ValueConfig) -> list[tuple[str, str]]:
         out.append(("user", value.user))
     if value.value is not None:
         out.append(("setvalue", repr(float(value.value))))
+    if differs("subunit"):
+        out.append(("subunit", str(value.subunit)))
+    if value.difvif:
+        out.append(("difvif", " ".join(f"0x{b:02X}" for b in bytes.fromhex(value.difvif))))
     return out
 
 

@@ -9,13 +9,16 @@ cancellation. The main thread itself is watched too, like the device's hardware 
 state to a :class:`Watchdog` thread - "idle" (kicked at least every WATCHDOG_IDLE/2 s while waiting; limit
 WATCHDOG_IDLE), "busy" (its own bookkeeping between steps: WATCHDOG_PROCESS) or a step (the step's limit
 plus the abort grace) - and a state that lasts longer than its limit ends the process with status 70.
-Wireless receivers and the TCP server (XMLTOTCP_IP empty) run in their own threads all the time.
-SIGTERM/SIGINT let the current step finish and exit cleanly; SIGHUP reloads chip.ini and device_handle.cfg
-between steps; SIGUSR1 starts an M-Bus scan (MBUS_SCANMODE; the Meters tab's Scan button, guide 5.1.1)
-whose meters are added to device_handle.cfg. Signal handlers only set flags: the log lines are written by
-the main thread (a handler that logs could re-enter a stderr write that the signal interrupted). A PID
-file ``ext/sonocli-daemon.pid`` (locked while we run) lets ``sonocli service stop-daemon/restart-daemon``
-find us.
+Wireless receivers (one thread per configured receiver, each with its own stop flag) and the TCP server
+(XMLTOTCP_IP empty) run in their own threads all the time. SIGTERM/SIGINT let the current step finish and
+exit cleanly; SIGHUP reloads chip.ini and device_handle.cfg between steps and reopens every wireless
+receiver whose port, dongle, mode, settings or wM-Bus meters changed (closes those no longer configured,
+opens new ones); SIGUSR1 starts an M-Bus scan (MBUS_SCANMODE; the Meters tab's Scan button, guide 5.1.1)
+whose meters are added to device_handle.cfg. The daemon only schedules: every reading, scan, report and
+delivery is an engine call (the dependency rule: daemon/ imports the engine, the model and errors).
+Signal handlers only set flags: the log lines are written by the main thread (a handler that logs could
+re-enter a stderr write that the signal interrupted). A PID file ``ext/sonocli-daemon.pid`` (locked while
+we run) lets ``sonocli service stop-daemon/restart-daemon`` find us.
 """
 
 from __future__ import annotations
@@ -25,13 +28,12 @@ import logging
 import os
 import random
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sonocli.daemon.schedule import SystemClock, WallClock, meter_due, next_aligned, report_jitter
 from sonocli.errors import SonoError
@@ -42,6 +44,25 @@ PID_FILE = "sonocli-daemon.pid"
 EXIT_WATCHDOG = 70
 ABORT_GRACE = 10.0
 KEEP_DONE = 7 * 86400.0
+RECEIVER_STOP = 5.0  # seconds a receiver thread gets to close its port when SIGHUP or SIGTERM stops it
+
+
+class ReceiverConfig(NamedTuple):
+    """One wireless receiver as chip.ini configures it (``Engine.receiver_configs``)."""
+
+    url: str
+    dongle: str
+    mode: str
+
+
+@dataclass
+class RunningReceiver:
+    """A receiver thread, the configuration and inputs it opened with, and its own stop flag."""
+
+    config: ReceiverConfig
+    inputs: tuple[Any, ...]
+    stop: threading.Event
+    thread: threading.Thread
 
 
 class WatchdogTripped(SonoError):
@@ -113,6 +134,7 @@ class DaemonStats:
     failures: int = 0
     watchdog_trips: int = 0
     meter_failures: int = 0
+    manual: int = 0  # readings of manual S0/DLDE meters (also counted in ``readings``)
     cycle_cpu: list[float] = field(default_factory=list)
 
 
@@ -172,7 +194,7 @@ class Daemon:
         self.last_read: dict[str, float] = {}
         self._abortables: list[Callable[[], None]] = []
         self._threads: list[threading.Thread] = []
-        self._listener: socket.socket | None = None
+        self._receivers: dict[int, RunningReceiver] = {}  # by interface: 1 WMBUS_*, 2 WMBUS2_*
         engine.now = self.clock.now
 
     # -- signals --------------------------------------------------------------------------------------------
@@ -230,7 +252,8 @@ class Daemon:
             if signum in (signal.SIGTERM, signal.SIGINT):
                 log.info("signal %s: finishing the current step, then exiting", name)
             elif signum == signal.SIGHUP:
-                log.info("signal %s: reloading chip.ini and device_handle.cfg after the current step", name)
+                log.info("signal %s: reloading chip.ini, device_handle.cfg and the wireless receivers after the "
+                         "current step", name)
             else:
                 log.info("signal %s: M-Bus scan after the current step", name)
 
@@ -337,10 +360,16 @@ class Daemon:
         return min(times) if times else None
 
     def step_readout(self, *, all_meters: bool = False, general: bool = True) -> None:
+        """One readout: the due wired meters, and on the general cycle the manual S0/DLDE meters too."""
         now = self.clock.now()
         meters = self.engine.wired_meters() if all_meters else self.due_meters(now, general=general)
         for meter in meters:  # also when the readout fails: a dead meter waits for its next cycle
             self.last_read[meter.device_id] = now
+        self._read_wired(meters)
+        if general or all_meters:
+            self.step_manual()
+
+    def _read_wired(self, meters: list[Any]) -> None:
         if not meters or not str(self.engine.get("MBUS_PORT") or "").strip() or not self.engine.get("MBUS_ENABLE"):
             return
         timeout = max(self.g("WATCHDOG_READOUT"), self.g("WATCHDOG_PROCESS"))
@@ -365,52 +394,51 @@ class Daemon:
             self.stats.meter_failures += len(summary.failed)
             log.info("readout: %d of %d meter(s) read", summary.readings, len(meters))
 
+    def step_manual(self) -> None:
+        """Record the set values of the active manual S0/DLDE meters (Figure 21) once per readout cycle.
+
+        Nothing reads these meters, so without this their values would never reach the CSV log or a report;
+        recording them every cycle gives each report the current set values, stamped like the other readings.
+        """
+        from sonocli.engine.values import MANUAL
+
+        if not any(m.active and m.interface in MANUAL for m in self.engine.meters):
+            return
+        recorded = self.guarded("manual", float(self.g("WATCHDOG_PROCESS")),
+                                lambda cancel: self.engine.read_manual())
+        if recorded is not None:
+            self.stats.readings += len(recorded.readings)
+            self.stats.manual += len(recorded.readings)
+            log.info("manual: %d S0/DLDE meter(s) recorded", len(recorded.readings))
+
     def step_scan(self) -> None:
-        """An M-Bus scan (MBUS_SCANMODE) under WATCHDOG_SCAN; found meters are added to device_handle.cfg."""
+        """An M-Bus scan (MBUS_SCANMODE) under WATCHDOG_SCAN; found meters are added to device_handle.cfg.
+
+        The engine scans, merges the meters found into the meter list (additively, guide 4.2) and reads the
+        added ones once; the daemon only opens the master itself so that the watchdog can close its link.
+        """
         if not str(self.engine.get("MBUS_PORT") or "").strip() or not self.engine.get("MBUS_ENABLE"):
             log.error("scan: the wired M-Bus is off (MBUS_ENABLE=0 or MBUS_PORT empty); nothing scanned")
             return
-        mode = str(self.engine.get("MBUS_SCANMODE")).upper().replace("-", "").replace(" ", "")
 
         def work(cancel: threading.Event) -> Any:
-            from sonocli.engine.scan import primary_scan, secondary_scan
-            from sonocli.model.values import Interface
-
-            # The meter list counts against METER_MAXDEVICECOUNT, and ALLOC must not re-address its meters.
-            known = [m for m in self.engine.meters if m.interface is Interface.MBUS]
             master = self.engine.open_master()
             close = master.link.close
             self._abortable(close)
             try:
-                if mode == "PRIMARYSCAN":
-                    return primary_scan(master, known=known)
-                return secondary_scan(master, reverse=mode.endswith("REVERSE"), alloc="ALLOC" in mode, known=known)
+                return self.engine.scan(save=True, master=master, cancel=cancel)
             finally:
                 self._not_abortable(close)
                 with contextlib.suppress(Exception):
                     close()
 
-        log.info("scan: %s started (WATCHDOG_SCAN %d s)", mode, self.g("WATCHDOG_SCAN"))
-        result = self.guarded("scan", float(self.g("WATCHDOG_SCAN")), work)
-        if result is None:
+        log.info("scan: %s started (WATCHDOG_SCAN %d s)", self.engine.get("MBUS_SCANMODE"), self.g("WATCHDOG_SCAN"))
+        outcome = self.guarded("scan", float(self.g("WATCHDOG_SCAN")), work)
+        if outcome is None:
             return
-        added = self._save_found(list(result.meters))
-        log.info("scan: %d meter(s) found, %d added to the meter list", len(result.meters), len(added))
-        if added:
-            self._reload()
-
-    def _save_found(self, found: list[Any]) -> list[Any]:
-        from sonocli.config.device_handle import load_meter_list, save_meter_list
-        from sonocli.config.locking import locked
-        from sonocli.engine.meterlist import merge_found
-
-        path = self.engine.layout.device_handle
-        with locked(path):
-            meters = load_meter_list(path)
-            merged, added = merge_found(meters, found, self.g("METER_MAXDEVICECOUNT"))
-            if added:
-                save_meter_list(path, merged)
-        return list(added)
+        learned = len(outcome.recorded.learned)
+        log.info("scan: %d meter(s) found, %d added to the meter list%s", len(outcome.result.meters),
+                 len(outcome.added), f" (value entries of {learned} recorded)" if outcome.added else "")
 
     def step_report(self, *, force: bool = True) -> None:
         timeout = float(self.g("WATCHDOG_PROCESS"))
@@ -448,52 +476,121 @@ class Daemon:
     # -- background threads -----------------------------------------------------------------------------------
     def start_background(self) -> None:
         if self.wireless:
-            for url, dongle in self.engine.wireless_receivers():
-                t = threading.Thread(target=self._receive, args=(url, dongle), name=f"sonocli-rx-{url}", daemon=True)
-                t.start()
-                self._threads.append(t)
+            self._sync_receivers(initial=True)
         if any(spec.key == "tcp-server" for spec in self.engine.channel_specs()):
             t = threading.Thread(target=self._tcp_server, name="sonocli-tcp-server", daemon=True)
             t.start()
             self._threads.append(t)
 
-    def _receive(self, url: str, dongle: str) -> None:
-        while not self.stop_event.is_set():
-            try:
-                self.engine.listen(url, dongle, should_stop=self.stop_event.is_set)
-            except Exception as exc:  # a dongle unplugged: log, wait, reopen
-                log.error("wireless receiver %s (%s): %s; retrying in 10 s", url, dongle, exc)
-                self.stop_event.wait(10)
+    def _receiver_plan(self) -> dict[int, ReceiverConfig]:
+        """The configured receivers by interface (1: WMBUS_*, 2: WMBUS2_*), as the engine assigns them."""
+        first = str(self.engine.get("WMBUS_PORT") or "").strip()
+        second = str(self.engine.get("WMBUS2_PORT") or "").strip()
+        plan: dict[int, ReceiverConfig] = {}
+        for url, dongle, mode in self.engine.receiver_configs():
+            slot = 2 if url == second != first else 1
+            plan.setdefault(slot, ReceiverConfig(url, dongle, mode))  # one port is opened once
+        return plan
+
+    def _receiver_inputs(self, slot: int, config: ReceiverConfig) -> tuple[Any, ...]:
+        """What a receiver takes in when it opens, besides port, dongle and mode: its chip.ini settings
+        (cache, raw log, FASTRESCAN_TIME, wM-Bus listen) and the wireless meters of the list (IDs, keys,
+        active flags). A change of either reopens it on SIGHUP, so a key or an activation takes effect."""
+        from sonocli.model.values import Interface
+
+        try:
+            settings: Any = self.engine.receiver(config.dongle, interface=slot).settings
+        except SonoError as exc:  # the thread's open fails and logs the same error; reopen to retry it
+            settings = ("invalid", str(exc))
+        meters = frozenset((m.serial.upper(), m.manufacturer, m.version, m.medium, m.key, m.active)
+                           for m in self.engine.meters if m.interface is Interface.WMBUS)
+        return settings, meters
+
+    def _sync_receivers(self, *, initial: bool = False) -> None:
+        """Make the receiver threads match the configuration: stop the threads whose receiver disappeared
+        or changed, then start the new ones (stopping first frees a port that moved between receivers)."""
+        plan = self._receiver_plan()
+        inputs = {slot: self._receiver_inputs(slot, config) for slot, config in plan.items()}
+        changes: dict[int, str] = {}
+        for slot, running in sorted(self._receivers.items()):
+            wanted = plan.get(slot)
+            if wanted == running.config and inputs[slot] == running.inputs:
+                continue
+            if wanted is None:
+                changes[slot] = f"closed (port {running.config.url})"
+            elif wanted == running.config:
+                changes[slot] = f"reopened (port {wanted.url}; its settings or wM-Bus meters changed)"
             else:
-                if not self.stop_event.is_set():
-                    self.stop_event.wait(1)
+                changes[slot] = f"reopened ({_describe_change(running.config, wanted)})"
+            self._stop_receiver(running)
+            del self._receivers[slot]
+        for slot, config in sorted(plan.items()):
+            if slot in self._receivers:
+                continue
+            self._start_receiver(slot, config, inputs[slot])
+            if initial:
+                log.info("wireless receiver %d: %s on %s (%s)", slot, config.dongle, config.url, config.mode)
+            elif slot not in changes:
+                changes[slot] = f"opened (port {config.url}, {config.dongle}, {config.mode})"
+        for slot, change in sorted(changes.items()):
+            log.info("SIGHUP: wireless receiver %d %s", slot, change)
+
+    def _start_receiver(self, slot: int, config: ReceiverConfig, inputs: tuple[Any, ...]) -> None:
+        stop = threading.Event()
+        thread = threading.Thread(target=self._receive, args=(slot, config.url, config.dongle, stop),
+                                  name=f"sonocli-rx{slot}-{config.url}", daemon=True)
+        self._receivers[slot] = RunningReceiver(config, inputs, stop, thread)
+        thread.start()
+
+    def _stop_receiver(self, running: RunningReceiver) -> None:
+        running.stop.set()
+        running.thread.join(RECEIVER_STOP)
+        if running.thread.is_alive():  # it sees its stop flag after its current read and ends by itself
+            log.warning("wireless receiver on %s did not stop within %.0f s", running.config.url, RECEIVER_STOP)
+
+    def _receive(self, slot: int, url: str, dongle: str, own_stop: threading.Event) -> None:
+        """One receiver, reopened after an error (a dongle unplugged) until the daemon or SIGHUP stops it.
+
+        Every (re)open builds the receiver from the engine's current chip.ini and meter list.
+        """
+
+        def halted() -> bool:
+            return self.stop_event.is_set() or own_stop.is_set()
+
+        try:
+            while not halted():
+                try:
+                    self.engine.listen(url, dongle, should_stop=halted, interface=slot)
+                except Exception as exc:  # a dongle unplugged: log, wait, reopen
+                    if halted():
+                        break
+                    log.error("wireless receiver %s (%s): %s; retrying in 10 s", url, dongle, exc)
+                    own_stop.wait(10)
+                else:
+                    if not halted():
+                        own_stop.wait(1)
+        finally:
+            self.engine.release_thread()  # this thread's SQLite connections die with it
 
     def _tcp_server(self) -> None:
-        from sonocli.push.tcp import serve_pending
+        """XMLTOTCP_IP empty: head-ends connect to XMLTOTCP_PORT and fetch the pending reports."""
+        from sonocli.engine.tcpserver import open_tcp_server
 
-        port = self.g("XMLTOTCP_PORT")
         try:
-            listener = socket.create_server(("", port), reuse_port=False)
-        except OSError as exc:
-            log.error("tcp server: cannot listen on port %d: %s", port, exc)
+            server = open_tcp_server(self.engine)
+        except SonoError as exc:
+            log.error("%s", exc)
             return
-        self._listener = listener
-        listener.settimeout(0.5)
-        outbox = self.engine.outbox
-        log.info("tcp server: head-ends may connect to port %d", listener.getsockname()[1])
-        while not self.stop_event.is_set():
-            try:
-                serve_pending(
-                    listener,
-                    lambda: [(i.id, outbox.payload(i.id)) for i in outbox.items(channel="tcp-server")],
-                    lambda item_id: outbox.mark_done(item_id, self.clock.now()),
-                    timeout=float(self.g("XMLTOTCP_DISCONNECTTIMEOUT")),
-                )
-            except TimeoutError:
-                continue
-            except OSError as exc:
-                log.error("tcp server: %s", exc)
-        listener.close()
+        log.info("tcp server: head-ends may connect to port %d", server.port)
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    server.serve_one()
+                except OSError as exc:
+                    log.error("tcp server: %s", exc)
+        finally:
+            server.close()
+            self.engine.release_thread()
 
     # -- main loops -----------------------------------------------------------------------------------------
     def once(self) -> DaemonStats:
@@ -592,18 +689,39 @@ class Daemon:
         return min(times) if times else None
 
     def _reload(self) -> None:
+        """SIGHUP: chip.ini and device_handle.cfg anew, and the wireless receivers to match them."""
         try:
             self.engine.reload()
             log.info("SIGHUP: chip.ini and device_handle.cfg reloaded (%d meters)", len(self.engine.meters))
         except SonoError as exc:
             log.error("SIGHUP: reload failed, keeping the previous configuration: %s", exc)
+            return
+        if self.wireless:
+            try:
+                self._sync_receivers()
+            except SonoError as exc:
+                log.error("SIGHUP: wireless receivers not reopened: %s", exc)
 
     def shutdown(self) -> None:
-        self.watchdog.enter("stopping", 5.0 * (len(self._threads) + 1) + 5.0)
+        receivers = list(self._receivers.values())
+        self.watchdog.enter("stopping", 5.0 * (len(self._threads) + len(receivers) + 1) + 5.0)
         self.stop_event.set()
-        for t in self._threads:
+        for running in receivers:
+            running.stop.set()
+        for t in [*self._threads, *(r.thread for r in receivers)]:
             t.join(5)
+        self._receivers.clear()
         log.info("daemon stopped")
+
+
+def _describe_change(old: ReceiverConfig, new: ReceiverConfig) -> str:
+    """``port A -> B`` (and dongle/mode when those changed too), for the SIGHUP log line."""
+    parts = [f"port {old.url} -> {new.url}" if old.url != new.url else f"port {new.url}"]
+    if old.dongle != new.dongle:
+        parts.append(f"dongle {old.dongle} -> {new.dongle}")
+    if old.mode != new.mode:
+        parts.append(f"mode {old.mode} -> {new.mode}")
+    return ", ".join(parts)
 
 
 def _ts(when: float) -> str:

@@ -19,104 +19,121 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sonocli.codecs import mbus_link as link
+from sonocli.config.chipini_schema import Value, by_name, mask_digits, mask_number, param
 from sonocli.errors import DecodeError, NeedMoreData, ProtocolError, TimeoutError_, UsageError
 from sonocli.model import AddressMode, Interface, Meter, MeterValue, Reading
 
 if TYPE_CHECKING:
     from sonocli.transports import Link
 
-REQUEST_MODES = ("DEFAULT", "EXT", "ONLY", "FREEZE")
-SCAN_MODES = ("PRIMARYSCAN", "SECONDARYSCAN", "SECONDARYSCANALLOC", "SECONDARYSCANREVERSE", "SECONDARYSCANALLOCREVERSE")
+REQUEST_MODES = tuple(str(choice) for choice in param("MBUS_REQUESTMODE").choices)  # from the chip.ini schema
+SCAN_MODES = tuple(str(choice) for choice in param("MBUS_SCANMODE").choices)
 ANSWER_BITS = 330  # EN 13757-2: the latest start of a slave's answer, in bit times
 ANSWER_MARGIN = 0.050  # seconds added for level converters and USB latency
 WAKEUP_SECONDS = 0.5  # length of the 0x55 wake-up preamble (MBUS_WAKEUPENABLE)
 
 
+# MasterSettings field -> the chip.ini parameter (Table 25) whose schema entry checks it
+CHIP_INI_FIELDS: dict[str, str] = {
+    "baudrate": "MBUS_BAUDRATE",
+    "databits": "MBUS_DATABITS",
+    "parity": "MBUS_PARITY",
+    "stopbits": "MBUS_STOPBITS",
+    "timeout_ms": "MBUS_TIMEOUT",
+    "idle_timeout_ms": "MBUS_IDLETIMEOUT",
+    "full_timeout_ms": "MBUS_FULLTIMEOUT",
+    "max_retry": "MBUS_MAXRETRY",
+    "max_multipage": "MBUS_MAXMULTIPAGE",
+    "request_mode": "MBUS_REQUESTMODE",
+    "reset_mode": "MBUS_RESETMODE",
+    "freeze_storage": "MBUS_FREEZESTORAGEENUM",
+    "first_fcb_neg": "MBUS_FIRSTFCBBIT_NEG",
+    "select_mask": "MBUS_SELECTMASK",
+    "wakeup": "MBUS_WAKEUPENABLE",
+    "min_primary": "MBUS_MINPRIMARYADDRESS",
+    "max_primary": "MBUS_MAXPRIMARYADDRESS",
+    "scan_mode": "MBUS_SCANMODE",
+    "secmask_serial": "MBUS_SECMASKSERIAL",
+    "secmask_manufacturer": "MBUS_SECMASKMANUFACTURER",
+    "secmask_version": "MBUS_SECMASKVERSION",
+    "secmask_medium": "MBUS_SECMASKMEDIUM",
+    "max_device_count": "METER_MAXDEVICECOUNT",
+    "max_value_count": "METER_MAXVALUECOUNT",
+}
+_NUMBER_MASKS = ("secmask_manufacturer", "secmask_version", "secmask_medium")  # kept as numbers
+
+
+def _native(field: str, value: Value) -> Any:
+    """A checked chip.ini value as the field keeps it: the serial mask as 8 digits, the others as numbers."""
+    if field == "secmask_serial":
+        return mask_digits(str(value))
+    if field in _NUMBER_MASKS:
+        return mask_number(str(value))
+    return value
+
+
+def _default(field: str) -> Any:
+    """The chip.ini schema's default of a MasterSettings field."""
+    return _native(field, param(CHIP_INI_FIELDS[field]).default)
+
+
 @dataclass(frozen=True, slots=True)
 class MasterSettings:
-    """The MBUS_*/METER_* values of Table 25 the master uses, with the guide's defaults."""
+    """The MBUS_*/METER_* values of Table 25 the master uses; defaults and checks are the chip.ini schema's."""
 
-    baudrate: int = 2400
-    databits: int = 8
-    parity: int = 2
-    stopbits: int = 1
-    timeout_ms: int = 2000
-    idle_timeout_ms: int = 100
-    full_timeout_ms: int = 10000
-    max_retry: int = 3
-    max_multipage: int = 10
-    request_mode: str = "DEFAULT"
-    reset_mode: int = 0
-    freeze_storage: int = 0
-    first_fcb_neg: bool = False
-    select_mask: int = 0
-    wakeup: bool = False
-    min_primary: int = 0
-    max_primary: int = 250
-    scan_mode: str = "SECONDARYSCAN"
-    secmask_serial: str = "FFFFFFFF"
-    secmask_manufacturer: int = 0xFFFF
-    secmask_version: int = 0xFF
-    secmask_medium: int = 0xFF
-    max_device_count: int = 80
-    max_value_count: int = 25
+    baudrate: int = _default("baudrate")
+    databits: int = _default("databits")
+    parity: int = _default("parity")
+    stopbits: int = _default("stopbits")
+    timeout_ms: int = _default("timeout_ms")
+    idle_timeout_ms: int = _default("idle_timeout_ms")
+    full_timeout_ms: int = _default("full_timeout_ms")
+    max_retry: int = _default("max_retry")
+    max_multipage: int = _default("max_multipage")
+    request_mode: str = _default("request_mode")
+    reset_mode: int = _default("reset_mode")
+    freeze_storage: int = _default("freeze_storage")
+    first_fcb_neg: bool = _default("first_fcb_neg")
+    select_mask: int = _default("select_mask")
+    wakeup: bool = _default("wakeup")
+    min_primary: int = _default("min_primary")
+    max_primary: int = _default("max_primary")
+    scan_mode: str = _default("scan_mode")
+    secmask_serial: str = _default("secmask_serial")
+    secmask_manufacturer: int = _default("secmask_manufacturer")
+    secmask_version: int = _default("secmask_version")
+    secmask_medium: int = _default("secmask_medium")
+    max_device_count: int = _default("max_device_count")
+    max_value_count: int = _default("max_value_count")
     recorder_size: int = 16
 
     def __post_init__(self) -> None:
-        if self.request_mode not in REQUEST_MODES:
-            raise UsageError(f"MBUS_REQUESTMODE {self.request_mode!r} is not one of {', '.join(REQUEST_MODES)}")
-        if not 0 <= self.reset_mode <= 4:
-            raise UsageError(f"MBUS_RESETMODE {self.reset_mode} is outside 0..4")
-        if not 0 <= self.select_mask <= 15:
-            raise UsageError(f"MBUS_SELECTMASK {self.select_mask} is outside 0..15")
-        if not 0 <= self.min_primary <= self.max_primary <= 250:
+        """Check every chip.ini value by the schema's own rule (as ``config set`` does) and normalise it.
+
+        A value the schema refuses is a ConfigError naming the parameter, the value and what is allowed;
+        only what one parameter's rule cannot say (MBUS_MINPRIMARYADDRESS <= MBUS_MAXPRIMARYADDRESS) is
+        checked here.
+        """
+        schema = by_name()
+        for field, name in CHIP_INI_FIELDS.items():
+            # Param.check is check_setting's rule; the table is looked up once for all fields
+            object.__setattr__(self, field, _native(field, schema[name].check(getattr(self, field))))
+        if self.min_primary > self.max_primary:
             raise UsageError(
-                f"primary scan range {self.min_primary}..{self.max_primary} is not within 0..250 (min <= max)"
+                f"primary scan range {self.min_primary}..{self.max_primary} is empty: MBUS_MINPRIMARYADDRESS "
+                f"({self.min_primary}) is above MBUS_MAXPRIMARYADDRESS ({self.max_primary})"
             )
-        check_mask(self.secmask_serial)
 
     @classmethod
     def from_chip_ini(cls, ini: Any, **overrides: Any) -> MasterSettings:
-        """Map a loaded ``ChipIni`` to settings; ``overrides`` (e.g. from command options) win."""
+        """Map a loaded ``ChipIni`` (anything with ``get(NAME)``) to settings; ``overrides`` win.
 
-        def get(name: str) -> Any:
-            return ini.get(name)
-
-        def hexval(name: str, default: int) -> int:
-            text = str(get(name)).strip()
-            try:
-                return int(text[2:] if text.lower().startswith("0x") else text, 16)
-            except ValueError:
-                return default
-
-        serial = str(get("MBUS_SECMASKSERIAL")).strip()
-        serial = serial[2:] if serial.lower().startswith("0x") else serial
-        values: dict[str, Any] = {
-            "baudrate": int(get("MBUS_BAUDRATE")),
-            "databits": int(get("MBUS_DATABITS")),
-            "parity": int(get("MBUS_PARITY")),
-            "stopbits": int(get("MBUS_STOPBITS")),
-            "timeout_ms": int(get("MBUS_TIMEOUT")),
-            "idle_timeout_ms": int(get("MBUS_IDLETIMEOUT")),
-            "full_timeout_ms": int(get("MBUS_FULLTIMEOUT")),
-            "max_retry": int(get("MBUS_MAXRETRY")),
-            "max_multipage": int(get("MBUS_MAXMULTIPAGE")),
-            "request_mode": str(get("MBUS_REQUESTMODE")).upper(),
-            "reset_mode": int(get("MBUS_RESETMODE")),
-            "freeze_storage": int(get("MBUS_FREEZESTORAGEENUM")),
-            "first_fcb_neg": bool(int(get("MBUS_FIRSTFCBBIT_NEG"))),
-            "select_mask": int(get("MBUS_SELECTMASK")),
-            "wakeup": bool(int(get("MBUS_WAKEUPENABLE"))),
-            "min_primary": int(get("MBUS_MINPRIMARYADDRESS")),
-            "max_primary": int(get("MBUS_MAXPRIMARYADDRESS")),
-            "scan_mode": str(get("MBUS_SCANMODE")).upper().replace("-", "").replace(" ", ""),
-            "secmask_serial": serial.upper().rjust(8, "0"),
-            "secmask_manufacturer": hexval("MBUS_SECMASKMANUFACTURER", 0xFFFF),
-            "secmask_version": hexval("MBUS_SECMASKVERSION", 0xFF),
-            "secmask_medium": hexval("MBUS_SECMASKMEDIUM", 0xFF),
-            "max_device_count": int(get("METER_MAXDEVICECOUNT")),
-            "max_value_count": int(get("METER_MAXVALUECOUNT")),
-        }
+        ``overrides`` are field names (``baudrate=9600``, ``max_retry=0``, ``min_primary``, ``max_primary``,
+        ``secmask_serial``, ...), e.g. from command options; None means "not given". Both the file's values
+        and the overrides pass the chip.ini schema's check, so ``--baud 1234`` is refused with the words of
+        ``config set MBUS_BAUDRATE 1234``.
+        """
+        values: dict[str, Any] = {field: ini.get(name) for field, name in CHIP_INI_FIELDS.items()}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -488,11 +505,13 @@ class Master:
         )
 
     def readout(self, meter: Meter) -> Reading:
-        """Read one meter and decode its telegrams into a Reading (values limited by METER_MAXVALUECOUNT)."""
+        """Read one meter and decode its telegrams into a Reading with every record.
+
+        METER_MAXVALUECOUNT and the meter's maxvaluecount limit its value entries in the meter list, not the
+        records read: the engine's binding (sonocli.engine.values) applies them and marks the meter limited.
+        """
         telegrams = self.read_telegrams(meter)
         values, ident = decode_telegrams(telegrams)
-        if self.settings.max_value_count:
-            values = values[: self.settings.max_value_count]
         if ident is not None and meter.manufacturer is None:
             meter = replace(
                 meter, serial=ident.id, manufacturer=ident.manufacturer, version=ident.version, medium=ident.medium

@@ -338,7 +338,7 @@ def delete(meters: MeterList, refs: Iterable[str]) -> tuple[MeterList, list[str]
             continue
         if meter.interface not in MANUAL_INTERFACES:
             raise UsageError(
-                f"value {ref}: deleting single values of an {meter.interface.label} meter is not allowed "
+                f"value {ref}: deleting single values of {_article(meter.interface.label)} meter is not allowed "
                 "(delete the meter or deactivate the value)"
             )
         parts.setdefault(index, set()).add(value_index)
@@ -351,6 +351,11 @@ def delete(meters: MeterList, refs: Iterable[str]) -> tuple[MeterList, list[str]
             meter = replace(meter, values=tuple(v for i, v in enumerate(meter.values) if i not in parts[index]))
         items.append(meter)
     return replace(meters, meters=tuple(items)), removed
+
+
+def _article(label: str) -> str:
+    """"an M-Bus", "a wM-Bus" (as the words are spoken)."""
+    return f"{'an' if label[:1] in 'AEIMOSU' else 'a'} {label}"
 
 
 def same_meter(a: Meter, b: Meter) -> bool:

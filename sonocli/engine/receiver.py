@@ -88,7 +88,8 @@ class HeardMeter:
 
 @dataclass(frozen=True, slots=True)
 class Heard:
-    """One received telegram, after decoding; ``reading`` is set for active meters of the meter list."""
+    """One received telegram, after decoding; ``reading`` is set for meters of the meter list (the engine
+    stores those of active meters and learns the value entries of every listed one)."""
 
     when: datetime
     meter: HeardMeter | None
@@ -317,8 +318,9 @@ class Receiver:
             meter.last_counter = telegram.afl.counter
         reading = None
         listed = self.meters.get(ident)
-        if listed is not None and listed.active:
-            reading = Reading(listed, when, telegram.records, event.rssi, (raw,))
+        if listed is not None:  # also inactive ones: the engine learns their values, stores active ones only
+            reading = Reading(replace(listed, rssi=event.rssi if event.rssi is not None else listed.rssi), when,
+                              telegram.records, event.rssi, (raw,))
         return Heard(when, meter, raw, event.rssi, telegram, new_meter=new, reading=reading)
 
     def _decode_options(self, event: Received) -> DecodeOptions:
@@ -394,7 +396,7 @@ class Receiver:
         early, self._early = self._early, []
         for item in early:
             on_heard(item)
-            if not item.duplicate and item.meter is not None:
+            if _counts(item):
                 heard += 1
         if count is not None and heard >= count:
             return
@@ -411,10 +413,16 @@ class Receiver:
                 continue
             for item in self.feed(data):
                 on_heard(item)
-                if not item.duplicate and item.meter is not None:
+                if _counts(item):
                     heard += 1
                 if count is not None and heard >= count:
                     return
+
+
+def _counts(item: Heard) -> bool:
+    """Whether a telegram counts for ``count``: every decoded telegram but repeats, also one of a meter
+    ignored because "wM-Bus listen" is off (else ``listen --count N --only-listed`` could wait forever)."""
+    return not item.duplicate and (item.meter is not None or item.telegram is not None)
 
 
 def _content(telegram: WmbusTelegram) -> bytes:
@@ -524,14 +532,22 @@ def settings_from_chip(chip: Any, log_dir: Path | None = None, interface: int = 
     """ReceiverSettings from chip.ini (Table 25): WMBUS_MODE (WMBUS2_MODE for ``interface`` 2),
     WMBUS_CACHESIZE, WMBUS_CACHETIMEOUT, WMBUS_RAWLOGENABLE (log under ``log_dir``), FASTRESCAN_TIME.
     "wM-Bus listen" has no chip.ini row in Table 25 (it is a tab Configuration switch), so it stays on
-    unless the caller says otherwise."""
+    unless the caller says otherwise.
+
+    ``chip`` is a ``ChipIni`` or anything with ``get(NAME)``; every value passes the chip.ini schema's check
+    (``check_setting``), so a bad one is a ConfigError naming the parameter, never a silent default."""
+    from sonocli.config.chipini_schema import check_setting
+
+    def get(name: str) -> Any:
+        return check_setting(name, chip.get(name))
+
     raw_log = None
-    if bool(chip.get("WMBUS_RAWLOGENABLE")) and log_dir is not None:
+    if get("WMBUS_RAWLOGENABLE") and log_dir is not None:
         raw_log = log_dir / RAW_LOG_NAME
     return ReceiverSettings(
-        mode=mode_from_chip(str(chip.get("WMBUS2_MODE" if interface == 2 else "WMBUS_MODE"))),
-        cache_size=int(chip.get("WMBUS_CACHESIZE")),
-        cache_timeout=float(chip.get("WMBUS_CACHETIMEOUT")),
+        mode=mode_from_chip(str(get("WMBUS2_MODE" if interface == 2 else "WMBUS_MODE"))),
+        cache_size=int(get("WMBUS_CACHESIZE")),
+        cache_timeout=float(get("WMBUS_CACHETIMEOUT")),
         raw_log=raw_log,
-        fast_rescan=float(chip.get("FASTRESCAN_TIME")),
+        fast_rescan=float(get("FASTRESCAN_TIME")),
     )

@@ -162,6 +162,9 @@ class ValueConfig:
     register: int = 0
     user: str | None = None
     value: float | None = None  # only for manual S0/DLDE values
+    # sonocli's additions (not in Table 26), so a value entry is matched to its record exactly:
+    subunit: int = 0  # DIFE subunit (device number) of the record
+    difvif: str = ""  # the record's DIF/DIFE/VIF/VIFE bytes in hex, empty for entries made by a device
     extra: tuple[tuple[str, str], ...] = ()  # unknown child elements, kept for a lossless round trip
 
 

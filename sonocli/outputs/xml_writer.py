@@ -17,7 +17,12 @@ is the device's actual output and head-ends written against real devices parse t
 * Version 7's ``VER`` and ``MED`` are two hex digits, as in the Device-ID (``DFS-00127550-02-04``).
 
 Grouping: consecutive readings of one meter form one ``<meter>``; in it, one ``<data>`` per meter value
-(same index, description, unit, scale, OBIS ID, labels) holding one ``<entry>`` per reading. To keep memory
+holding that value's ``<entry>`` per reading, as Table 21 and the example have it. A meter value is its
+``index`` (its place in the meter-list entry, which ``meter.values[index]`` configures) together with its
+attributes: values equal in every attribute are still kept apart by index, because the attributes say
+nothing of function, storage number, tariff or subunit (a meter's instantaneous, maximum and stored
+maximum power are all ``POWER``/``W``), and merging them would put three different quantities into one
+``<data>`` as if they were one value's readings over time. To keep memory
 flat on long exports a ``<meter>`` holds at most ``group_limit`` readings; a longer run goes on in another
 ``<meter>`` element for the same meter (feed readings ordered by meter, then time, for the fewest elements).
 Readings without values are left out: Table 21 requires at least one data item per meter.
@@ -45,7 +50,9 @@ from sonocli.outputs.formatting import (
 DECLARATION: Final = b'<?xml version="1.0" encoding="utf-8"?>\n'
 _ASCII_UNITS: Final = str.maketrans({"³": "^3", "²": "^2"})
 
-_DataKey = tuple[tuple[str, str], ...]
+_DataAttrs = tuple[tuple[str, str], ...]
+# (value index, data attributes): the index keeps apart values whose attributes happen to be equal
+_DataKey = tuple[int, _DataAttrs]
 _Entry = tuple[str, str, str]
 
 
@@ -129,7 +136,7 @@ class XmlWriter:
         meter_attrs: dict[str, str] = {}
         groups: dict[_DataKey, list[_Entry]] = {}
         # data attributes depend only on these fields; computing them once per distinct key saves most time
-        memo: dict[tuple[object, ...], _DataKey] = {}
+        memo: dict[tuple[object, ...], _DataAttrs] = {}
         count = 0
         for reading in readings:
             attrs = self.meter_attributes(reading.meter)
@@ -147,14 +154,15 @@ class XmlWriter:
                     value.index, value.measurement, value.text, value.unit, value.exponent, meter.medium,
                     meter.manufacturer, meter.version, config.obis if config else None, config.user if config else None,
                 )  # fmt: skip
-                data_key = memo.get(memo_key)
-                if data_key is None:
+                data_attrs = memo.get(memo_key)
+                if data_attrs is None:
                     if len(memo) >= 4096:
                         memo.clear()
-                    data_key = memo[memo_key] = tuple(self.data_attributes(meter, value).items())
+                    data_attrs = memo[memo_key] = tuple(self.data_attributes(meter, value).items())
                 t = t_muc if value.timestamp is None else str(unix_seconds(value.timestamp))
                 entry = (t, t_muc, xml_safe(format_value(value, scale_values=self.scale_values)))
-                groups.setdefault(data_key, []).append(entry)
+                # keyed by index too: equal attributes alone do not make two values one (see module docstring)
+                groups.setdefault((value.index, data_attrs), []).append(entry)
             count += 1
             written += 1
         self._flush(xf, meter_attrs, groups)
@@ -168,9 +176,9 @@ class XmlWriter:
         element = xf.element
         write("\n    ")
         with element("meter", meter_attrs):
-            for data_key, entries in groups.items():
+            for (_index, data_attrs), entries in groups.items():
                 write("\n      ")
-                with element("data", dict(data_key)):
+                with element("data", dict(data_attrs)):
                     for t, t_muc, val in entries:
                         write("\n        ")
                         with element("entry"):

@@ -23,9 +23,10 @@ from sonocli.codecs.wmbus_link import (
     normalise_frame,
 )
 from sonocli.errors import UsageError
+from sonocli.registry import dongle_names
 from sonocli.sim.peer import Clock
 
-DONGLES = ("im871a", "amb8465", "cul", "rtlwmbus", "hex")
+DONGLES = dongle_names()  # the registry's receiver names: every stick sonocli drives can be simulated
 
 # Public example telegrams (see tests/data/wmbus/README.md for their sources), with their published keys.
 DEFAULT_TELEGRAMS: tuple[tuple[str, str | None], ...] = (

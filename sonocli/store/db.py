@@ -84,6 +84,31 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         PRIMARY KEY (reading_id, position)
     ) WITHOUT ROWID;
     """,
+    """
+    -- The guide's temporary wM-Bus list (5.1.2): meters heard that are not (yet) in the meter list, kept
+    -- here so the daemon's list is visible to every command (sonocli meters heard).
+    CREATE TABLE heard_meters (
+        id           TEXT PRIMARY KEY,          -- the meter's ID, 8 digits
+        manufacturer TEXT NOT NULL,
+        version      INTEGER NOT NULL,
+        medium       INTEGER NOT NULL,
+        rssi         INTEGER,
+        first_seen   INTEGER NOT NULL,          -- microseconds since the epoch, UTC
+        last_seen    INTEGER NOT NULL,
+        telegrams    INTEGER NOT NULL,
+        security     TEXT NOT NULL,             -- none, decrypted, no key, wrong key, ...
+        decrypts     INTEGER NOT NULL           -- 1: plain or decrypted, 0: cannot be read
+    );
+
+    -- What a readout learned about a listed meter that the meter list cannot hold: the value list was
+    -- limited (Table 9 "*"), or the record layout changed.
+    CREATE TABLE meter_status (
+        device_id TEXT PRIMARY KEY COLLATE NOCASE,
+        limited   INTEGER NOT NULL,
+        note      TEXT,
+        updated   INTEGER NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

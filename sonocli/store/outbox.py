@@ -53,6 +53,14 @@ BACKOFF_FIRST = 30.0
 BACKOFF_MAX = 3600.0
 
 
+def numbered(name: str, counter: int) -> str:
+    """``report_1.csv`` -> ``report_1_2.csv``; a name without extension (a mail subject) gets `` #2``."""
+    stem, dot, ext = name.rpartition(".")
+    if dot and stem and "/" not in ext and " " not in ext and len(ext) <= 4:
+        return f"{stem}_{counter}.{ext}"
+    return f"{name} #{counter}"
+
+
 @dataclass(frozen=True)
 class OutboxItem:
     id: int
@@ -156,8 +164,10 @@ class Outbox:
     ) -> list[OutboxItem]:
         """Queue ``reports`` (one cycle) and move the cursor to ``cursor``, atomically.
 
-        ``name(created, index)`` gives each report its final name; ``created`` is bumped by whole seconds
-        when that name is already taken (two reports in one second must not overwrite each other).
+        ``name(created, index)`` gives each report its final name. When that name is already taken (two
+        reports in one second, the parts of a report split at REPORT_SIZELIMIT on channels whose names carry
+        only the time) a counter is added to the name (``…_1700000000_2.csv``); ``created`` stays the real
+        time, so no part claims a time in the future.
         """
         created = int(now if now is not None else time.time())
         ids: list[int] = []
@@ -166,14 +176,13 @@ class Outbox:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for index, report in enumerate(reports, start=1):
-                    while True:
-                        title = name(created, index)
-                        taken = conn.execute(
-                            "SELECT 1 FROM outbox WHERE channel = ? AND name = ?", (channel, title)
-                        ).fetchone()
-                        if not taken:
-                            break
-                        created += 1
+                    base = title = name(created, index)
+                    counter = 1
+                    while conn.execute(
+                        "SELECT 1 FROM outbox WHERE channel = ? AND name = ?", (channel, title)
+                    ).fetchone():
+                        counter += 1
+                        title = numbered(base, counter)
                     cur = conn.execute(
                         "INSERT INTO outbox (channel, name, content_type, payload, created, first_reading, "
                         "last_reading, readings) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

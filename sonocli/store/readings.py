@@ -443,6 +443,16 @@ class ReadingStore:
             where, params = _where(since, until, [meter_id], after_id)
             yield from self._stream(f"{_SELECT} {where} ORDER BY r.taken_at, r.id, v.position", params, configs)
 
+    def latest_readings(self) -> list[Reading]:
+        """The newest reading of every meter, in meter order (``push --test``: the latest data, now)."""
+        ids = [int(row[0]) for row in self._conn.execute(
+            "SELECT max(id) FROM readings GROUP BY meter_id ORDER BY meter_id").fetchall()]
+        configs: dict[int, Meter] = {}
+        out: list[Reading] = []
+        for reading_id in ids:
+            out.extend(self._stream(f"{_SELECT} WHERE r.id = ? ORDER BY v.position", [reading_id], configs))
+        return out
+
     def _meter_ids_for(self, meter: str | None) -> list[int] | None:
         """The meters matching a serial number or Device-ID; None for no filter."""
         if meter is None:

@@ -12,18 +12,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sonocli.errors import TransportError, UsageError
+from sonocli.registry import BAUD_RATES
 from sonocli.sim.peer import Clock, RealClock
 
 if TYPE_CHECKING:
     import serial
 
-BAUD_RATES = (300, 600, 1200, 2400, 4800, 9600, 19200, 38400)
 # MBUS_PARITY of Table 25: 0 no, 1 odd, 2 even, 3 mark, 4 space.
 PARITIES = ("N", "O", "E", "M", "S")
 BITS_PER_CHAR_8E1 = 11
 
 
 def check_baudrate(baudrate: int) -> int:
+    """``baudrate`` if it is one of the M-Bus rates of ``sonocli.registry.BAUD_RATES`` (as MBUS_BAUDRATE)."""
     if baudrate not in BAUD_RATES:
         allowed = ", ".join(str(b) for b in BAUD_RATES)
         raise UsageError(f"baud rate {baudrate} is not allowed; allowed: {allowed}")

@@ -139,3 +139,18 @@ def test_check_a_meter_list(root: Path, tmp_path: Path) -> None:
     bad.write_bytes(b"<root>\n<meter>\n<interface>M-Bus</interface>\n<medium>Lava</medium></meter></root>")
     code, _, err = run(root, "check", str(bad))
     assert code == 2 and f"{bad}:4: <medium>Lava</medium>: medium 'Lava' is not a text of Table 16" in err
+
+
+def test_parallel_sets_all_land(root: Path) -> None:
+    """`config set` is a locked read-modify-write of the file as it is now: 8 at once lose nothing."""
+    wanted = {"METER_TIME": "120", "REPORT_TIME": "30", "METER_DELAY": "5", "REPORT_DELAY": "7",
+              "MBUS_MAXRETRY": "2", "NAME": "Parallel", "MBUS_BAUDRATE": "9600", "REPORT_SIZELIMIT": "100000"}
+    procs = [subprocess.Popen([sys.executable, "-m", "sonocli", "--root", str(root), "config", "set", k, v],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for k, v in wanted.items()]
+    for proc in procs:
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    values = {p["name"]: p["value"] for p in json.loads(run(root, "show", "--json")[1])["parameters"]}
+    assert {k: str(values[k]) for k in wanted} == wanted
+    assert "RTOS_EXTRA_KEY=keep me" in (root / "app" / "chip.ini").read_text()

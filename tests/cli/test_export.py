@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -170,3 +171,52 @@ def test_closed_pipe_stops_quietly(tmp_path: Path) -> None:
     err = proc.stderr.read()
     assert proc.wait(timeout=60) == 1
     assert err == b""
+
+
+@pytest.fixture
+def configured_root(tmp_path: Path) -> Path:
+    """The golden readings, stored as a commissioned list configures them: meter 00185550 deactivated and
+    the Volume value of meter 00127550 switched off."""
+    import dataclasses
+
+    def configure(reading: Any) -> Any:
+        meter = reading.meter
+        if meter.serial == "00185550":
+            meter = dataclasses.replace(meter, active=False)
+        elif meter.serial == "00127550":
+            meter = dataclasses.replace(meter, values=(meter.values[0], dataclasses.replace(meter.values[1],
+                                                                                           active=False)))
+        return dataclasses.replace(reading, meter=meter)
+
+    with ReadingStore(tmp_path / "ext" / "sonocli.db") as store:
+        store.add_many(configure(r) for r in samples.figure22_readings())
+        store.add_many(samples.guide_xml_readings())
+    return tmp_path
+
+
+def test_csv_exports_only_configured_readings_and_sizes_the_header_by_them(configured_root: Path) -> None:
+    code, out, err = run(configured_root, "csv", "-o", str(configured_root / "c.csv"), "--json")
+    assert code == 0, err
+    assert json.loads(out)["readings"] == 9  # 7 of meter 00127550 and 2 of the KAM meter; none of 00185550
+    header, *rows = (configured_root / "c.csv").read_bytes().decode("utf-8").split("\r\n")[:-1]
+    # the widest configured reading has one value: no empty Value1 group for the switched-off Volume
+    assert header.split(";")[2:] == ["Value0", "Scale0", "Unit0", "Description0", "User0", "Timestamp0", "ObsId0"]
+    assert {row.split(";")[1] for row in rows} == {"DFS-00127550-02-04", "KAM-92752244-1B-07"}
+    assert all(len(row.split(";")) == 9 and "Volume" not in row for row in rows if "DFS-" in row)
+    # stdout carries the same export
+    code, stdout, _ = run(configured_root, "csv")
+    assert code == 0 and stdout.split("\r\n")[:-1] == [header, *rows]
+
+
+def test_xml_exports_only_configured_readings(configured_root: Path) -> None:
+    code, out, err = run(configured_root, "xml", "--muc-id", "1")
+    assert code == 0, err
+    doc = etree.fromstring(out.encode("utf-8"))
+    meters = {m.get("METER_ID"): m for m in doc.iter("meter")}
+    assert "00185550" not in meters and {"00127550", "92752244"} <= set(meters)
+    assert [d.get("DESCRIPTION") for d in meters["00127550"].findall("data")] == ["ENERGY"]
+
+
+def test_an_inactive_meter_asked_for_by_name_exports_nothing(configured_root: Path) -> None:
+    code, out, err = run(configured_root, "csv", "--meter", "00185550", "--protocol-version", "0")
+    assert (code, out) == (0, "") and err == ""

@@ -13,7 +13,12 @@ import pytest
 from click.testing import CliRunner
 
 from sonocli.cli.root import cli
-from sonocli.config.device_handle import load_meter_list
+from sonocli.engine.core import Engine
+
+AIR = ("--port", "sim://air?count=7", "--dongle", "hex", "--count", "7")
+PLAIN = ("00010067", "58511882", "23000399")  # the sim://air meters that send unencrypted telegrams
+
+
 
 
 def _listen(root: Path, *args: str) -> tuple[int, list[dict[str, object]], str]:
@@ -36,7 +41,7 @@ def test_every_dongle_through_sim_air(tmp_path: Path, dongle: str) -> None:
 def test_save_then_keys_decrypt(tmp_path: Path) -> None:
     code, _, err = _listen(tmp_path, "--port", "sim://air?count=7", "--dongle", "im871a", "--duration", "5", "--save")
     assert code == 0, err
-    meters = load_meter_list(tmp_path / "app" / "device_handle.cfg").meters
+    meters = Engine(tmp_path).meter_list().meters
     assert len(meters) == 7 and all(m.interface.label == "wM-Bus" for m in meters)
     keys = tmp_path / "keys.csv"
     keys.write_text("28335519,1AC8BD4C1421E45C4D11456AC0467A83\n")
@@ -148,7 +153,6 @@ def test_only_listed_ignores_meters_not_in_the_list(tmp_path: Path) -> None:
     """--only-listed is the guide's 'wM-Bus listen' off: unlisted meters are neither shown nor saved."""
     code, lines, err = _listen(tmp_path, "--port", "sim://air?count=7", "--dongle", "hex", "--count", "7", "--save")
     assert code == 0, err
-    cfg = tmp_path / "app" / "device_handle.cfg"
     assert CliRunner().invoke(cli, ["--root", str(tmp_path), "meters", "delete", "28335519"]).exit_code == 0
     code, lines, err = _listen(
         tmp_path, "--port", "sim://air?count=7", "--dongle", "hex", "--duration", "5", "--only-listed", "--save"
@@ -157,7 +161,8 @@ def test_only_listed_ignores_meters_not_in_the_list(tmp_path: Path) -> None:
     ids = {line["header"]["id"] for line in lines}  # type: ignore[index]
     assert "28335519" not in ids and len(lines) == 6
     assert "1 from meters not in the list ignored" in err
-    assert "28335519" not in {m.serial for m in load_meter_list(cfg).meters}
+    assert "28335519" not in {m.serial for m in Engine(tmp_path).meter_list().meters}
+    assert Engine(tmp_path).heard_meters() == []  # nor in the temporary list
 
 
 def test_second_interface_from_chip_ini(tmp_path: Path) -> None:
@@ -183,3 +188,81 @@ def test_chip_ini_r2_mode_is_named_not_silently_replaced(tmp_path: Path) -> None
     code, lines, err = _listen(tmp_path, "--port", "sim://air?count=2", "--dongle", "im871a", "--count", "2",
                                "--mode", "C1")
     assert code == 0 and "R2" not in err
+
+
+def _sono(root: Path, *args: str) -> str:
+    result = CliRunner().invoke(cli, ["--root", str(root), *args])
+    assert result.exit_code == 0, result.stderr
+    return result.stdout
+
+
+def _stored(root: Path) -> int:
+    engine = Engine(root)
+    try:
+        return int(engine.store.count())
+    finally:
+        engine.close()
+
+
+def test_new_meters_wait_for_the_engineer(tmp_path: Path) -> None:
+    """Guide 5.1.2: listen --save adds new meters inactive; they get value entries on the next reception but
+    nothing is stored (so nothing reported) until `meters activate`."""
+    code, _, err = _listen(tmp_path, *AIR, "--save")
+    assert code == 0, err
+    assert "7 meters added (inactive: activate with 'sonocli meters activate ID'), 7 in total" in err
+    cfg = (tmp_path / "app" / "device_handle.cfg").read_text()
+    assert cfg.count("<active>0</active>") == 7 and "<active>1</active>" not in cfg
+    assert Engine(tmp_path).heard_meters() == []  # saved meters leave the temporary list
+
+    code, _, err = _listen(tmp_path, *AIR)
+    assert code == 0, err
+    assert _stored(tmp_path) == 0
+    for serial in PLAIN:
+        shown = json.loads(_sono(tmp_path, "meters", "show", serial, "--json"))
+        assert shown["active"] is False and shown["values"], serial
+
+    _sono(tmp_path, "meters", "activate", "00010067")
+    code, _, err = _listen(tmp_path, *AIR)
+    assert code == 0, err
+    assert "1 readings stored" in err
+    assert _stored(tmp_path) == 1
+    rows = _sono(tmp_path, "export", "csv").splitlines()
+    assert [row.split(";")[1] for row in rows[1:]] == ["LAS-00010067-0B-1E"]
+
+
+def test_save_adds_to_the_list_as_it_is_at_the_end(tmp_path: Path) -> None:
+    """--save must not write back the list loaded at start: value entries learned during the run stay."""
+    assert _listen(tmp_path, *AIR, "--save")[0] == 0
+    _sono(tmp_path, "meters", "delete", "28335519")
+    code, _, err = _listen(tmp_path, *AIR, "--save")
+    assert code == 0, err
+    assert "1 meters added (inactive: activate with 'sonocli meters activate ID'), 7 in total" in err
+    meters = {m.serial: m for m in Engine(tmp_path).meter_list().meters}
+    assert len(meters) == 7 and not meters["28335519"].active
+    assert all(meters[serial].values for serial in PLAIN)  # learned in this run, not lost by the save
+
+
+def test_heard_meters_go_to_the_temporary_list(tmp_path: Path) -> None:
+    code, _, err = _listen(tmp_path, *AIR)
+    assert code == 0, err
+    heard = {entry.id for entry in Engine(tmp_path).heard_meters()}
+    assert {"28335519", "00010067", "55667788", *PLAIN} <= heard and len(heard) == 7
+    assert not Engine(tmp_path).meter_list().meters  # heard, not listed
+
+
+def test_wmbus_listen_off_ignores_new_meters(tmp_path: Path) -> None:
+    """chip.ini WMBUS_LISTEN=0 (the guide's 'wM-Bus listen' off): unknown meters are not listed anywhere."""
+    assert CliRunner().invoke(cli, ["--root", str(tmp_path), "init"]).exit_code == 0
+    _sono(tmp_path, "config", "set", "WMBUS_LISTEN", "0")
+    # --duration, not --count: ignored telegrams are not counted (the simulated air has only 7)
+    code, lines, err = _listen(tmp_path, *AIR[:4], "--duration", "5", "--save")
+    assert code == 0, err
+    assert lines == []
+    assert "7 from meters not in the list ignored" in err
+    assert "0 meters added" in err
+    assert not Engine(tmp_path).meter_list().meters
+    assert Engine(tmp_path).heard_meters() == []
+    _sono(tmp_path, "config", "set", "WMBUS_LISTEN", "1")
+    code, lines, err = _listen(tmp_path, *AIR)
+    assert code == 0, err
+    assert len(lines) == 7 and len(Engine(tmp_path).heard_meters()) == 7

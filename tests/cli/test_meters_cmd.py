@@ -43,9 +43,35 @@ def test_list_and_json(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert lines[0] == "# 4 meter(s)"
     assert lines[2].split("\t")[:8] == ["1", "M-Bus", "30101198", "DFS", "Heat (outlet)", "1", "3", "3"]
     assert lines[3].split("\t")[6] == "123"  # wM-Bus shows RSSI
+    assert lines[1].split("\t")[10:] == ["Active", "State", "User label"]
     data = json.loads(run(root, "list", "--json")[1])
     assert data[1]["key"] == "82 B0 55 11 91 F5 1D 66 EF CD AB 89 67 45 23 01"
     assert data[0]["values"][1]["obis"] == "8-0:1.0.0*255"
+    assert [(m["limited"], m["note"]) for m in data] == [(False, None)] * 4  # always present
+    assert not (root / "ext").exists()  # showing the list creates no database
+
+
+def test_limited_and_note_from_the_engine(root: Path) -> None:
+    """The "*" state and the layout note the last readout left (engine.meter_statuses) in list and show."""
+    from datetime import UTC, datetime
+
+    from sonocli.engine.core import Engine
+
+    engine = Engine(root)
+    note = "DFS-30101198-01-04: record layout changed; values matched by DIF/VIF"
+    engine.meter_state.set_status("DFS-30101198-01-04", limited=True, note=note, when=datetime.now(UTC))
+    engine.close()
+    code, out, _ = run(root, "list")
+    assert code == 0
+    rows = [line.split("\t") for line in out.splitlines()[2:]]
+    assert [row[11] for row in rows] == ["*", "", "", ""]
+    data = json.loads(run(root, "list", "--json")[1])
+    assert (data[0]["limited"], data[0]["note"]) == (True, note) and data[1]["limited"] is False
+    out = run(root, "show", "1")[1]
+    assert "\nstate            * (value list limited" in out and f"\nnote             {note}\n" in out
+    shown = json.loads(run(root, "show", "30101198", "--json")[1])
+    assert (shown["limited"], shown["note"]) == (True, note)
+    assert "state  " not in run(root, "show", "2")[1]
 
 
 def test_keys_hidden_when_show_keys_is_0(root: Path) -> None:
@@ -211,7 +237,7 @@ def test_real_process(root: Path) -> None:
     ("flags", "mode"), [(0, 0), (1, 1), (2, 2), (3, 2), (4, 5), (5, 3), (7, 3), (8, 6), (9, 4), (16, 0)]
 )
 def test_description_flags_map_to_table_10_modes(flags: int, mode: int) -> None:
-    from sonocli.cli.meters import description_mode
+    from sonocli.cli.common import description_mode
 
     assert description_mode(flags) == mode
 
@@ -220,3 +246,40 @@ def test_show_with_dif_vif_flag_has_no_dangling_marker(root: Path) -> None:
     (root / "app" / "chip.ini").write_text("[CONFIG]\nMUC_METERDESCRIPTIONENABLEFLAGS=7\n")
     out = run(root, "show", "1")[1]
     assert "\n2\tVolume [2] <3>\t" in out and "\n1\tEnergy\t" in out
+
+
+def test_value_edits_on_a_scanned_m_bus_meter(tmp_path: Path) -> None:
+    """`scan --save` reads the meters, so M-Bus values are in the list and can be labelled and deactivated."""
+    result = CliRunner().invoke(cli, ["--root", str(tmp_path), "scan", "--port", "sim://demo", "--save"])
+    assert result.exit_code == 0, result.stderr
+    meter = json.loads(run(tmp_path, "show", "1", "--json")[1])
+    assert meter["interface"] == "M-Bus" and len(meter["values"]) >= 3
+    code, out, err = run(tmp_path, "edit", "1/2", "--obis", "1-0:1.8.0", "--user", "Heat")
+    assert code == 0, err
+    assert out == "changed 1/2: obis, user\n"
+    code, out, err = run(tmp_path, "edit", "1/1", "--description", "Volume")
+    assert code == 0, err
+    assert run(tmp_path, "deactivate", "1/3") == (0, "deactivated 1/3\n", "")
+    values = json.loads(run(tmp_path, "show", "1", "--json")[1])["values"]
+    assert (values[1]["obis"], values[1]["user"], values[1]["active"]) == ("1-0:1.8.0*255", "Heat", True)
+    assert values[0]["description"] == "Volume"
+    assert [v["active"] for v in values[:3]] == [True, True, False]
+    assert json.loads(run(tmp_path, "show", "1", "--json")[1])["active"] is True  # the meter stays active
+    assert run(tmp_path, "activate", "1/3") == (0, "activated 1/3\n", "")
+    # the list shows the "*" state of the meters whose records exceeded METER_MAXVALUECOUNT at the scan
+    listed = json.loads(run(tmp_path, "list", "--json")[1])
+    limited = [m["device_id"] for m in listed if m["limited"]]
+    assert limited and all(len(m["values"]) == 25 for m in listed if m["limited"])
+    before = cfg(tmp_path).read_bytes()
+    for args, message in (
+        (("delete", "1/2"), "deleting single values of an M-Bus meter is not allowed"),
+        (("edit", "1/2", "--unit", "kWh"), "unit cannot be changed"),
+        (("edit", "1/99", "--user", "x"), "value '1/99' does not exist; meter 1 has"),
+        (("edit", "1/2", "--user", "a;b"), "character ';' is not allowed"),
+        (("deactivate", "1/0"), "value '1/0' does not exist"),
+        (("edit", "99/1", "--obis", "1-0:1.8.0"), "meter 99 does not exist"),
+    ):
+        code, _, err = run(tmp_path, *args)
+        assert code == 2, (args, err)
+        assert len(err.strip().splitlines()) == 1 and message in err, (args, err)
+    assert cfg(tmp_path).read_bytes() == before

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +28,61 @@ def ftp(peer: Any, **extra: Any) -> dict[str, Any]:
             "FTP_PATH": "/cli", **extra}
 
 
+def _export_rows(root: Path) -> dict[str, str]:
+    """Device-ID -> the CSV row of its newest stored reading, as `sonocli export csv` writes it."""
+    result = CliRunner().invoke(cli, ["--root", str(root), "export", "csv"])
+    assert result.exit_code == 0, result.output
+    latest: dict[str, str] = {}
+    for row in result.stdout_bytes.decode("utf-8").split("\r\n")[1:-1]:
+        latest[row.split(";")[1]] = row  # time order: the last row of a meter is its newest reading
+    return latest
+
+
 def test_push_test_reports_each_step(tmp_path: Path, demo_meter_list: Path, ftp_peer: Any) -> None:
-    root = make_root(tmp_path, demo_meter_list, **ftp(ftp_peer))
+    """The Test button sends the latest reading of every meter as a normal report, named like one."""
+    root = make_root(tmp_path, demo_meter_list, **ftp(ftp_peer, FTP_PATH="/cli-test"))
+    read_demo_meters(root)
+    read_demo_meters(root)  # two readings per meter: only the newer one goes out
     result = CliRunner().invoke(cli, ["--root", str(root), "push", "--test"])
     assert result.exit_code == 0, result.output
     steps = [line.split()[2] for line in result.output.splitlines() if line.startswith("ok")]
     assert steps == ["resolve", "connect", "login", "upload", "confirm"]
-    assert any(p.name.endswith("_test.csv") for p in (ftp_peer.home / "cli").iterdir())
+    assert "test transmission delivered" in result.output
+    files = list((ftp_peer.home / "cli-test").iterdir())
+    assert len(files) == 1 and re.fullmatch(r"SonoCollect_111_\d+\.csv", files[0].name), files
+    lines = files[0].read_bytes().decode("utf-8").split("\r\n")[:-1]
+    assert lines[0].startswith("Timestamp;DeviceId;")
+    latest = _export_rows(root)
+    assert len(latest) == 12
+    assert sorted(lines[1:]) == sorted(latest.values())  # the newest values of all 12 meters, nothing else
+    # a test transmission is not a report cycle: nothing was queued, nothing marked delivered
+    assert json.loads(CliRunner().invoke(cli, ["--root", str(root), "outbox", "list", "--all", "--json"]).stdout) == []
+
+
+def test_push_test_json_and_an_empty_store(tmp_path: Path, demo_meter_list: Path, ftp_peer: Any) -> None:
+    """Before the first readout the Test button still checks the connection: a report with no readings."""
+    root = make_root(tmp_path, demo_meter_list, **ftp(ftp_peer, FTP_PATH="/cli-empty"))
+    result = CliRunner().invoke(cli, ["--root", str(root), "push", "--test", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["channels"] == [{"channel": "ftp", "ok": True, "error": None}]
+    assert [s["step"] for s in doc["steps"]] == ["resolve", "connect", "login", "upload", "confirm"]
+    (sent,) = (ftp_peer.home / "cli-empty").iterdir()
+    assert not sent.name.endswith("_test.csv")
+    assert sent.read_bytes().decode("utf-8").split("\r\n")[1:] == [""]  # the header line only
+
+
+def test_push_test_split_by_size_limit_keeps_every_part(tmp_path: Path, demo_meter_list: Path,
+                                                        ftp_peer: Any) -> None:
+    root = make_root(tmp_path, demo_meter_list, **ftp(ftp_peer, FTP_PATH="/cli-split", REPORT_SIZELIMIT=3000))
+    read_demo_meters(root)
+    result = CliRunner().invoke(cli, ["--root", str(root), "push", "--test", "--json"])
+    assert result.exit_code == 0, result.output
+    uploads = [s["detail"] for s in json.loads(result.stdout)["steps"] if s["step"] == "upload"]
+    files = sorted((ftp_peer.home / "cli-split").iterdir())
+    assert len(uploads) >= 2 and len(files) == len(uploads)
+    rows = [line for f in files for line in f.read_bytes().decode("utf-8").split("\r\n")[1:-1]]
+    assert sorted(rows) == sorted(_export_rows(root).values())
 
 
 def test_push_test_names_the_failing_step(tmp_path: Path, demo_meter_list: Path, ftp_peer: Any) -> None:

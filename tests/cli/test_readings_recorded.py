@@ -8,6 +8,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from sonocli.cli.root import cli
+from sonocli.config.device_handle import load_meter_list
+from sonocli.config.layout import RootLayout
 from sonocli.store.readings import ReadingStore
 
 
@@ -26,17 +28,20 @@ def stored(root: Path) -> list[object]:
 
 def test_readout_stores_every_meter_read_and_export_sees_them(tmp_path: Path) -> None:
     assert run(tmp_path, "scan", "--port", "sim://demo", "--save")[0] == 0
+    first = stored(tmp_path)
+    # scan --save reads each meter it adds once to learn its value entries; that look is not stored
+    assert first == []
     code, out, err = run(tmp_path, "readout", "--port", "sim://demo", "--all", "--json")
     assert code == 0, err
     printed = json.loads(out)
-    readings = stored(tmp_path)
+    readings = stored(tmp_path)[len(first):]
     assert len(readings) == len(printed) == 12
     kam = next(r for r in readings if r.meter.manufacturer == "KAM")  # type: ignore[attr-defined]
     energy = next(v for v in kam.values if v.description == "Energy")
     assert energy.value == 37351000.0 and energy.unit == "Wh"
     code, csv_text, err = run(tmp_path, "export", "csv", "--protocol-version", "3", "--meter", "KAM-06855817-08-04")
     assert code == 0, err
-    assert csv_text.count("KAM-06855817-08-04") == 1
+    assert csv_text.count("KAM-06855817-08-04") == 1  # the readout (the scan's look is not stored)
 
 
 def test_readout_no_store_leaves_the_store_empty(tmp_path: Path) -> None:
@@ -57,6 +62,12 @@ def test_listen_stores_readings_of_active_listed_meters_only(tmp_path: Path) -> 
     )
     assert code == 0, err
     assert stored(tmp_path) == []
+    saved = load_meter_list(RootLayout(tmp_path).device_handle).meters
+    assert saved and not any(m.active for m in saved)  # listen --save adds them inactive (guide 5.1.2)
+    code, _out, err = run(tmp_path, "listen", "--port", "sim://air?count=7", "--dongle", "hex", "--count", "7")
+    assert code == 0, err
+    assert stored(tmp_path) == [], "inactive listed meters are not recorded"
+    assert run(tmp_path, "meters", "activate", *(str(i + 1) for i in range(len(saved))))[0] == 0
     code, _out, err = run(tmp_path, "listen", "--port", "sim://air?count=7", "--dongle", "hex", "--count", "7")
     assert code == 0, err
     readings = stored(tmp_path)

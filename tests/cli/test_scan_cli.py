@@ -58,7 +58,7 @@ def test_alloc_mode_and_port_from_chip_ini(tmp_path: Path) -> None:
     [
         (["--port", "/dev/ttyNOSUCH"], 1, "does not exist (hint: check the port name"),
         (["--port", "sim://demo", "--baud", "1234"], 2, "1234"),
-        (["--port", "sim://demo", "--mask", "12AB"], 2, "must be exactly 8 characters of 0-9 or F"),
+        (["--port", "sim://demo", "--mask", "12AB"], 2, "MBUS_SECMASKSERIAL='12AB': not a hex mask"),
         (["--port", "sim:///no/such/segment.toml"], 2, "cannot read segment file"),
         ([], 2, "no port given"),
     ],
@@ -141,3 +141,58 @@ def test_a_wrong_baud_rate_finds_nothing_and_says_what_to_check(tmp_path: Path) 
     assert "no meter answered at 2400 baud; check the wiring and the baud rate (--baud" in err
     code, out, err = run(tmp_path, "scan", "--port", "sim://demo?baud=9600", "--baud", "9600", "--last", "3")
     assert code == 0 and "no meter answered" not in err
+
+
+def test_scan_save_records_the_value_entries_and_readout_is_indexed_to_them(tmp_path: Path) -> None:
+    """One engine path: scan --save adds the meters and reads each once (value entries with description
+    and unit, guide Table 26); a second scan adds nothing and keeps them; readout --all stores readings whose
+    records carry the list positions of those entries."""
+    from sonocli.store.readings import ReadingStore
+
+    root = tmp_path / "fresh"
+    code, out, err = run(root, "scan", "--port", "sim://demo", "--save", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert len(doc["added"]) == 12
+    assert set(doc["values"]) == set(doc["added"]) and all(n > 0 for n in doc["values"].values())
+    code, out, err = run(root, "meters", "show", "1", "--json")
+    assert code == 0, err
+    first = json.loads(out)
+    assert first["values"] and doc["values"][first["device_id"]] == len(first["values"])
+    assert all(v["description"] and v["unit"] for v in first["values"])
+
+    code, out, err = run(root, "scan", "--port", "sim://demo", "--save", "--json")
+    assert code == 0, err
+    assert json.loads(out)["added"] == [] and json.loads(out)["values"] == {}
+    code, out, err = run(root, "meters", "show", "1", "--json")
+    assert code == 0, err
+    assert json.loads(out)["values"] == first["values"]
+
+    entries = {m.device_id: m.values for m in load_meter_list(RootLayout(root).device_handle).meters}
+    db = RootLayout(root).database
+    store = ReadingStore(db)
+    try:
+        before = len(list(store.iter_readings()))
+    finally:
+        store.close()
+    code, out, err = run(root, "readout", "--port", "sim://demo", "--all", "--json")
+    assert code == 0, err
+    printed = {item["meter"]["device_id"]: item for item in json.loads(out)}
+    assert "value list limited by maxvaluecount/METER_MAXVALUECOUNT for 2 meter(s)" in err
+    assert {d for d, item in printed.items() if item["limited"]} == {"KAM-06855817-08-04", "LUG-66660205-07-04"}
+    store = ReadingStore(db)
+    try:
+        readings = list(store.iter_readings())[before:]
+    finally:
+        store.close()
+    assert len(readings) == 12
+    for reading in readings:
+        configs = entries[reading.meter.device_id]
+        listed = [v for v in reading.values if v.index >= 0]
+        assert listed and len(listed) <= len(configs)
+        for value in listed:  # each record sits at the position of the entry it matches
+            config = configs[value.index]
+            assert (config.description, config.storagenum, config.tariff) == (
+                value.description, value.storage, value.tariff)
+        shown = [r["index"] for r in printed[reading.meter.device_id]["records"]]
+        assert shown == [v.index for v in reading.values]  # what is printed is what was recorded

@@ -33,8 +33,9 @@ WRAPPED = (
 def test_schema_is_complete_and_consistent() -> None:
     names = [p.name for p in PARAMETERS]
     assert len(names) == len(set(names))
-    assert len(PARAMETERS) == 111 + 5  # Table 25 rows + sonocli's five
-    for name in (*WRAPPED, "MBUS_PORT", "WMBUS_PORT", "WMBUS_DONGLE", "WMBUS2_PORT", "WMBUS2_DONGLE"):
+    assert len(PARAMETERS) == 111 + 6  # Table 25 rows + sonocli's six
+    for name in (*WRAPPED, "MBUS_PORT", "WMBUS_PORT", "WMBUS_DONGLE", "WMBUS2_PORT", "WMBUS2_DONGLE",
+                 "WMBUS_LISTEN"):
         assert name in by_name()
     for param in PARAMETERS:
         assert param.tab in TABS
@@ -280,3 +281,33 @@ def test_masks_take_exactly_their_digits(name: str, text: str) -> None:
 )
 def test_port_urls_accepted(url: str) -> None:
     assert by_name()["MBUS_PORT"].parse(url) == url
+
+
+def test_38400_baud_is_accepted_by_set_and_load() -> None:
+    """sonocli allows 38400 baud (USB level converters) for MBUS_BAUDRATE as for --baud (sonocli.registry)."""
+    ini = ChipIni.from_text("[CONFIG]\nMBUS_BAUDRATE=2400\n")
+    ini.set("MBUS_BAUDRATE", "38400")
+    assert ini.text() == "[CONFIG]\nMBUS_BAUDRATE=38400\n" and ini["MBUS_BAUDRATE"] == 38400
+    assert ChipIni.from_text(ini.text())["MBUS_BAUDRATE"] == 38400
+    with pytest.raises(ConfigError, match=r"^MBUS_BAUDRATE='57600': not one of the choices; allowed: 300, .*, 38400$"):
+        ini.set("MBUS_BAUDRATE", "57600")
+
+
+def test_check_setting_is_the_schema_rule_for_text_and_typed_values() -> None:
+    from sonocli.config.chipini_schema import check_setting, mask_number
+
+    assert check_setting("mbus_baudrate", 38400) == 38400 and check_setting("MBUS_BAUDRATE", "9600") == 9600
+    assert check_setting("MBUS_WAKEUPENABLE", True) is True and check_setting("MBUS_REQUESTMODE", "ext") == "EXT"
+    assert mask_number(str(check_setting("MBUS_SECMASKMANUFACTURER", 0x2C2D))) == 0x2C2D  # a number as its hex
+    for name, value in (("MBUS_BAUDRATE", 1234), ("MBUS_MAXRETRY", "x"), ("MBUS_SECMASKMEDIUM", 0x100)):
+        with pytest.raises(ConfigError) as by_check:
+            check_setting(name, value)
+        with pytest.raises(ConfigError) as by_set:
+            ChipIni([]).set(name, by_name()[name].text_of(value))
+        assert str(by_check.value) == str(by_set.value)
+    with pytest.raises(ConfigError, match="unknown parameter 'MBUS_NOPE'"):
+        check_setting("MBUS_NOPE", 1)
+
+
+def test_empty_dongle_choice_reads_as_empty() -> None:
+    assert by_name()["WMBUS_DONGLE"].allowed().startswith("empty, im871a, ")

@@ -198,3 +198,97 @@ def test_signal_handlers_never_take_the_events_lock(tmp_path: Path, demo_meter_l
         for sig, handler in saved.items():
             signal.signal(sig, handler)
         engine.close()
+
+
+def test_each_readout_cycle_records_the_manual_meters(tmp_path: Path, demo_meter_list: Path) -> None:
+    """An active S0 meter's set values reach the store and the CSV log on every general cycle (Figure 21);
+    an inactive one and the readouts of a meter with its own cycle add nothing."""
+    from sonocli.config.device_handle import MeterList, load_meter_list, save_meter_list
+    from sonocli.model.values import Interface, Meter, ValueConfig
+
+    root = make_root(tmp_path, demo_meter_list, METER_TIME=900, METER_DELAY=30, MUC_CSVLOG_ENABLE=1)
+    handle = root / "app" / "device_handle.cfg"
+    energy = (ValueConfig(description="Energy", unit="Wh", exponent=-1, value=1234.0),)
+    manual = Meter(Interface.S0, serial="00000771", values=energy)
+    idle = Meter(Interface.S0, serial="00000772", values=energy, active=False)
+    wired = load_meter_list(handle).meters
+    fast = replace(wired[0], readout_cycle=300)
+    save_meter_list(handle, MeterList(meters=(fast, *wired[1:], manual, idle)))
+    engine = Engine(root)
+    daemon = Daemon(engine, clock=FastClock(START), wireless=False, until=START + 1800, rng=random.Random(3))
+    try:
+        stats = daemon.run()
+        count = engine.store.count(meter="00000771")
+        assert not engine.store.meter_known("00000772")
+    finally:
+        engine.close()
+    # the start readout and the two aligned cycles in the half hour; never with the 300 s meter's readouts
+    assert count == stats.manual == 3
+    rows = [line for f in (root / "ext" / "log").rglob("Meter_*.csv") for line in f.read_text().splitlines()
+            if "00000771" in line]
+    assert len(rows) == 3 and all(";1234;1.00E-01;Wh;Energy;" in row for row in rows)
+
+
+def test_scan_step_learns_the_value_entries_of_the_added_meters(tmp_path: Path) -> None:
+    from sonocli.config.layout import init_root
+
+    empty = init_root(tmp_path / "empty").device_handle
+    root = make_root(tmp_path / "root", empty)
+    engine = Engine(root)
+    try:
+        daemon = Daemon(engine, clock=FastClock(START), wireless=False)
+        daemon.step_scan()
+        assert len(engine.wired_meters()) == 12
+        # the added meters are read once for their value entries; that commissioning look is not stored
+        assert engine.store.count() == 0
+        assert all(m.values for m in engine.meter_list().meters)
+    finally:
+        engine.close()
+
+
+def test_reload_pairs_receivers_by_interface(tmp_path: Path, demo_meter_list: Path,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    """SIGHUP with real sim://air ports: a second receiver is opened without touching the first; removing
+    the first closes only it; the second keeps its thread; WMBUS_ENABLE=0 closes the rest."""
+    from sonocli.config.chipini import ChipIni
+
+    root = make_root(tmp_path, demo_meter_list, WMBUS_ENABLE=1, WMBUS_PORT="sim://air?seed=1",
+                     WMBUS_DONGLE="im871a")
+    chip_ini = root / "app" / "chip.ini"
+
+    def configure(**values: str) -> None:
+        chip = ChipIni.load(chip_ini)
+        for key, value in values.items():
+            chip.set(key, value)
+        chip.save(chip_ini)
+
+    engine = Engine(root)
+    daemon = Daemon(engine, clock=FastClock(START))
+    try:
+        with caplog.at_level("INFO", logger="sonocli.daemon"):
+            daemon.start_background()
+            first = daemon._receivers[1].thread
+            configure(WMBUS2_PORT="sim://air?seed=2", WMBUS2_DONGLE="amb8465")
+            daemon._reload()
+            assert set(daemon._receivers) == {1, 2} and daemon._receivers[1].thread is first
+            assert "SIGHUP: wireless receiver 2 opened (port sim://air?seed=2, amb8465" in caplog.text
+            second = daemon._receivers[2].thread
+            daemon._reload()  # nothing changed: nothing reopened
+            assert daemon._receivers[1].thread is first and daemon._receivers[2].thread is second
+            configure(WMBUS_PORT="")
+            daemon._reload()
+            assert set(daemon._receivers) == {2} and daemon._receivers[2].thread is second
+            assert "SIGHUP: wireless receiver 1 closed (port sim://air?seed=1)" in caplog.text
+            assert not first.is_alive()
+            configure(WMBUS2_MODE="C1_OTHER_REQ")
+            daemon._reload()
+            assert "SIGHUP: wireless receiver 2 reopened (port sim://air?seed=2, mode T2_OTHER_REQ -> " \
+                   "C1_OTHER_REQ)" in caplog.text
+            assert daemon._receivers[2].thread is not second and not second.is_alive()
+            configure(WMBUS_ENABLE="0")
+            daemon._reload()
+            assert daemon._receivers == {}
+    finally:
+        daemon.shutdown()
+        engine.close()
+    assert "Traceback" not in caplog.text and "wireless receiver sim://" not in caplog.text  # no open error

@@ -6,7 +6,7 @@ import pytest
 
 from sonocli.codecs import mbus_link as L
 from sonocli.engine.master import Master, MasterSettings, read_all
-from sonocli.errors import ProtocolError, TimeoutError_, UsageError
+from sonocli.errors import ConfigError, ProtocolError, TimeoutError_, UsageError
 from sonocli.model import AddressMode, Interface, Meter
 from sonocli.sim.peer import VirtualClock
 from sonocli.sim.wired import SimMeter, WiredSegment
@@ -256,12 +256,89 @@ def test_wire_time_of_a_readout_is_exact_on_the_virtual_clock() -> None:
 
 
 def test_settings_validation() -> None:
-    with pytest.raises(UsageError, match="MBUS_RESETMODE 7"):
+    """Every field is checked by its chip.ini parameter's schema rule, with the words of ``config set``."""
+    with pytest.raises(ConfigError, match=r"^MBUS_RESETMODE='7': out of range; allowed: 0\.\.4$"):
         MasterSettings(reset_mode=7)
-    with pytest.raises(UsageError, match="MBUS_REQUESTMODE"):
+    with pytest.raises(ConfigError, match=r"^MBUS_REQUESTMODE='FAST': not one of the choices; allowed: DEFAULT, EXT"):
         MasterSettings(request_mode="FAST")
-    with pytest.raises(UsageError, match="8 characters"):
+    with pytest.raises(ConfigError, match=r"^MBUS_SECMASKSERIAL='12': not a hex mask; allowed: exactly 8 digits"):
         MasterSettings(secmask_serial="12")
+    with pytest.raises(ConfigError, match=r"^MBUS_SECMASKMANUFACTURER='0x12345': not a hex mask; allowed: exactly 4"):
+        MasterSettings(secmask_manufacturer=0x12345)
+    with pytest.raises(UsageError, match=r"MBUS_MINPRIMARYADDRESS \(9\) is above MBUS_MAXPRIMARYADDRESS \(3\)"):
+        MasterSettings(min_primary=9, max_primary=3)  # the one cross-field check the schema cannot express
+    normalised = MasterSettings(request_mode="ext", secmask_serial="0x1234ffff", baudrate=38400)
+    assert (normalised.request_mode, normalised.secmask_serial, normalised.baudrate) == ("EXT", "1234FFFF", 38400)
+
+
+def test_settings_defaults_are_the_schemas() -> None:
+    from sonocli.config.chipini import ChipIni
+
+    assert MasterSettings() == MasterSettings.from_chip_ini(ChipIni([]))
+
+
+@pytest.mark.parametrize(
+    ("override", "name", "value"),
+    [
+        ({"baudrate": 1234}, "MBUS_BAUDRATE", "1234"),
+        ({"max_retry": 256}, "MBUS_MAXRETRY", "256"),
+        ({"min_primary": 251}, "MBUS_MINPRIMARYADDRESS", "251"),
+        ({"max_primary": -1}, "MBUS_MAXPRIMARYADDRESS", "-1"),
+        ({"secmask_serial": "12AB"}, "MBUS_SECMASKSERIAL", "12AB"),
+    ],
+)
+def test_overrides_fail_like_config_set(override: dict[str, object], name: str, value: str) -> None:
+    """``--baud 1234`` is refused with the same one line as ``config set MBUS_BAUDRATE 1234``."""
+    from sonocli.config.chipini import ChipIni
+
+    with pytest.raises(ConfigError) as by_config_set:
+        ChipIni([]).set(name, value)
+    with pytest.raises(ConfigError) as by_option:
+        MasterSettings.from_chip_ini(ChipIni([]), **override)
+    assert str(by_option.value) == str(by_config_set.value)
+    assert str(by_option.value).startswith(f"{name}={value!r}: ") and "allowed: " in str(by_option.value)
+    assert "\n" not in str(by_option.value)
+
+
+def test_38400_baud_from_chip_ini_and_as_override() -> None:
+    from sonocli.config.chipini import ChipIni
+
+    assert MasterSettings.from_chip_ini(ChipIni.from_text("MBUS_BAUDRATE=38400\n")).baudrate == 38400
+    assert MasterSettings.from_chip_ini(ChipIni([]), baudrate=38400).baudrate == 38400
+
+
+class _Raw:
+    """A chip.ini source that did not go through ChipIni's load checks (get returns the file's text)."""
+
+    def __init__(self, **text: str) -> None:
+        from sonocli.config.chipini import ChipIni
+
+        self.text = text
+        self.defaults = ChipIni([])
+
+    def get(self, name: str) -> object:
+        return self.text.get(name, self.defaults.get(name))
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "allowed"),
+    [
+        ("MBUS_MAXRETRY", "many", "allowed: 0..255"),
+        ("MBUS_MAXRETRY", "300", "allowed: 0..255"),
+        ("MBUS_SECMASKMANUFACTURER", "0xKAM1", "allowed: exactly 4 hex digits"),
+        ("MBUS_SECMASKMEDIUM", "0xFFFF", "allowed: exactly 2 hex digits"),
+    ],
+)
+def test_bad_chip_ini_value_is_an_error_not_a_default(name: str, text: str, allowed: str) -> None:
+    from sonocli.config.chipini import ChipIni
+
+    with pytest.raises(ConfigError) as loaded:  # a real chip.ini is refused on load, with file and line
+        ChipIni.from_text(f"[CONFIG]\n{name}={text}\n", "chip.ini")
+    assert str(loaded.value).startswith(f"chip.ini:2: {name}={text!r}: ") and allowed in str(loaded.value)
+    with pytest.raises(ConfigError) as mapped:  # and the mapping checks what it is given, no silent fallback
+        MasterSettings.from_chip_ini(_Raw(**{name: text}))
+    assert str(mapped.value).startswith(f"{name}={text!r}: ") and allowed in str(mapped.value)
+    assert "\n" not in str(mapped.value)
 
 
 def test_settings_from_chip_ini_for_the_daemon() -> None:

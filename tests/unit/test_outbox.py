@@ -22,9 +22,11 @@ def test_enqueue_moves_cursor_and_names_are_unique(tmp_path: Path) -> None:
         assert box.cursor("ftp") == 0
         items = box.enqueue("ftp", [NewReport(b"a", "text/csv"), NewReport(b"b", "text/csv")], name=name,
                             now=1000, cursor=7)
-        assert [i.name for i in items] == ["Meter_1000.csv", "Meter_1001.csv"]
+        # names are made unique with a counter; the parts keep the real time (no +1 s per part)
+        assert [i.name for i in items] == ["Meter_1000.csv", "Meter_1000_2.csv"]
+        assert [i.created for i in items] == [1000, 1000]
         more = box.enqueue("ftp", [NewReport(b"c", "text/csv")], name=name, now=1000, cursor=9)
-        assert more[0].name == "Meter_1002.csv"
+        assert more[0].name == "Meter_1000_3.csv" and more[0].created == 1000
         assert box.cursor("ftp") == 9 and box.cursor("smtp") == 0
         assert box.payload(items[1].id) == b"b"
 

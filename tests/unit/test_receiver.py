@@ -79,11 +79,14 @@ def test_listed_meter_with_key_gives_readings_and_rssi() -> None:
     assert merged[0].rssi == receiver.heard[SONTEX].rssi
 
 
-def test_inactive_listed_meter_gives_no_reading() -> None:
+def test_inactive_listed_meter_gives_a_reading_marked_inactive() -> None:
+    """The engine learns an inactive meter's value entries from it and stores only active meters' readings."""
     port, _ = _radio(count="7")
     receiver = Receiver(Im871aDriver(), meters=[Meter(Interface.WMBUS, serial=LANSEN, active=False)])
     heard = _listen(receiver, port, duration=5)
-    assert all(h.reading is None for h in heard)
+    readings = [h.reading for h in heard if h.reading is not None]
+    assert readings and all(not r.meter.active and r.meter.serial == LANSEN for r in readings)
+    assert all(h.reading is None for h in heard if h.meter is not None and h.meter.id != LANSEN)
 
 
 def test_listen_off_ignores_unknown_meters() -> None:
@@ -216,3 +219,33 @@ def test_chip_ini_rows_reach_the_receiver(tmp_path: Path) -> None:
     logged = parse_raw_log((tmp_path / RAW_LOG_NAME).read_text())
     assert [raw for _, raw in logged] == [telegram, telegram, b"\x05\x44\x00"]
     assert (tmp_path / RAW_LOG_NAME).read_text().splitlines()[0].startswith("2026-01-01T00:00:01Z;-61;")
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "allowed"),
+    [
+        ("WMBUS_CACHESIZE", "0", "allowed: 1..500"),
+        ("WMBUS_CACHETIMEOUT", "soon", "allowed: 0..4294967295"),
+        ("WMBUS_RAWLOGENABLE", "0 ", ""),  # valid: "0" is off, not a true string
+        ("WMBUS_MODE", "T3", "allowed: R2_OTHER_REQ, S2_REQ"),
+        ("FASTRESCAN_TIME", "-5", "allowed: 1..4294967295"),
+    ],
+)
+def test_chip_ini_values_pass_the_schema_check(tmp_path: Path, name: str, text: str, allowed: str) -> None:
+    """settings_from_chip checks what it is given by the chip.ini schema: a bad value is an error naming it."""
+    from sonocli.config.chipini import ChipIni
+    from sonocli.engine.receiver import settings_from_chip
+    from sonocli.errors import ConfigError
+
+    defaults = ChipIni([])
+
+    class Raw:  # a source whose values did not go through ChipIni's load checks
+        def get(self, key: str) -> object:
+            return text if key == name else defaults.get(key)
+
+    if not allowed:
+        assert settings_from_chip(Raw(), tmp_path).raw_log is None
+        return
+    with pytest.raises(ConfigError) as info:
+        settings_from_chip(Raw(), tmp_path)
+    assert str(info.value).startswith(f"{name}={text!r}: ") and allowed in str(info.value)

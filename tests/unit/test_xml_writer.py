@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from sonocli.model.values import Interface, Meter, MeterValue, Reading, ValueConfig
+from sonocli.model.values import Interface, Meter, MeterValue, Reading, ValueConfig, ValueType
 from sonocli.outputs.xml_writer import XmlWriter
 
 HERE = Path(__file__).resolve().parent
@@ -101,6 +101,71 @@ def test_group_limit_splits_long_runs_of_one_meter() -> None:
     assert [len(m.findall("data/entry")) for m in meters] == [10, 10, 5]
     vals = [int(p.text or "") for p in root.iterfind("muc/meter/data/entry/parameter[@NAME='VAL']")]
     assert vals == list(range(25))
+
+
+def _power_meter_readings(count: int) -> list[Reading]:
+    """``count`` readings of one meter with instantaneous, maximum and stored maximum (storage 1) power.
+
+    All three are ``POWER``/``W`` at the same scale with no OBIS code, so only their index tells them apart.
+    """
+    meter = Meter(
+        Interface.MBUS, serial="00000347", manufacturer="ABB", version=1, medium=2,
+        values=(ValueConfig(), ValueConfig(valuetype=ValueType.MAXIMUM),
+                ValueConfig(valuetype=ValueType.MAXIMUM, storagenum=1)),
+    )  # fmt: skip
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    return [
+        Reading(meter, start + timedelta(minutes=15 * n), (
+            MeterValue(0, 14, "W", raw=347 + n),
+            MeterValue(1, 14, "W", raw=448 + n, function=ValueType.MAXIMUM),
+            MeterValue(2, 14, "W", raw=550 + n, function=ValueType.MAXIMUM, storage=1),
+        ))
+        for n in range(count)
+    ]  # fmt: skip
+
+
+def _data_values(root: etree._Element) -> list[list[list[str]]]:
+    """VAL texts per ``<data>`` per ``<meter>``."""
+    return [
+        [[p.text or "" for p in data.iterfind("entry/parameter[@NAME='VAL']")] for data in meter.findall("data")]
+        for meter in root.iterfind("muc/meter")
+    ]
+
+
+@pytest.mark.parametrize("version", range(8))
+def test_one_data_per_meter_value_not_per_attribute_set(version: int) -> None:
+    """Table 21: one data item per meter value, its entries that value's readings over time."""
+    root = etree.fromstring(_xml(_power_meter_readings(1), version))
+    assert _data_values(root) == [[["347"], ["448"], ["550"]]]
+    assert {d.get("DESCRIPTION") for d in root.iter("data")} == {"POWER"}  # equal attributes, still three
+
+    root = etree.fromstring(_xml(_power_meter_readings(2), version))
+    assert _data_values(root) == [[["347", "348"], ["448", "449"], ["550", "551"]]]
+    times = [[e.findtext("parameter[@NAME='T_MUC']") for e in d.iter("entry")] for d in root.iter("data")]
+    assert times == [["1704067200", "1704068100"]] * 3
+
+
+def test_group_limit_keeps_one_data_per_meter_value() -> None:
+    root = etree.fromstring(_xml(_power_meter_readings(3), group_limit=2))
+    assert _data_values(root) == [[["347", "348"], ["448", "449"], ["550", "551"]], [["349"], ["450"], ["552"]]]
+
+
+def test_values_equal_but_for_index_stay_apart() -> None:
+    """Two values identical in every field and attribute but their index (e.g. two meter-list entries for
+    the same record) are two meter values, so two data items, never one with two entries per reading."""
+    meter = Meter(Interface.MBUS, serial="00000001", medium=2, values=(ValueConfig(obis="1-0:1.8.0*255"),) * 2)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    readings = [
+        Reading(
+            meter, start + timedelta(hours=n), (MeterValue(0, 9, "Wh", raw=10 + n), MeterValue(1, 9, "Wh", raw=20 + n))
+        )
+        for n in range(2)
+    ]
+    root = etree.fromstring(_xml(readings, 7))
+    datas = root.findall("muc/meter/data")
+    assert len(datas) == 2
+    assert datas[0].attrib == datas[1].attrib
+    assert _data_values(root) == [[["10", "11"], ["20", "21"]]]
 
 
 def test_t_falls_back_to_concentrator_time() -> None:

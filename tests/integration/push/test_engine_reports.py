@@ -114,6 +114,10 @@ def test_csv_reports_split_by_size_limit(tmp_path: Path, demo_meter_list: Path, 
         assert engine.deliver()["ftp"].sent == len(items) >= 3
     finally:
         engine.close()
+    # every part keeps the cycle's real time; the FTP name carries only that time, so parts are numbered
+    assert {i.created for i in items} == {1700000000}
+    assert [i.name for i in items] == ["SonoCollect_111_1700000000.csv"] + [
+        f"SonoCollect_111_1700000000_{n}.csv" for n in range(2, len(items) + 1)]
     files = sorted((ftp_server.home / "split").glob("*.csv"))
     assert [f.name for f in files] == sorted(i.name for i in items)
     rows = 0
@@ -124,3 +128,36 @@ def test_csv_reports_split_by_size_limit(tmp_path: Path, demo_meter_list: Path, 
         assert lines[0].startswith("Timestamp;DeviceId;")
         rows += len(lines) - 1
     assert rows == 36 == sum(i.readings for i in items)
+
+
+def test_split_reports_keep_real_timestamps_and_unique_names(tmp_path: Path, demo_meter_list: Path,
+                                                             ftp_server: Any) -> None:
+    """A report split by REPORT_SIZELIMIT on the real clock: no part claims a time in the future (the old
+    outbox shifted each colliding part +1 s), and two cycles in one second never reuse a name."""
+    root = make_root(tmp_path, demo_meter_list, FTP_ENABLE=1, FTP_IP="127.0.0.1", FTP_PORT=ftp_server.port,
+                     FTP_USER="u", FTP_PASS="p", FTP_PATH="/split-now", REPORT_SIZELIMIT=2500)
+    read_demo_meters(root)
+    read_demo_meters(root)
+    start = int(time.time())
+    engine = Engine(root)
+    try:
+        first = engine.build_reports()
+        after_first = time.time()
+        read_demo_meters(root)
+        frozen = first[0].created  # a second cycle in the same second as the first
+        engine.now = lambda: float(frozen)
+        second = engine.build_reports()
+        results = engine.deliver()
+    finally:
+        engine.close()
+    assert len(first) >= 4 and len(second) >= 2
+    assert all(start <= i.created <= after_first for i in first), [i.created for i in first]
+    assert {i.created for i in first} == {frozen} == {i.created for i in second}
+    names = [i.name for i in first + second]
+    assert len(set(names)) == len(names)
+    assert all(f"_{frozen}" in n for n in names)
+    assert results["ftp"].sent == len(names)
+    arrived = {f.name: f.read_text() for f in (ftp_server.home / "split-now").glob("*.csv")}
+    assert sorted(arrived) == sorted(names)
+    rows = [line for text in arrived.values() for line in text.splitlines()[1:]]
+    assert len(rows) == 36 == sum(i.readings for i in first + second)

@@ -1,0 +1,137 @@
+"""chip.ini and the root directory as the commands see them: read, change (locked) and check.
+
+``config show|get|set|check``, ``init`` and every command that needs the root go through here, so the rules
+live in one place: chip.ini is typed and validated by the one schema table (sonocli.config.chipini_schema),
+a change is a locked read-modify-write of the file as it is on disk now (two ``config set`` at once both
+land), and a check reports every bad line of a chip.ini, or the first problem of a device_handle.cfg.
+
+The root helpers of sonocli.config.layout are re-exported so that the CLI never reaches below the engine.
+Importing this module stays cheap (the layout and the schema's tab names): the CLI uses
+it to resolve the root of every command (the CLI context).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sonocli.config.chipini_schema import TABS
+from sonocli.config.layout import RootLayout, default_root, init_root, resolve_root
+
+if TYPE_CHECKING:
+    from sonocli.config.chipini import ChipIni, Setting
+    from sonocli.config.chipini_schema import Param
+    from sonocli.engine.core import Engine
+    from sonocli.errors import ConfigError
+
+__all__ = [
+    "TABS",
+    "CheckResult",
+    "ParameterChange",
+    "RootLayout",
+    "check_file",
+    "default_root",
+    "init_root",
+    "load_chip_ini",
+    "resolve_root",
+    "set_parameter",
+    "settings",
+]
+
+
+def load_chip_ini(engine: Engine) -> ChipIni:
+    """The root's chip.ini as it is on disk now (a missing file reads as all defaults, as on the device).
+
+    Unlike ``engine.chip`` (cached for the daemon's cycles) this is always fresh and always names the file,
+    which is what a command that shows or changes the configuration wants.
+    """
+    from sonocli.config.chipini import ChipIni
+
+    return ChipIni.load(engine.layout.chip_ini)
+
+
+def settings(ini: ChipIni, tab: str | None = None) -> Iterator[Setting]:
+    """Every parameter of the schema in table order with its effective value; only one web tab's if given."""
+    return (s for s in ini.settings() if tab is None or s.param.tab == tab)
+
+
+@dataclass(frozen=True)
+class ParameterChange:
+    """What :func:`set_parameter` did: the parameter, its value before and after (as chip.ini spells them),
+    and the warnings of the file it changed (unknown keys, repeated parameters)."""
+
+    param: Param
+    before: str
+    after: str
+    file: str | None
+    warnings: tuple[tuple[int, str], ...] = ()
+
+
+def set_parameter(engine: Engine, name: str, value: str) -> ParameterChange:
+    """Change one chip.ini parameter: validated by the schema, written atomically with comments, order and
+    unknown keys kept, under the file's lock from load to save so a concurrent writer's change survives.
+
+    A bad name or value raises ConfigError (exit 2) and leaves the file untouched, as does an invalid line
+    elsewhere in the file (a typo must be fixed first, not silently kept). The engine's cached ``chip`` is
+    not refreshed: call ``engine.reload()`` where a long-lived engine must see the change.
+    """
+    from sonocli.config.chipini import ChipIni
+    from sonocli.config.locking import locked
+
+    path = engine.layout.chip_ini
+    with locked(path):
+        ini = ChipIni.load(path)
+        param = ini.param(name)
+        before = param.format(ini.get(param.name))
+        ini.set(param.name, value)
+        ini.save(path)
+    return ParameterChange(param, before, param.format(ini.get(param.name)), ini.file, tuple(ini.warnings()))
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The verdict on one configuration file: every error (chip.ini: one per bad line) and the warnings."""
+
+    file: Path
+    kind: str  # "chip.ini" or "device_handle.cfg"
+    errors: tuple[ConfigError, ...] = ()
+    warnings: tuple[tuple[int, str], ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _is_meter_list(path: Path, data: bytes) -> bool:
+    return path.suffix.lower() == ".cfg" or data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<")
+
+
+def check_file(path: Path) -> CheckResult:
+    """Check a chip.ini (every invalid line, with file:line, parameter, value and allowed range; unknown keys
+    are warnings) or a device_handle.cfg (``*.cfg`` or XML: the first problem stops the parse).
+
+    A missing file is NotFoundError; the problems found are returned, not raised.
+    """
+    from sonocli.config.chipini import ChipIni
+    from sonocli.errors import ConfigError, NotFoundError
+
+    path = Path(path)
+    if not path.is_file():
+        raise NotFoundError(f"{path}: no such file")
+    data = path.read_bytes()
+    if _is_meter_list(path, data):
+        from sonocli.config.device_handle import parse_meter_list
+
+        try:
+            parse_meter_list(data, str(path))
+        except ConfigError as exc:
+            return CheckResult(path, "device_handle.cfg", (exc,))
+        return CheckResult(path, "device_handle.cfg")
+    errors: list[ConfigError] = []
+    try:
+        warnings = ChipIni.from_bytes(data, str(path), errors=errors).warnings()
+    except ConfigError as exc:  # not UTF-8: nothing can be checked line by line
+        return CheckResult(path, "chip.ini", (exc,))
+    return CheckResult(path, "chip.ini", tuple(errors), tuple(warnings))

@@ -1,0 +1,269 @@
+"""Frames and telegrams as the JSON-ready dicts that ``decode``, ``readout`` and ``listen`` print.
+
+The commands render; this module decodes. It is the one place where a command's bytes meet the codecs
+(wired link and application layer, wireless telegrams, AES keys) and the records JSON shape of
+:mod:`sonocli.outputs.records_json`, so the command layer imports neither (the dependency rule).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sonocli.errors import DecodeError, SonoError, UsageError
+
+if TYPE_CHECKING:
+    from sonocli.codecs.wmbus import WmbusTelegram
+    from sonocli.model.values import MeterValue, Reading
+
+    Telegram = WmbusTelegram  # what ``telegram_to_dict`` takes (for type hints of callers)
+else:
+    Telegram = Any
+
+# CI fields of a master's request: decoded as what it asks for, not as records
+_MASTER_CI: dict[int, str] = {0x50: "application reset", 0x52: "select by secondary address"}
+
+
+# -- wired frames -----------------------------------------------------------------------------------------
+def refuse_garbage_before_a_frame(data: bytes) -> None:
+    """A whole valid long frame at the end of the input, after other bytes (a log line's prefix, an echo):
+    raise a DecodeError saying where it starts instead of trying the bytes as a wireless telegram."""
+    from sonocli.codecs import mbus_link
+
+    for start in range(1, len(data) - 8):
+        if data[start] == 0x68 and data[start + 3] == 0x68 and data[start + 1] == data[start + 2]:
+            try:
+                _frame, used = mbus_link.decode_frame(data[start:])
+            except DecodeError:
+                continue
+            if start + used == len(data):
+                raise DecodeError(
+                    f"{start} byte{'s' if start > 1 else ''} before a valid wired frame that starts at byte {start}",
+                    offset=0,
+                )
+
+
+def _decrypt_wired(ci: int, payload: bytes, key_text: str, warnings: list[str]) -> bytes:
+    """Security mode 5 on a wired long-header frame (OMS vol. 2 Annex N.5.4): AES-CBC over the blocks the
+    configuration field counts, IV = M, ID, version, medium as sent, then the access number eight times."""
+    from sonocli.codecs import crypto
+    from sonocli.codecs.mbus_app import decode_application, security_mode
+
+    key = crypto.parse_key(key_text, name="--key")
+    header = decode_application(ci, payload[:12] + b"\x2f\x2f").header if ci == 0x72 else None
+    mode = security_mode(header) if header is not None else 0
+    if header is None or mode == 0:
+        warnings.append("--key given but the frame is not encrypted (no long header with a security mode)")
+        return payload
+    if mode != 5:
+        raise UsageError(f"--key: wired frames are decrypted in security mode 5 only; this frame uses mode {mode}")
+    iv = crypto.mode5_iv(payload[4:6] + payload[0:4] + payload[6:8], payload[8])
+    blocks = (header.signature >> 4) & 0x0F
+    return payload[:12] + crypto.decrypt_cbc_blocks(key, iv, payload[12:], blocks, what="wired frame (mode 5)")
+
+
+def decode_wired(data: bytes, key: str | None = None) -> dict[str, Any]:
+    """One wired frame (the whole input) to the dict ``decode --json`` prints.
+
+    An acknowledgement, a short frame and a master's request (CI 50h/52h) are shown as frames; a meter's
+    long frame as header and records, decrypted first when ``key`` is given (security mode 5). Bytes after
+    the frame are an error naming their offset.
+    """
+    from sonocli.codecs import mbus_link
+    from sonocli.codecs.mbus_app import decode_application
+    from sonocli.outputs.records_json import app_to_dict
+
+    frame, used = mbus_link.decode_frame(data)
+    if used != len(data):
+        extra = len(data) - used
+        raise DecodeError(f"{extra} byte{'s' if extra > 1 else ''} after the end of the frame", offset=used)
+    if key is not None and not isinstance(frame, mbus_link.LongFrame):
+        kind = "an acknowledgement" if isinstance(frame, mbus_link.Ack) else "a frame without data"
+        raise UsageError(f"--key applies to wireless telegrams and wired frames in security mode 5; this is {kind}")
+    if isinstance(frame, mbus_link.Ack):
+        return {"kind": "mbus", "frame": "ack"}
+    if isinstance(frame, mbus_link.ShortFrame):
+        return {"kind": "mbus", "frame": "short", "control": frame.control, "address": frame.address}
+    payload = frame.data if isinstance(frame, mbus_link.LongFrame) else b""
+    if frame.ci in _MASTER_CI:  # a master's request: no records, show what it asks for
+        out: dict[str, Any] = {
+            "kind": "mbus", "frame": _MASTER_CI[frame.ci], "control": frame.control, "address": frame.address,
+        }
+        out["ci"] = frame.ci
+        out["data"] = payload.hex(" ").upper()
+        return out
+    key_warnings: list[str] = []
+    if key is not None:
+        payload = _decrypt_wired(frame.ci, payload, key, key_warnings)
+    app = decode_application(frame.ci, payload, base_offset=7)
+    out = app_to_dict(app)
+    if app.manufacturer_data:  # after DIF 0x0F/0x1F: shown, as libmbus does, and only when present
+        out["manufacturer_data"] = app.manufacturer_data.hex(" ").upper()
+    if app.warnings or key_warnings:
+        out["warnings"] = [*key_warnings, *app.warnings]
+    return out
+
+
+def records_to_dicts(values: Sequence[MeterValue]) -> list[dict[str, Any]]:
+    """Records in the ``decode --json`` shape (index, function, ..., dif_vif)."""
+    from sonocli.outputs.records_json import value_to_dict
+
+    return [value_to_dict(v) for v in values]
+
+
+def reading_header(reading: Reading) -> dict[str, Any] | None:
+    """The application header of a wired reading's first telegram (``decode --json``'s header), or None."""
+    from sonocli.codecs import mbus_link
+    from sonocli.codecs.mbus_app import decode_application
+    from sonocli.outputs.records_json import header_to_dict
+
+    if not reading.raw_frames:
+        return None
+    frame, _ = mbus_link.decode_frame(reading.raw_frames[0])
+    if not isinstance(frame, mbus_link.LongFrame):
+        return None
+    return header_to_dict(decode_application(frame.ci, frame.data).header)
+
+
+def reading_to_dict(reading: Reading) -> dict[str, Any]:
+    """A reading as ``readout --json`` prints it, less the ``meter`` object the command puts first:
+    taken_at, telegrams, header and records (the records as recorded: indexed to the meter list)."""
+    return {
+        "taken_at": reading.taken_at.isoformat(),
+        "telegrams": len(reading.raw_frames),
+        "header": reading_header(reading),
+        "records": records_to_dicts(reading.values),
+    }
+
+
+# -- wireless telegrams -----------------------------------------------------------------------------------
+def telegram_to_dict(telegram: Telegram) -> dict[str, Any]:
+    """The `decode --json` shape for wireless telegrams: core shape plus ``security`` and link details."""
+    from sonocli.codecs.wmbus_link import C_FIELD_NAMES
+    from sonocli.model.tables import medium_text
+
+    meter = telegram.meter
+    link = telegram.link.address
+    tpl = telegram.tpl
+    header: dict[str, Any] = {
+        "id": meter.id,
+        "manufacturer": meter.manufacturer_text,
+        "version": meter.version,
+        "medium": medium_text(meter.device_type),
+        "access_number": telegram.access_number,
+        "status": tpl.status if tpl is not None else None,
+        "c_field": f"0x{telegram.link.c_field:02X} {C_FIELD_NAMES.get(telegram.link.c_field, '')}".strip(),
+        "ci": None if telegram.app_ci is None else f"0x{telegram.app_ci:02X}",
+    }
+    if link.raw != meter.raw:
+        header["radio"] = {
+            "id": link.id,
+            "manufacturer": link.manufacturer_text,
+            "version": link.version,
+            "medium": medium_text(link.device_type),
+        }
+    security: dict[str, Any] = {
+        "mode": telegram.security.mode,
+        "decrypted": telegram.security.decrypted,
+        "state": telegram.security.state,
+    }
+    if telegram.security.layer != "tpl":
+        security["layer"] = telegram.security.layer  # ELL AES-CTR: "mode" is the ELL encryption field
+    if telegram.security.error is not None:
+        security["error"] = str(telegram.security.error)
+    out: dict[str, Any] = {
+        "kind": "wmbus",
+        "header": header,
+        "records": records_to_dicts(telegram.records),
+        "more_records_follow": telegram.more_records_follow,
+        "security": security,
+    }
+    if telegram.app_ci is not None and not telegram.records and telegram.payload and telegram.tpl is None:
+        out["payload"] = telegram.payload.hex().upper()
+    if telegram.warnings:
+        out["warnings"] = list(telegram.warnings)
+    return out
+
+
+def split_telegrams(data: bytes) -> list[bytes]:
+    """Several telegrams one after the other (a full frame, then its compact frames) -> each one.
+
+    Only when every piece is a whole telegram (plausible C-field, L-field within the bytes) and nothing is
+    left over; otherwise the bytes are one telegram, and the decoder judges any bytes beyond its L-field.
+    """
+    from sonocli.codecs.wmbus_link import C_FIELD_NAMES, normalise_frame
+
+    pieces: list[bytes] = []
+    rest = data
+    try:
+        while rest:
+            if len(rest) < 11 or rest[1] not in C_FIELD_NAMES:
+                return [data]
+            _telegram, trailing = normalise_frame(rest)
+            pieces.append(rest[: len(rest) - len(trailing)])
+            rest = trailing
+    except SonoError:
+        return [data]
+    return pieces if len(pieces) > 1 else [data]
+
+
+@dataclass(frozen=True)
+class DecodedTelegram:
+    """One telegram of a wireless decode: its dict (``{"kind", "error", "raw"}`` when it did not decode),
+    the error that stopped it, or the security error it decoded with (shown, then exit 1)."""
+
+    result: dict[str, Any]
+    error: SonoError | None = None
+    security_error: SonoError | None = None
+
+
+@dataclass(frozen=True)
+class WirelessDecode:
+    """What :func:`decode_wireless` found: one item per telegram, in order, and whether a given key was
+    needed by any of them (an unencrypted telegram with ``--key`` deserves a warning)."""
+
+    items: tuple[DecodedTelegram, ...] = field(default_factory=tuple)
+    key_given: bool = False
+    key_used: bool = False
+
+    @property
+    def failure(self) -> SonoError | None:
+        """The first error or security error, in telegram order (what the command's exit code follows)."""
+        for item in self.items:
+            if item.error is not None or item.security_error is not None:
+                return item.error or item.security_error
+        return None
+
+
+def decode_wireless(data: bytes, key_text: str | None = None) -> WirelessDecode:
+    """Wireless telegram(s) for ``decode``: several in a row are decoded in order with one format cache,
+    so a compact frame decodes after its full frame.
+
+    A single telegram that does not decode raises its error (nothing to show); of several, each one that
+    fails is an item with ``error`` and the others still decode. ``key_text`` (32 hex digits) is offered
+    for both the meter's and the radio's address of each telegram.
+    """
+    from sonocli.codecs.crypto import parse_key
+    from sonocli.codecs.wmbus import DecodeOptions, FormatCache, decode_telegram
+
+    key = parse_key(key_text, name="--key") if key_text is not None else None
+    pieces = split_telegrams(data)
+    cache = FormatCache()
+    items: list[DecodedTelegram] = []
+    used = False
+    for piece in pieces:
+        keys: dict[str, bytes] = {}
+        if key is not None:
+            probe = decode_telegram(piece, DecodeOptions(decode_application=False))
+            keys = {probe.meter.id: key, probe.link.address.id: key}
+        try:
+            telegram = decode_telegram(piece, DecodeOptions(keys=keys, cache=cache))
+        except SonoError as exc:
+            if len(pieces) == 1:
+                raise
+            items.append(DecodedTelegram({"kind": "wmbus", "error": str(exc), "raw": piece.hex().upper()}, exc))
+            continue
+        used = used or telegram.security.state != "none"
+        items.append(DecodedTelegram(telegram_to_dict(telegram), security_error=telegram.security.error))
+    return WirelessDecode(tuple(items), key_given=key is not None, key_used=used)

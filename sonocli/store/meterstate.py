@@ -1,0 +1,108 @@
+"""What the engine knows about meters beyond the meter list: the temporary wM-Bus list and meter status.
+
+Both live in the SQLite database under ``ext/`` (tables ``heard_meters`` and ``meter_status``, migration 2
+of :mod:`sonocli.store.db`), so the daemon's temporary list and a readout's "value list limited" flag are
+seen by every other command: ``sonocli meters heard`` and ``meters list`` read them while the daemon runs.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sonocli.store.db import connect
+
+
+@dataclass(frozen=True)
+class HeardEntry:
+    """One row of the temporary list (guide 5.1.2)."""
+
+    id: str
+    manufacturer: str
+    version: int
+    medium: int
+    rssi: int | None
+    first_seen: datetime
+    last_seen: datetime
+    telegrams: int
+    security: str
+    decrypts: bool
+
+
+@dataclass(frozen=True)
+class MeterStatus:
+    device_id: str
+    limited: bool
+    note: str | None
+    updated: datetime
+
+
+def _micros(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+def _moment(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1_000_000, UTC)
+
+
+class MeterState:
+    """The two tables on one connection (one instance per thread, like every sqlite3 connection)."""
+
+    def __init__(self, path: Path) -> None:
+        self._conn: sqlite3.Connection = connect(path)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # --- the temporary wM-Bus list ---------------------------------------------------------------------
+    def heard(self, entries: Iterable[HeardEntry]) -> None:
+        """Insert or refresh heard meters (first_seen kept, telegram counts added)."""
+        rows = [
+            (e.id.upper(), e.manufacturer, e.version, e.medium, e.rssi, _micros(e.first_seen), _micros(e.last_seen),
+             e.telegrams, e.security, int(e.decrypts))
+            for e in entries
+        ]
+        if not rows:
+            return
+        with self._conn:
+            self._conn.executemany(
+                "INSERT INTO heard_meters (id, manufacturer, version, medium, rssi, first_seen, last_seen, telegrams,"
+                " security, decrypts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET"
+                " manufacturer=excluded.manufacturer, version=excluded.version, medium=excluded.medium,"
+                " rssi=coalesce(excluded.rssi, rssi), last_seen=max(last_seen, excluded.last_seen),"
+                " first_seen=min(first_seen, excluded.first_seen), telegrams=telegrams + excluded.telegrams,"
+                " security=excluded.security, decrypts=excluded.decrypts",
+                rows,
+            )
+
+    def heard_list(self) -> list[HeardEntry]:
+        rows = self._conn.execute(
+            "SELECT id, manufacturer, version, medium, rssi, first_seen, last_seen, telegrams, security, decrypts"
+            " FROM heard_meters ORDER BY first_seen, id"
+        ).fetchall()
+        return [
+            HeardEntry(r[0], r[1], r[2], r[3], r[4], _moment(r[5]), _moment(r[6]), r[7], r[8], bool(r[9]))
+            for r in rows
+        ]
+
+    def forget_heard(self, ids: Iterable[str]) -> None:
+        """Meters that moved into the meter list leave the temporary list."""
+        with self._conn:
+            self._conn.executemany("DELETE FROM heard_meters WHERE id = ?", [(i.upper(),) for i in ids])
+
+    # --- meter status ----------------------------------------------------------------------------------
+    def set_status(self, device_id: str, *, limited: bool, note: str | None, when: datetime) -> None:
+        with self._conn:
+            self._conn.execute(
+                "INSERT INTO meter_status (device_id, limited, note, updated) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(device_id) DO UPDATE SET limited=excluded.limited, note=excluded.note,"
+                " updated=excluded.updated",
+                (device_id, int(limited), note, _micros(when)),
+            )
+
+    def statuses(self) -> dict[str, MeterStatus]:
+        rows = self._conn.execute("SELECT device_id, limited, note, updated FROM meter_status").fetchall()
+        return {r[0].upper(): MeterStatus(r[0], bool(r[1]), r[2], _moment(r[3])) for r in rows}
