@@ -1,7 +1,8 @@
 """``sonocli serve-daemon``: run the concentrator continuously (chip.ini), or once for cron.
 
-Signals: SIGTERM/SIGINT finish the current step and exit 0; SIGHUP reloads chip.ini and device_handle.cfg;
-SIGUSR1 starts an M-Bus scan (MBUS_SCANMODE, bounded by WATCHDOG_SCAN) whose meters are added to the list.
+Signals: SIGTERM/SIGINT finish the current step and exit 0; SIGHUP reloads chip.ini and device_handle.cfg
+and reopens the wireless receivers whose port, dongle, mode, settings or wM-Bus meters changed; SIGUSR1
+starts an M-Bus scan (MBUS_SCANMODE, bounded by WATCHDOG_SCAN) whose meters are added to the list.
 A step that outlives its WATCHDOG_* timeout is aborted; a main loop stuck past WATCHDOG_IDLE (waiting) or
 WATCHDOG_PROCESS (its own work) ends the process with status 70, for ``Restart=always`` to restart it.
 
@@ -89,8 +90,9 @@ def serve_daemon(ctx: click.Context, root_here: Path | None, once: bool, syslog:
 
     Readouts every METER_TIME s (+METER_DELAY), wireless reception all the time, CSV logging
     (MUC_CSVLOG_ENABLE), reports every REPORT_TIME min (+REPORT_DELAY, +REPORT_RANDOMDELAY) through the
-    outbox. SIGTERM finishes the current step and exits; SIGHUP reloads chip.ini and device_handle.cfg.
-    The PID is in <root>/ext/sonocli-daemon.pid.
+    outbox. SIGTERM finishes the current step and exits; SIGHUP reloads chip.ini and device_handle.cfg and
+    reopens the wireless receivers that changed. New wM-Bus meters wait in the temporary list (`sonocli
+    meters heard`) until activated. The PID is in <root>/ext/sonocli-daemon.pid.
     """
     from sonocli.daemon.runner import EXIT_WATCHDOG, Daemon, WatchdogTripped, pid_file
     from sonocli.engine.configuration import resolve_root
