@@ -124,6 +124,10 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
     status = _statuses(engine).get(meter.device_id.upper())
     data = meter_dict(index + 1, meter, keys_visible(ini), status)
     if as_json:
+        latest = engine.latest_values(meter)
+        data["values_of"] = None if latest is None else latest[0].isoformat()
+        for number, value in enumerate(data["values"]):
+            value["latest"] = None if latest is None else latest[1].get(number)
         emit_json(data)
         return
     for name in (
@@ -150,11 +154,16 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
     if data["note"]:
         click.echo(f"{'note':16} {data['note']}")
     mode = int(ini.get("MUC_METERDESCRIPTIONENABLEFLAGS"))
+    # manual S0/DLDE values show their set value; read ones the newest value known (stored or looked at)
+    latest = engine.latest_values(meter)
+    if latest is not None:
+        click.echo(f"{'values of':16} {latest[0].isoformat(timespec='seconds')}")
+    seen = latest[1] if latest is not None else {}
     rows = [
         (
             i + 1,
             value_description(v, mode),
-            "" if v.value is None else v.value,
+            v.value if v.value is not None else seen.get(i, ""),
             f"1e{v.exponent}",
             v.unit,
             v.obis or "",

@@ -28,6 +28,8 @@ from sonocli.model.values import Interface, Meter, Reading
 from sonocli.store.outbox import Outbox
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from sonocli.config.device_handle import MeterList
     from sonocli.engine.master import Master, MasterSettings, ReadResult
     from sonocli.engine.meterlist import Limits
@@ -223,6 +225,10 @@ class Engine:
         ``store=False`` only binds and learns (``readout --no-store``, a listed but inactive wM-Bus meter).
         """
         return recording.record(self, readings, csv=csv, store=store)
+
+    def latest_values(self, meter: Meter) -> tuple[datetime, dict[int, str]] | None:
+        """(time, {list index: value text}) of the newest values known of a listed meter (``meters show``)."""
+        return recording.latest_values(self, meter)
 
     def meter_statuses(self) -> dict[str, MeterStatus]:
         """Device-ID (upper case) -> status, for ``meters list``/``show`` ("*": value list limited)."""

@@ -76,7 +76,43 @@ def record(engine: Engine, readings: Sequence[Reading], *, csv: bool = True, sto
             engine.store.add_many(bound)
         if csv:
             engine.log_csv(bound)
+    else:
+        _keep_looks(engine, bound)
     return Recorded(tuple(bound), tuple(limited), tuple(notes), tuple(learned))
+
+
+def value_texts(reading: Reading) -> dict[int, str]:
+    """List index -> the value as shown (exact text; dates ISO 8601) for the records that have an entry."""
+    out: dict[int, str] = {}
+    for value in reading.values:
+        if value.index >= 0 and value.index not in out:
+            shown = value.value
+            out[value.index] = "" if shown is None else str(shown)
+    return out
+
+
+def _keep_looks(engine: Engine, readings: Sequence[Reading]) -> None:
+    """Remember the values of listed meters' readings that were not stored, for ``meters show``."""
+    for reading in readings:
+        if engine.listed(reading.meter) is None:
+            continue
+        try:
+            engine.meter_state.set_look(reading.meter.device_id, reading.taken_at, value_texts(reading))
+        except Exception as exc:  # a full disk must not fail a readout for a display nicety
+            log.debug("look of %s not kept: %s", reading.meter.device_id, exc)
+
+
+def latest_values(engine: Engine, meter: Meter) -> tuple[datetime, dict[int, str]] | None:
+    """The newest values known of a listed meter: its latest stored reading, or the last look at it."""
+    found: tuple[datetime, dict[int, str]] | None = None
+    if engine.layout.database.exists():
+        for reading in engine.store.latest_readings():
+            if reading.meter.device_id.upper() == meter.device_id.upper():
+                found = (reading.taken_at, value_texts(reading))
+        look = engine.meter_state.look(meter.device_id)
+        if look is not None and (found is None or look[0] > found[0]):
+            found = look
+    return found
 
 
 def _learn(engine: Engine, entry: Meter, values: tuple[Any, ...]) -> None:

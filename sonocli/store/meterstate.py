@@ -7,6 +7,7 @@ seen by every other command: ``sonocli meters heard`` and ``meters list`` read t
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -53,6 +54,12 @@ class MeterState:
 
     def __init__(self, path: Path) -> None:
         self._conn: sqlite3.Connection = connect(path)
+        # The last values seen of a listed meter that were not stored (the commissioning look of scan --save,
+        # an inactive wM-Bus meter): what `meters show` displays before the meter's first stored reading.
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS meter_look (device_id TEXT PRIMARY KEY COLLATE NOCASE,"
+            " taken_at INTEGER NOT NULL, body TEXT NOT NULL)"
+        )
 
     def close(self) -> None:
         self._conn.close()
@@ -102,6 +109,23 @@ class MeterState:
                 " updated=excluded.updated",
                 (device_id, int(limited), note, _micros(when)),
             )
+
+    def set_look(self, device_id: str, when: datetime, values: dict[int, str]) -> None:
+        """Keep the values (list index -> value as text) of a reading that was looked at, not stored."""
+        body = json.dumps({str(k): v for k, v in values.items()}, ensure_ascii=False)
+        with self._conn:
+            self._conn.execute(
+                "INSERT INTO meter_look (device_id, taken_at, body) VALUES (?, ?, ?) ON CONFLICT(device_id)"
+                " DO UPDATE SET taken_at=excluded.taken_at, body=excluded.body",
+                (device_id, _micros(when), body),
+            )
+
+    def look(self, device_id: str) -> tuple[datetime, dict[int, str]] | None:
+        row = self._conn.execute("SELECT taken_at, body FROM meter_look WHERE device_id = ?",
+                                 (device_id,)).fetchone()
+        if row is None:
+            return None
+        return _moment(row[0]), {int(k): str(v) for k, v in json.loads(row[1]).items()}
 
     def statuses(self) -> dict[str, MeterStatus]:
         rows = self._conn.execute("SELECT device_id, limited, note, updated FROM meter_status").fetchall()

@@ -283,3 +283,24 @@ def test_value_edits_on_a_scanned_m_bus_meter(tmp_path: Path) -> None:
         assert code == 2, (args, err)
         assert len(err.strip().splitlines()) == 1 and message in err, (args, err)
     assert cfg(tmp_path).read_bytes() == before
+
+
+def test_show_gives_the_newest_values_known(tmp_path: Path) -> None:
+    """After scan --save (a look, nothing stored) the values seen are shown; after a readout, the stored ones."""
+
+    def sonocli(root: Path, *args: str) -> tuple[int, str, str]:
+        result = CliRunner().invoke(cli, ["--root", str(root), *args])
+        return result.exit_code, result.stdout, result.stderr
+
+    assert sonocli(tmp_path, "scan", "--port", "sim://demo", "--mode", "primary", "--last", "4", "--save")[0] == 0
+    code, out, err = sonocli(tmp_path, "meters", "show", "1", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["values_of"] is not None
+    assert [v["latest"] for v in data["values"]] and all(v["latest"] is not None for v in data["values"])
+    looked = data["values_of"]
+    assert sonocli(tmp_path, "readout", "--port", "sim://demo", "--all")[0] == 0
+    data = json.loads(sonocli(tmp_path, "meters", "show", "1", "--json")[1])
+    assert data["values_of"] > looked
+    code, text, _err = sonocli(tmp_path, "meters", "show", "1")
+    assert "values of" in text
