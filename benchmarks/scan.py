@@ -1,11 +1,15 @@
 """Scan and readout speed on the virtual clock at 2400 baud (exact wire timings, runs in seconds).
 
-    .venv/bin/python benchmarks/scan.py [--seed N]
+    .venv/bin/python benchmarks/scan.py [--seed N] [--seeds K]
 
 (a) primary scan 0..250 of an empty bus against the wire limit: 251 x (SND_NKE + 330 bit times + 50 ms);
 (b) secondary scan of 250 random IDs: probes (select commands) of sonocli's tree search against the
     libmbus algorithm (mbus_scan_2nd_address_range: ten children per colliding digit, no root probe, no
     inference) run on the same simulated bus, and against the 1 230 probes quoted for libmbus;
+(b'') the median over K seeds of SECONDARYSCAN and SECONDARYSCANREVERSE against the libmbus algorithm, on
+    250 random serials and on 250 serials in 5 runs of 50 consecutive ones. sonocli's search is complete
+    (hex ID digits A-E included: five scan-wide probes per ID position it splits, and every meter found
+    under a wildcard is verified by a second selection); libmbus tries 0-9 only and lists what answers;
 (c) readout of 250 meters (real demo telegrams, new IDs): total time against the sum of wire times
     (every byte both ways at 11 bits + each slave's response delay).
 """
@@ -14,9 +18,10 @@ from __future__ import annotations
 
 import argparse
 import random
+import statistics
 import time
 
-from sonocli.engine.master import Master, MasterSettings, Outcome
+from sonocli.engine.master import Identity, Master, MasterSettings, Outcome
 from sonocli.engine.scan import primary_scan, secondary_scan
 from sonocli.model import AddressMode, Interface, Meter
 from sonocli.sim.peer import VirtualClock
@@ -54,25 +59,43 @@ def random_bus(rng: random.Random, count: int, batches: int = 0) -> WiredSegment
     return WiredSegment(meters)
 
 
-def libmbus_probes(master: Master) -> tuple[int, int]:
-    """libmbus' mbus_scan_2nd_address_range on the same bus: (probes, meters found)."""
+def libmbus_probes(master: Master, mask: str = "F" * 16) -> tuple[int, int]:
+    """libmbus' mbus_scan_2nd_address_range (rscada/libmbus, mbus/mbus-protocol-aux.c) on the same bus:
+    (probes, meters found). Re-implemented from its description, not copied:
+
+    the 16-character mask (ID, manufacturer, version, medium) is walked from position 0; a fixed character
+    is skipped; at a wildcard the ten masks with 0..9 there are probed in turn, and each colliding one is
+    walked on from the next position (a collision at the last position is left alone). The root mask itself
+    is never probed, hex digits are never tried, and a single answer is taken as found without checking.
+    """
     probes = 0
-    found = 0
+    found: set[Identity] = set()
 
-    def walk(prefix: str) -> None:
-        nonlocal probes, found
-        pos = len(prefix)
-        for digit in "0123456789":
-            mask = (prefix + digit).ljust(8, "F")
+    def select_bytes(text: str) -> bytes:
+        return bytes.fromhex(text[0:8])[::-1] + bytes.fromhex(text[8:12])[::-1] + bytes.fromhex(text[12:16])
+
+    def walk(pos: int, text: str) -> None:
+        nonlocal probes
+        if pos >= 16:
+            return
+        if text[pos] != "F":
+            if pos < 15:
+                walk(pos + 1, text)
+                return
+            digits = text[pos]
+        else:
+            digits = "0123456789"
+        for digit in digits:
+            child = text[:pos] + digit + text[pos + 1 :]
             probes += 1
-            outcome, ident = master.probe_secondary(bytes.fromhex(mask)[::-1] + b"\xff\xff\xff\xff")
+            outcome, ident = master.probe_secondary(select_bytes(child))
             if outcome is Outcome.SINGLE and ident is not None:
-                found += 1
-            elif outcome is Outcome.COLLISION and pos < 7:
-                walk(prefix + digit)
+                found.add(ident)
+            elif outcome is Outcome.COLLISION:
+                walk(pos + 1, child)
 
-    walk("")
-    return probes, found
+    walk(0, mask)
+    return probes, len(found)
 
 
 def clairvoyant_bound(bus: WiredSegment) -> int:
@@ -174,14 +197,41 @@ def bench_readout(seed: int) -> None:
     )
 
 
+def bench_medians(first_seed: int, seeds: int) -> None:
+    """Median probes over ``seeds`` seeds: sonocli forward/reverse and libmbus, both populations, one run."""
+    for name, batches in (("250 random serials", 0), ("250 serials in 5 runs of 50 consecutive", 5)):
+        counts: dict[str, list[int]] = {"SECONDARYSCAN": [], "SECONDARYSCANREVERSE": [], "libmbus": []}
+        missed = 0
+        for seed in range(first_seed, first_seed + seeds):
+            for reverse in (False, True):
+                bus = random_bus(random.Random(seed), 250, batches=batches)
+                result = secondary_scan(master_on(bus, max_retry=0, max_device_count=0), reverse=reverse)
+                missed += len(bus.meters) - len(result.meters)
+                counts["SECONDARYSCANREVERSE" if reverse else "SECONDARYSCAN"].append(result.probes)
+            bus = random_bus(random.Random(seed), 250, batches=batches)
+            counts["libmbus"].append(libmbus_probes(master_on(bus, max_retry=0))[0])
+        med = {key: statistics.median(values) for key, values in counts.items()}
+        print(
+            f"(b'') {name}, median of {seeds} seeds: SECONDARYSCAN {med['SECONDARYSCAN']:.0f}, "
+            f"SECONDARYSCANREVERSE {med['SECONDARYSCANREVERSE']:.0f}, libmbus algorithm {med['libmbus']:.0f} "
+            f"probes; reverse/libmbus {med['SECONDARYSCANREVERSE'] / med['libmbus']:.3f}; meters missed by "
+            f"sonocli: {missed}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seeds", type=int, default=5, help="seeds for the medians of (b'')")
+    parser.add_argument("--only-secondary", action="store_true", help="run (b'') only")
     args = parser.parse_args()
-    bench_primary()
-    bench_secondary(args.seed)
-    bench_batches(args.seed)
-    bench_readout(args.seed)
+    if not args.only_secondary:
+        bench_primary()
+        bench_secondary(args.seed)
+        bench_batches(args.seed)
+    bench_medians(args.seed, args.seeds)
+    if not args.only_secondary:
+        bench_readout(args.seed)
 
 
 if __name__ == "__main__":

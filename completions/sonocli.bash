@@ -4,10 +4,10 @@
 _sonocli_node() {
     _sn_subs=""; _sn_opts=""; _sn_valopts=""; _sn_npos=0
     case "$1" in
-        "sonocli") _sn_subs="config decode export init keys listen meters outbox push readout scan serve-daemon service simulate update-system"; _sn_opts="-V --version --debug -v --verbose -q --quiet --root --help"; _sn_valopts="--root"; _sn_npos=0;;
+        "sonocli") _sn_subs="config decode export init keys listen meters outbox push readout scan serve-daemon service simulate update-system users"; _sn_opts="-V --version --debug -v --verbose -q --quiet --root --help"; _sn_valopts="--root"; _sn_npos=0;;
         "sonocli config") _sn_subs="check get set show"; _sn_opts="--help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli config check") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=1;;
-        "sonocli config get") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=1;;
+        "sonocli config get") _sn_subs=""; _sn_opts="--secrets --json --help"; _sn_valopts=""; _sn_npos=1;;
         "sonocli config set") _sn_subs=""; _sn_opts="--help"; _sn_valopts=""; _sn_npos=2;;
         "sonocli config show") _sn_subs=""; _sn_opts="--tab --secrets --meters --json --help"; _sn_valopts="--tab"; _sn_npos=0;;
         "sonocli decode") _sn_subs=""; _sn_opts="--file --json --key --help"; _sn_valopts="--file --key"; _sn_npos=1;;
@@ -31,18 +31,25 @@ _sonocli_node() {
         "sonocli outbox list") _sn_subs=""; _sn_opts="--all --json --help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli outbox retry") _sn_subs=""; _sn_opts="--all --json --help"; _sn_valopts=""; _sn_npos=1;;
         "sonocli push") _sn_subs=""; _sn_opts="--test --once --accept-host-key --json --help"; _sn_valopts=""; _sn_npos=0;;
-        "sonocli readout") _sn_subs=""; _sn_opts="--port --address --id --all --baud --retries --no-store --store --json --help"; _sn_valopts="--port --address --id --baud --retries"; _sn_npos=0;;
+        "sonocli readout") _sn_subs=""; _sn_opts="--port --protocol --address --id --all --baud --retries --no-store --store --json --help"; _sn_valopts="--port --protocol --address --id --baud --retries"; _sn_npos=0;;
         "sonocli scan") _sn_subs=""; _sn_opts="--port --mode --baud --mask --first --last --retries --save --json --help"; _sn_valopts="--port --mode --baud --mask --first --last --retries"; _sn_npos=0;;
         "sonocli serve-daemon") _sn_subs=""; _sn_opts="--root --once --syslog --no-wireless --help"; _sn_valopts="--root"; _sn_npos=0;;
-        "sonocli service") _sn_subs="format-log info regenerate-keys restart-daemon stop-daemon"; _sn_opts="--help"; _sn_valopts=""; _sn_npos=0;;
+        "sonocli service") _sn_subs="format-log info regenerate-keys restart-daemon stop-daemon update-host-key"; _sn_opts="--help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli service format-log") _sn_subs=""; _sn_opts="-y --yes --include-updates --json --help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli service info") _sn_subs=""; _sn_opts="--json --prefix --help"; _sn_valopts="--prefix"; _sn_npos=0;;
         "sonocli service regenerate-keys") _sn_subs=""; _sn_opts="-y --yes --json --help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli service restart-daemon") _sn_subs=""; _sn_opts="--reload --timeout --help"; _sn_valopts="--timeout"; _sn_npos=0;;
         "sonocli service stop-daemon") _sn_subs=""; _sn_opts="--timeout --help"; _sn_valopts="--timeout"; _sn_npos=0;;
-        "sonocli simulate") _sn_subs=""; _sn_opts="--pty --baud --link --echo --help"; _sn_valopts="--baud --link"; _sn_npos=1;;
+        "sonocli service update-host-key") _sn_subs=""; _sn_opts="--old --new --help"; _sn_valopts="--old --new"; _sn_npos=0;;
+        "sonocli simulate") _sn_subs=""; _sn_opts="--pty --baud --link --echo -v --verbose --help"; _sn_valopts="--baud --link"; _sn_npos=1;;
         "sonocli update-system") _sn_subs="make-image"; _sn_opts="--dry-run --allow-downgrade --prefix --json --help"; _sn_valopts="--prefix"; _sn_npos=1;;
         "sonocli update-system make-image") _sn_subs=""; _sn_opts="--wheel --key -o --output --generate-key --json --help"; _sn_valopts="--wheel --key -o --output"; _sn_npos=0;;
+        "sonocli users") _sn_subs="add delete edit list passwd"; _sn_opts="--help"; _sn_valopts=""; _sn_npos=0;;
+        "sonocli users add") _sn_subs=""; _sn_opts="--password --grant --max-sessions --no-change-password --json --help"; _sn_valopts="--password --grant --max-sessions"; _sn_npos=1;;
+        "sonocli users delete") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=1;;
+        "sonocli users edit") _sn_subs=""; _sn_opts="--grant --revoke --max-sessions --change-password --no-change-password --json --help"; _sn_valopts="--grant --revoke --max-sessions"; _sn_npos=1;;
+        "sonocli users list") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=0;;
+        "sonocli users passwd") _sn_subs=""; _sn_opts="--password --current --json --help"; _sn_valopts="--password --current"; _sn_npos=1;;
     esac
 }
 
@@ -60,6 +67,7 @@ _sonocli_values() {
         "sonocli meters add|--interface") _sv_kind=choice; _sv_choices="S0 DLDE M-Bus wM-Bus";;
         "sonocli meters add|--address-mode") _sv_kind=choice; _sv_choices="secondary primary";;
         "sonocli meters edit|--address-mode") _sv_kind=choice; _sv_choices="secondary primary";;
+        "sonocli readout|--protocol") _sv_kind=choice; _sv_choices="mbus dlde";;
         "sonocli scan|--mode") _sv_kind=choice; _sv_choices="primary secondary secondary-reverse secondary-alloc secondary-alloc-reverse";;
         "sonocli serve-daemon|--root") _sv_kind=dir; _sv_choices="";;
         "sonocli service info|--prefix") _sv_kind=dir; _sv_choices="";;

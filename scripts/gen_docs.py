@@ -87,6 +87,10 @@ FILES = (
     ("ext/sonocli.db", "Readings and the outbox of reports waiting for delivery (SQLite, WAL)."),
     ("ext/log/", "CSV log files (MUC_CSVLOG_ENABLE) and ext/log/daemon-console.log of a restarted daemon."),
     ("ext/log/wmbus_raw.log", "Every received wireless telegram in hex (WMBUS_RAWLOGENABLE)."),
+    (
+        "ext/log/mbus_raw.log",
+        "Every wired M-Bus frame sent and received, as TIME;TX|RX;HEX lines, time in UTC (MBUS_RAWLOGENABLE).",
+    ),
     ("ext/tmp/", "Temporary files; delete them after changing the meter list (guide 7.4.2)."),
     ("ext/Upd/", "Upload directory for update images; exactly one image may reside there (guide 7.1.1)."),
     ("ext/sonocli-daemon.pid", "PID file of the running daemon; SIGHUP reloads, SIGTERM stops."),
@@ -327,7 +331,9 @@ def _chip_ini_section() -> list[str]:
         ".PP",
         _line(
             "app/chip.ini holds KEY=VALUE lines in [SECTION]s; a parameter not set takes its default "
-            "(guide 7.4.1, Table 25). sonocli config check validates a file, config show lists the values."
+            "(guide 7.4.1, Table 25). sonocli config check validates a file, config show lists the values. "
+            "Parameters marked \"No effect in sonocli\" are kept and validated, for the device, but change "
+            "nothing here; config set and config check warn about them."
         ),
     ]
     group = None
@@ -344,6 +350,9 @@ def _chip_ini_section() -> list[str]:
             f"\\fB{_esc(param.name)}\\fR",
             _line(f"{param.help} Allowed: {allowed}. Default: {default if default != '' else '(empty)'}."),
         ]
+        no_effect = getattr(param, "no_effect", None)
+        if no_effect:
+            lines.append(_line(f"No effect in sonocli: {no_effect}."))
     return lines
 
 

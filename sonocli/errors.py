@@ -137,3 +137,32 @@ class PartialFailure(SonoError):
 
 class UpdateError(SonoError):
     """A system update image was refused or the install failed; the old installation stays (exit 1)."""
+
+
+# -- secrets in messages ------------------------------------------------------------------------------------
+SHOWN_MAX = 40  # characters of a value a message shows; the rest is counted, not echoed
+SECRET_WORDS = ("PASS", "PWD", "SECRET", "TOKEN")
+
+
+def looks_secret(name: str) -> bool:
+    """Whether a key name (an unknown chip.ini key, say FTP_PASSWORD) looks like it holds a secret."""
+    upper = name.upper()
+    return any(word in upper for word in SECRET_WORDS)
+
+
+def shown_value(text: str, *, secret: bool = False, limit: int = SHOWN_MAX) -> str:
+    """``text`` as an error or log line may show it: quoted; a secret as ``<hidden, N characters>`` (never
+    a character of it, however invalid); a long value cut to ``limit`` characters with its length named, so
+    a 50 MB value is one short line and not the journal's next 50 MB."""
+    if secret:
+        return f"<hidden, {len(text)} characters>" if text else "''"
+    if len(text) > limit:
+        return f"{text[:limit]!r}... ({len(text)} characters)"
+    return repr(text)
+
+
+def redact(text: str, secrets: tuple[str, ...] | list[str] | frozenset[str]) -> str:
+    """``text`` with every occurrence of each secret value (4 characters or more) replaced by ``***``."""
+    for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text

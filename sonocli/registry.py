@@ -41,6 +41,7 @@ CHANNELS: dict[str, str] = {
     "tcp": "sonocli.push.tcp:TcpChannel",
     "http": "sonocli.push.http:HttpChannel",
     "smtp": "sonocli.push.smtp:SmtpChannel",
+    "mqtt": "sonocli.push.mqtt:MqttChannel",
 }
 
 

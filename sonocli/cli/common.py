@@ -9,6 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+# the JSON shapes of meters are the engine's (the web API and MQTT use the same ones); re-exported here
+from sonocli.engine.meterjson import key_text as key_text
+from sonocli.engine.meterjson import meter_dict as meter_dict
+from sonocli.engine.meterjson import value_dict as value_dict
+
 if TYPE_CHECKING:
     from sonocli.engine.core import Engine
     from sonocli.engine.decoding import Telegram
@@ -137,63 +142,6 @@ def mask_key(key: bytes | None, visible: bool | None = None) -> str:
     return text[:2] + "*" * (len(text) - 4) + text[-2:]
 
 
-def key_text(key: bytes | None, show: bool) -> str | None:
-    """A meter-list key in the device's spelling (``82 B0 …``), or ``********`` unless keys are visible."""
-    if key is None:
-        return None
-    return " ".join(f"{b:02X}" for b in key) if show else "********"
-
-
-def meter_dict(number: int, meter: Any, show_keys: bool, status: Any = None) -> dict[str, Any]:
-    """The ``meters list/show --json`` shape of one list entry (``number`` its 1-based position).
-
-    ``status`` is the engine's MeterStatus of the meter (``engine.meter_statuses()``), if any: ``limited``
-    (the "*" state: the last readout had more records than the value limit) is always present, ``note`` (how
-    the last readout's records were matched when the record layout changed) is null without one.
-    """
-    return {
-        "index": number,
-        "device_id": meter.device_id,
-        "interface": meter.interface.label,
-        "serial": meter.serial,
-        "manufacturer": meter.manufacturer,
-        "version": meter.version,
-        "medium": meter.medium,
-        "medium_text": None if meter.medium is None else meter.identity.medium_text,
-        "primary_address": meter.primary_address,
-        "address_mode": meter.address_mode.name.lower(),
-        "readout_cycle": meter.readout_cycle,
-        "max_value_count": meter.max_value_count,
-        "key": key_text(meter.key, show_keys),
-        "active": meter.active,
-        "rssi": meter.rssi,
-        "register": meter.register,
-        "user": meter.user,
-        "limited": bool(status is not None and status.limited),
-        "note": None if status is None else status.note,
-        "values": [value_dict(i + 1, v) for i, v in enumerate(meter.values)],
-    }
-
-
-def value_dict(number: int, value: Any) -> dict[str, Any]:
-    """The JSON shape of one value entry of the meter list (``number`` its 1-based position in the meter)."""
-    return {
-        "index": number,
-        "description": value.description,
-        "unit": value.unit,
-        "scale": f"1e{value.exponent}",
-        "encodetype": value.encodetype,
-        "valuetype": str(value.valuetype.value),
-        "storagenum": value.storagenum,
-        "tariff": value.tariff,
-        "obis": value.obis,
-        "active": value.active,
-        "register": value.register,
-        "user": value.user,
-        "value": value.value,
-    }
-
-
 def description_mode(flags: int) -> int:
     """MUC_METERDESCRIPTIONENABLEFLAGS (Table 25: bit 0 description, bit 1 storage/tariff/type, bit 2 DIF/VIF,
     bit 3 complete raw data) as the mode number of Table 10 (sonocli.model.description.MODES)."""
@@ -287,16 +235,8 @@ def meter_table(
     return columns, rows
 
 
-BAUD_HELP = "300, 600, 1200, 2400, 4800, 9600, 19200 or 38400"
-
-
 def meter_row(meter: Any) -> dict[str, Any]:
-    return {
-        "device_id": meter.device_id,
-        "serial": meter.serial,
-        "manufacturer": meter.manufacturer,
-        "version": meter.version,
-        "medium": meter.medium,
-        "primary_address": meter.primary_address,
-        "address_mode": meter.address_mode.name.lower(),
-    }
+    """The ``meter`` object of scan/readout ``--json``: the engine's one shape (also MQTT's)."""
+    from sonocli.engine.messages import meter_object
+
+    return meter_object(meter)

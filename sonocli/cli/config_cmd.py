@@ -12,9 +12,9 @@ import click
 
 from sonocli.cli.common import engine_for
 from sonocli.cli.output import emit_json, print_table
-from sonocli.engine.configuration import TABS
+from sonocli.engine.configuration import SECRETS, TABS
+from sonocli.errors import looks_secret, shown_value
 
-SECRETS = frozenset({"FTP_PASS", "SMTP_PASSWORD"})
 TAB_TITLES = {
     "general": "General",
     "configuration": "Configuration",
@@ -37,8 +37,25 @@ def _warn(file: str | None, warnings: Any) -> None:
         click.echo(f"sonocli: warning: {file}:{line}: {message}", err=True)
 
 
-def _shown(name: str, text: str, secrets: bool) -> str:
-    return "********" if name in SECRETS and text and not secrets else text
+def _shown(name: str, text: str, secrets: bool, *, unknown: bool = False) -> str:
+    secret = name.upper() in SECRETS or (unknown and looks_secret(name))
+    return "********" if secret and text and not secrets else text
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= 80 else shown_value(text, limit=80)
+
+
+def _unknown(ini: Any, secrets: bool) -> list[tuple[str, str, int]]:
+    """Unknown keys with the values of secret-looking ones (FTP_PASSWORD=...) masked, long ones cut."""
+    return [
+        (k, _shown(k, v, secrets, unknown=True) if looks_secret(k) else _cut(v), n) for k, v, n in ini.unknown()
+    ]
+
+
+def _meaning(param: Any) -> str:
+    """The guide's meaning, and for a parameter sonocli keeps but does not act on, why it has no effect."""
+    return param.help if param.no_effect is None else f"{param.help} [no effect in sonocli: {param.no_effect}]"
 
 
 @click.group("config")
@@ -53,7 +70,11 @@ def config() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_context
 def show(ctx: click.Context, tab: str | None, secrets: bool, with_meters: bool, as_json: bool) -> None:
-    """All parameters with their values, grouped by web tab (the guide's print page, section 4.8)."""
+    """All parameters with their values, grouped by web tab (the guide's print page, section 4.8).
+
+    A parameter sonocli keeps but does not act on (a network setting of the device, its web server, ...)
+    says so in its meaning: "[no effect in sonocli: why]"; --json has it as "no_effect" (null: it works).
+    """
     from sonocli.engine.configuration import settings as settings_of
 
     ini = _load(ctx)
@@ -81,23 +102,24 @@ def show(ctx: click.Context, tab: str | None, secrets: bool, with_meters: bool, 
                         "line": s.line,
                         "allowed": s.param.allowed(),
                         "help": s.param.help,
+                        "no_effect": s.param.no_effect,
                     }
                     for s in settings
                 ],
-                "unknown": [{"name": k, "value": v, "line": n} for k, v, n in ini.unknown()],
+                "unknown": [{"name": k, "value": v, "line": n} for k, v, n in _unknown(ini, secrets)],
             }
         )
         return
     for tab_name in TABS:
         rows = [
-            (s.param.name, _shown(s.param.name, s.text, secrets), "" if s.line is None else "*", s.param.help)
+            (s.param.name, _shown(s.param.name, s.text, secrets), "" if s.line is None else "*", _meaning(s.param))
             for s in settings
             if s.param.tab == tab_name
         ]
         if rows:
             print_table(f"Tab {TAB_TITLES[tab_name]}  [{ini.file}]", ("Parameter", "Value", "Set", "Meaning"), rows)
     if tab is None and ini.unknown():
-        print_table("Unknown keys (kept)", ("Key", "Value", "Line"), ini.unknown())
+        print_table("Unknown keys (kept)", ("Key", "Value", "Line"), _unknown(ini, secrets))
     if meter_list is not None:
         from sonocli.cli.common import meter_table
 
@@ -107,13 +129,22 @@ def show(ctx: click.Context, tab: str | None, secrets: bool, with_meters: bool, 
 
 @config.command("get")
 @click.argument("name")
+@click.option("--secrets", is_flag=True, envvar="SHOW_KEYS",
+              help="Print a password instead of ******** [env: SHOW_KEYS=1].")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_context
-def get(ctx: click.Context, name: str, as_json: bool) -> None:
-    """Print one parameter's value (its default when chip.ini does not set it)."""
+def get(ctx: click.Context, name: str, secrets: bool, as_json: bool) -> None:
+    """Print one parameter's value (its default when chip.ini does not set it).
+
+    A password (FTP_PASS, SMTP_PASSWORD) prints as ******** unless --secrets or SHOW_KEYS=1 in the
+    environment. chip.ini's SHOW_KEYS (default 1, about the meters' AES keys) does not count: a password
+    is shown only when someone asked for it on this command line.
+    """
     ini = _load(ctx)
     param = ini.param(name)
     value = ini.get(param.name)
+    if param.name in SECRETS:
+        value = _shown(param.name, str(value), secrets)
     if as_json:
         emit_json({"name": param.name, "value": value, "default": param.default, "set_in_file": ini.is_set(name)})
     else:
@@ -125,12 +156,17 @@ def get(ctx: click.Context, name: str, as_json: bool) -> None:
 @click.argument("value")
 @click.pass_context
 def set_(ctx: click.Context, name: str, value: str) -> None:
-    """Change one parameter; the file is rewritten atomically with comments, order and unknown keys kept."""
+    """Change one parameter; the file is rewritten atomically with comments, order and unknown keys kept.
+
+    Changing a parameter that has no effect in sonocli (see config show) is allowed, with a warning."""
     from sonocli.engine.configuration import set_parameter
 
     change = set_parameter(engine_for(ctx), name, value)  # locked load to save: a concurrent set loses nothing
     _warn(change.file, change.warnings)
-    click.echo(f"{change.param.name}={change.after} (was {change.before})")
+    name = change.param.name
+    click.echo(f"{name}={_shown(name, change.after, False)} (was {_shown(name, change.before, False)})")
+    if change.no_effect is not None:
+        click.echo(f"sonocli: warning: {change.param.name} has no effect in sonocli: {change.no_effect}", err=True)
 
 
 @config.command("check")
@@ -139,7 +175,8 @@ def set_(ctx: click.Context, name: str, value: str) -> None:
 @click.pass_context
 def check(ctx: click.Context, file: Path | None, as_json: bool) -> None:
     """Check a chip.ini (default: the root's): every invalid line with file:line, parameter, value and the
-    allowed range (exit 2); unknown keys are warnings. A device_handle.cfg (*.cfg or XML) is checked too."""
+    allowed range (exit 2); unknown keys are warnings, and so are parameters set away from their default
+    that have no effect in sonocli. A device_handle.cfg (*.cfg or XML) is checked too."""
     from sonocli.engine.configuration import check_file
 
     path = file if file is not None else engine_for(ctx).layout.chip_ini

@@ -32,11 +32,15 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from sonocli.cli.context import CliContext
 from sonocli.errors import EXIT_FAILURE, EXIT_PARTIAL
+
+if TYPE_CHECKING:
+    from sonocli.engine.core import Engine
 
 MUC_LOG_LEVELS = {"NONE": logging.CRITICAL + 10, "ERRORONLY": logging.ERROR, "DEFAULT": logging.INFO,
                   "ALL": logging.DEBUG}
@@ -72,6 +76,44 @@ def configure_daemon_logging(level_name: str, syslog: bool, verbosity: int,
         logger.addHandler(handler)
 
 
+class RedactSecrets(logging.Filter):
+    """Replaces the configured passwords and AES keys in every log line by ``***`` (defence in depth: no
+    message is meant to carry one, but a server's reply or a library's text may echo what it was sent)."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from sonocli.errors import redact
+
+        if self.secrets:
+            message = record.getMessage()
+            cleaned = redact(message, self.secrets)
+            if cleaned != message:
+                record.msg, record.args = cleaned, None
+        return True
+
+
+def _secrets_of(engine: Engine) -> list[str]:
+    from sonocli.engine.configuration import SECRETS
+
+    found = [str(engine.get(name) or "") for name in sorted(SECRETS)]
+    for meter in engine.meters:
+        if meter.key:
+            found += [meter.key.hex().upper(), meter.key.hex().lower()]
+    return [s for s in found if s]
+
+
+def _redact_logs(engine: Engine) -> None:
+    """Install the redacting filter on the daemon's log handlers (stderr, syslog)."""
+    secrets = _secrets_of(engine)
+    for handler in logging.getLogger("sonocli").handlers:
+        for old in [f for f in handler.filters if isinstance(f, RedactSecrets)]:
+            handler.removeFilter(old)
+        handler.addFilter(RedactSecrets(secrets))
+
+
 @click.command("serve-daemon")
 @click.option("--root", "root_here", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="sonocli root directory (app/, ext/); same as the global --root.")
@@ -95,13 +137,16 @@ def serve_daemon(ctx: click.Context, root_here: Path | None, once: bool, syslog:
     meters heard`) until activated. The PID is in <root>/ext/sonocli-daemon.pid.
     """
     from sonocli.daemon.runner import EXIT_WATCHDOG, Daemon, WatchdogTripped, pid_file
-    from sonocli.engine.configuration import resolve_root
+    from sonocli.engine.configuration import RootLayout, require_usable_chip_ini, resolve_root
     from sonocli.engine.core import Engine
 
     obj = ctx.find_object(CliContext) or CliContext()
     root = resolve_root(root_here if root_here is not None else obj.root_option)
+    # a directory, an empty or a cut-short chip.ini: exit 2 now, not "0 readings" for months
+    require_usable_chip_ini(RootLayout(root).chip_ini)
     engine = Engine(root)
     configure_daemon_logging(str(engine.get("MUC_LOG")), syslog, obj.verbosity)
+    _redact_logs(engine)
     log = logging.getLogger("sonocli.daemon")
     with pid_file(engine.layout.ext):
         from sonocli.daemon.schedule import FastClock
@@ -120,7 +165,13 @@ def serve_daemon(ctx: click.Context, root_here: Path | None, once: bool, syslog:
                 if stats.failures or stats.meter_failures:
                     ctx.exit(EXIT_PARTIAL)
                 return
-            daemon.run()
+            import os
+            import signal
+
+            from sonocli.web.server import services  # WEB_ENABLE / FTPD_ENABLE; SIGHUP after a saved change
+
+            with services(root, on_change=lambda: os.kill(os.getpid(), signal.SIGHUP)):
+                daemon.run()
         except WatchdogTripped as exc:
             log.critical("%s", exc)
             sys.stderr.flush()

@@ -5,10 +5,11 @@ rich is imported only inside the functions that draw, never at module import.
 
 from __future__ import annotations
 
-import json
+import math
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Any, Protocol
 
 import click
@@ -19,9 +20,11 @@ def stdout_is_tty() -> bool:
 
 
 def emit_json(obj: Any, *, lines: bool = False) -> None:
-    """Print one JSON document (or one JSON line when ``lines``); non-JSON types via ``str``."""
-    text = json.dumps(obj, ensure_ascii=False, default=str, indent=None if lines else 2)
-    click.echo(text)
+    """Print one JSON document (or one JSON line when ``lines``); non-JSON types via ``str``. Record
+    values are written exactly (sonocli.engine.decoding.json_text), also beyond a float's 15 digits."""
+    from sonocli.engine.decoding import json_text
+
+    click.echo(json_text(obj, indent=None if lines else 2))
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -88,10 +91,34 @@ RECORD_COLUMNS = ("#", "function", "storage", "tariff", "subunit", "description"
 
 
 def format_record_value(value: Any) -> str:
-    """Numbers with up to ten significant digits (no float noise), text and dates as they are."""
+    """A record's JSON ``value`` as its exact decimal in positional notation, never rounded: ``12.345``,
+    ``123456789012``, ``0.00001`` (the JSON numbers are exact already: see
+    sonocli.model.values.json_number); text and dates as they are."""
+    from sonocli.model.values import ExactNumber, plain_decimal
+
+    if isinstance(value, ExactNumber):
+        return value.text
     if isinstance(value, float):
-        return f"{value:.10g}"
+        if not math.isfinite(value):
+            return repr(value)
+        return plain_decimal(Decimal(repr(value)))  # the repr is the exact decimal (json_number)
     return "" if value is None else str(value)
+
+
+def record_description(record: dict[str, Any]) -> str:
+    """The description with the record's qualifiers: ``Volume (backward flow)``."""
+    qualifiers = record.get("qualifiers")
+    if qualifiers:
+        return f"{record['description']} ({', '.join(qualifiers)})"
+    return str(record["description"])
+
+
+def _record_value(record: dict[str, Any]) -> str:
+    ident = record.get("identification")
+    text = format_record_value(record["value"])
+    if ident and ident.get("medium"):
+        return f"{text} ({ident['medium']})"
+    return text
 
 
 def print_records(title: str | None, records: Sequence[dict[str, Any]]) -> None:
@@ -103,8 +130,8 @@ def print_records(title: str | None, records: Sequence[dict[str, Any]]) -> None:
             r["storage"],
             r["tariff"],
             r["subunit"],
-            r["description"],
-            format_record_value(r["value"]),
+            record_description(r),
+            _record_value(r),
             r["unit"],
             r["dif_vif"],
         )

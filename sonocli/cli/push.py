@@ -64,7 +64,7 @@ def push(ctx: click.Context, test_: bool, once: bool, accept_host_key: bool, as_
         specs = engine.channel_specs()
         if not specs:
             raise UsageError("no push channel is enabled in chip.ini",
-                             hint="set FTP_ENABLE, XMLTOTCP_ENABLE, TLS_ENABLE or SMTP_ENABLE to 1")
+                             hint="set FTP_ENABLE, XMLTOTCP_ENABLE, TLS_ENABLE, SMTP_ENABLE or MQTT_ENABLE to 1")
         created = engine.build_reports() if once else []
         results = engine.deliver(force=True)
         rows: list[dict[str, Any]] = [

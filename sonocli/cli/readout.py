@@ -73,10 +73,10 @@ def reading_to_dict(reading: Reading, target: Meter, limited: bool = False) -> d
     sonocli.engine.decoding) and whether its value list is limited (the "*" of ``meters list``)."""
     from dataclasses import replace
 
-    from sonocli.engine.decoding import reading_to_dict as decoded
+    from sonocli.engine.messages import reading_message  # the shape MQTT messages carry too
 
     meter = replace(reading.meter, primary_address=target.primary_address, address_mode=target.address_mode)
-    return {"meter": meter_row(meter), **decoded(reading), "limited": limited}
+    return {**reading_message(reading, meter), "limited": limited}
 
 
 def _warn_recorded(recorded: Recorded) -> None:
@@ -101,9 +101,48 @@ def _print_reading(data: dict[str, Any]) -> None:
     print_records(title, data["records"])
 
 
+def _mbus_address(ctx: click.Context, text: str | None) -> int | None:
+    """``--address`` as M-Bus takes it: a primary address 0..250 (DLDE takes a device address text)."""
+    if text is None:
+        return None
+    option = next(p for p in ctx.command.params if p.name == "address")
+    given: Any = text  # IntRange converts text, as it does on the command line
+    return int(click.IntRange(0, 250).convert(given, option, ctx))
+
+
+def _readout_dlde(ctx: click.Context, port: str | None, address: str | None, ident: str | None, all_: bool,
+                  baud: int | None, store: bool, as_json: bool) -> None:
+    """``readout --protocol dlde``: one IEC 62056-21 meter (point to point, or ``--address`` on RS-485)."""
+    from sonocli.engine.dlde import DldeSettings, read_dlde, readout_to_dict
+
+    if ident is not None or all_:
+        raise UsageError("--protocol dlde reads one meter: give --port URL and, on a multi-drop line, --address A",
+                         hint="the daemon reads every DLDE meter of the meter list on DLDE_PORT")
+    engine = engine_for(ctx)
+    try:
+        settings = DldeSettings.from_engine(engine, max_baudrate=baud)
+        result, recorded = read_dlde(engine, url=port, address=address, settings=settings, store=store)
+    finally:
+        engine.close()
+    _warn_recorded(recorded)
+    data = {"meter": meter_row(result.reading.meter), **readout_to_dict(result)}
+    if as_json:
+        emit_json([data])
+    else:
+        print_records(f"{data['meter']['device_id']} ({data['identification']}, mode {data['mode']}, "
+                      f"{data['baudrate']} baud)", data["records"])
+
+
 @click.command("readout")
-@click.option("--port", "port", metavar="URL", help="Port URL [default: chip.ini MBUS_PORT].")
-@click.option("--address", type=click.IntRange(0, 250), help="Read the meter at this primary address.")
+@click.option("--port", "port", metavar="URL", help="Port URL [default: chip.ini MBUS_PORT; DLDE_PORT for dlde].")
+@click.option(
+    "--protocol",
+    type=click.Choice(["mbus", "dlde"]),
+    default="mbus",
+    show_default=True,
+    help="mbus: wired M-Bus; dlde: an IEC 62056-21 meter (optical head or RS-485; modes A, B, C).",
+)
+@click.option("--address", metavar="A", help="M-Bus: the primary address 0..250; DLDE: the device address.")
 @click.option("--id", "ident", metavar="SECONDARY", help="Read by secondary address: 8 digits or MAN-SERIAL-VV-MM.")
 @click.option("--all", "all_", is_flag=True, help="Read every active M-Bus meter of the meter list.")
 @click.option("--baud", type=int, help=f"Baud rate: {baud_help()} [default: chip.ini MBUS_BAUDRATE, 2400].")
@@ -119,7 +158,8 @@ def _print_reading(data: dict[str, Any]) -> None:
 def readout(
     ctx: click.Context,
     port: str | None,
-    address: int | None,
+    protocol: str,
+    address: str | None,
     ident: str | None,
     all_: bool,
     baud: int | None,
@@ -139,12 +179,20 @@ def readout(
     meter has more records than maxvaluecount/METER_MAXVALUECOUNT allows. Meters that failed appear as
     {"meter": {...}, "error": "..."}. --all also records the active manual S0/DLDE meters' set values.
 
+    --protocol dlde reads one IEC 62056-21 meter (sign-on /?!, or /?A! with --address A on RS-485; the baud
+    switch of modes B and C up to --baud, default DLDE_BAUDRATE): --json prints [{"meter", "protocol",
+    "identification", "mode", "baudrate", "taken_at", "records"}], each record with "obis": "1-0:1.8.0*255".
+
     Exit codes: 0 all read, 1 none read, 3 some read (each failure is one line on stderr).
     """
+    if protocol == "dlde":
+        _readout_dlde(ctx, port, address, ident, all_, baud, store, as_json)
+        return
+    primary = _mbus_address(ctx, address)
     engine = engine_for(ctx)
     try:
         settings = engine.master_settings(baudrate=baud, max_retry=retries)
-        targets = _target_meters(engine, address, ident, all_)
+        targets = _target_meters(engine, primary, ident, all_)
         if len(targets) > 1:
             with progress("readout", len(targets)) as bar:
                 results, recorded = engine.readout(targets, url=port, settings=settings, store=store, on_progress=bar)

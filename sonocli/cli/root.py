@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve-daemon": ("sonocli.cli.daemon:serve_daemon", "Run the concentrator continuously (chip.ini)."),
     "update-system": ("sonocli.cli.update:update_system", "Install a signed sonocli update image."),
     "service": ("sonocli.cli.service:service", "Service tab: info, keys, log format, daemon control."),
+    "users": ("sonocli.cli.users:users", "Users and rights of the web interface and FTP (guide 4.6)."),
 }
 
 
@@ -108,6 +109,11 @@ class LazyGroup(click.Group):
 
 def _classify_os_error(exc: BaseException) -> tuple[int, str | None]:
     text = str(exc).lower()
+    filename = getattr(exc, "filename", None)
+    if isinstance(exc, PermissionError) and filename and not str(filename).startswith("/dev/"):
+        # a file of the root (chip.ini, the database, a key), not a serial port: ownership, not dialout
+        return EXIT_FAILURE, (f"check who owns {filename} (ls -l {filename}); run sonocli as that user, or give "
+                              f"the file to the user running sonocli (sudo chown USER {filename})")
     if "permission denied" in text or getattr(exc, "errno", None) == 13:
         return EXIT_FAILURE, "add the user to the dialout group (sudo usermod -aG dialout $USER), then log in again"
     if "no such file" in text or "could not open port" in text or getattr(exc, "errno", None) == 2:

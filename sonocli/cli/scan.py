@@ -12,6 +12,8 @@ import click
 
 from sonocli.cli.common import engine_for, meter_row
 from sonocli.cli.output import emit_json, print_table, progress
+from sonocli.engine.scan import ScanResult
+from sonocli.errors import EXIT_PARTIAL
 from sonocli.registry import baud_help
 
 # the command's mode names -> MBUS_SCANMODE (chip.ini, Table 25)
@@ -60,7 +62,8 @@ def scan(
     secondary address), secondary-reverse (ID digits from last to first: best for consecutive serial
     numbers), and the -alloc variants (give each meter found a free primary address). Scans are additive:
     with --save, meters already in the list stay as they are, and each meter added is read once so its
-    value entries are in the list. Exit 0 also when nothing was found.
+    value entries are in the list. Exit 0 also when nothing was found; exit 3 when a collision could not
+    be explained (meters may be missing: each is named in a warning, with its mask or address).
     """
     engine = engine_for(ctx)
     try:
@@ -92,9 +95,11 @@ def scan(
                 "unresolved": result.collisions_unresolved,
                 "added": [m.device_id for m in outcome.added],
                 "limit_reached": result.stopped_at_limit,
+                "diagnosis": result.diagnosis,
                 "values": values,
             }
         )
+        _finish(ctx, result)
         return
     rows = [
         (
@@ -123,3 +128,12 @@ def scan(
         )
     if result.stopped_at_limit:
         click.echo("sonocli: warning: stopped at METER_MAXDEVICECOUNT", err=True)
+    _finish(ctx, result)
+
+
+def _finish(ctx: click.Context, result: ScanResult) -> None:
+    """The diagnosis of a noisy bus as a warning; exit 3 (partial) while a collision is unexplained."""
+    if result.diagnosis:
+        click.echo(f"sonocli: warning: {result.diagnosis}", err=True)
+    if result.partial:
+        ctx.exit(EXIT_PARTIAL)

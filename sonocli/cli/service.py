@@ -21,6 +21,7 @@ def service() -> None:
     \b
     solcmd (guide Table 24)      sonocli
     regenerate-server-keys       service regenerate-keys
+    (sonocli's own)              service update-host-key
     format-partition-ext         service format-log
     start-solapp / stop-solapp   serve-daemon / service stop-daemon
     restart-server               service restart-daemon
@@ -79,31 +80,41 @@ def info_cmd(ctx: click.Context, as_json: bool, prefix: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print files and fingerprints as JSON.")
 @click.pass_context
 def regenerate_keys_cmd(ctx: click.Context, yes: bool, as_json: bool) -> None:
-    """Generate new device keys in app/ (solcmd regenerate-server-keys).
+    """Generate new device keys in app/ (solcmd regenerate-server-keys): every key sonocli uses.
 
     \b
     app/device.key, app/device.crt        EC P-256 TLS key, self-signed certificate (10 years)
     app/ssh_host_ed25519_key(.pub)        SSH host key (OpenSSH format)
+    app/ssh_id_ed25519(.pub)              the SFTP login key (FTP_IP=sftp://...)
 
-    Clients that pinned the old certificate or host key will have to accept the new ones.
+    Prints what to redeploy: the new SFTP public key for the server's authorized_keys (until it is there,
+    SFTP logs in with FTP_PASS only), and the fingerprints clients that pinned the old keys must accept.
     """
     from sonocli.cli.output import emit_json
     from sonocli.engine.configuration import RootLayout
-    from sonocli.service.devicekeys import regenerate, require_app
+    from sonocli.engine.core import Engine
+    from sonocli.engine.hostkeys import regenerate_keys
+    from sonocli.service.devicekeys import require_app
     from sonocli.service.info import muc_id
 
     layout = RootLayout(_root(ctx))
     require_app(layout.app)
     if not yes:
-        click.confirm(f"Replace the TLS and SSH keys in {layout.app}?", abort=True, err=True)
+        click.confirm(f"Replace the TLS, SSH and SFTP login keys in {layout.app}?", abort=True, err=True)
     number, _ = muc_id(layout)
-    keys = regenerate(layout.app, f"sonocli-{number:x}")
+    engine = Engine(layout.root)
+    try:
+        keys = regenerate_keys(engine, f"sonocli-{number:x}")
+    finally:
+        engine.close()
     if as_json:
         emit_json(
             {
                 "files": [str(p) for p in keys.files],
                 "tls_sha256": keys.tls_fingerprint,
                 "ssh_fingerprint": keys.ssh_fingerprint,
+                "sftp_public_key": keys.sftp_public_key,
+                "sftp_fingerprint": keys.sftp_fingerprint,
             }
         )
         return
@@ -111,6 +122,29 @@ def regenerate_keys_cmd(ctx: click.Context, yes: bool, as_json: bool) -> None:
         click.echo(f"wrote {path}")
     click.echo(f"TLS certificate SHA-256: {keys.tls_fingerprint}")
     click.echo(f"SSH host key: {keys.ssh_fingerprint}")
+    click.echo(f"SFTP login key: {keys.sftp_fingerprint}")
+    click.echo("Redeploy: add this line to ~/.ssh/authorized_keys of FTP_USER on the SFTP server (and remove "
+               "the old one):")
+    click.echo(f"  {keys.sftp_public_key}")
+
+
+@service.command("update-host-key")
+@click.option("--old", "old", required=True, metavar="SHA256:...", help="Fingerprint of the host key on file.")
+@click.option("--new", "new", required=True, metavar="SHA256:...",
+              help="Fingerprint the server offers now (ask its admin: ssh-keygen -lf on the server's host key).")
+@click.pass_context
+def replace_host_key_cmd(ctx: click.Context, old: str, new: str) -> None:
+    """Replace the SFTP server's known host key after it changed on purpose (a re-installed server).
+
+    The only way a changed key is accepted: both fingerprints must be named, --old as in app/known_hosts and
+    --new as the server offers it now (sonocli push --test prints both when it refuses). Any other key,
+    or a mismatch, leaves app/known_hosts as it was (exit 2).
+    """
+    from sonocli.cli.common import engine_for
+    from sonocli.engine.hostkeys import replace_sftp_host_key
+
+    done = replace_sftp_host_key(engine_for(ctx), old, new)
+    click.echo(f"replaced the host key of {done.name} in {done.file}: {done.old} -> {done.new}")
 
 
 @service.command("format-log")

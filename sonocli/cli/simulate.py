@@ -14,21 +14,34 @@ from sonocli.registry import BAUD_RATES, baud_help
 @click.option("--baud", type=int, default=2400, show_default=True, help=f"Pacing baud rate: {baud_help()}.")
 @click.option("--link", "link", metavar="PATH", help="Also create a symlink to the pty at PATH.")
 @click.option("--echo", is_flag=True, help="Echo every request, like some level converters.")
-def simulate(segment: str, use_pty: bool, baud: int, link: str | None, echo: bool) -> None:
+@click.option("-v", "--verbose", count=True,
+              help="Log each request and its answer on stderr, one line each (-vv: with the bytes in hex).")
+@click.pass_context
+def simulate(ctx: click.Context, segment: str, use_pty: bool, baud: int, link: str | None, echo: bool,
+             verbose: int) -> None:
     """Serve a segment (TOML/JSON file, or 'demo' for twelve meters built from real frames) on a pty.
 
     Prints the pty path, then answers M-Bus requests in real time (SND_NKE, REQ_UD2 with FCB,
     multi-telegram, selection with wildcards, broadcasts, collisions) so libmbus, sonocli or any other
     master can be pointed at it: e.g. `sonocli scan --port /dev/pts/5`. Runs until Ctrl-C or SIGTERM.
+    With -v (here or before the command) each request is logged with the time, what it asked (type and
+    address) and what the segment answered (ACK, RSP_UD of which meter, a collision, no answer).
     """
+    import logging
     import signal
     import threading
 
+    from sonocli.cli.context import CliContext
     from sonocli.sim.pty_server import PtyServer
     from sonocli.sim.wired import load_segment
 
     if baud not in BAUD_RATES:  # the one list of M-Bus baud rates (as --baud of scan and MBUS_BAUDRATE)
         raise UsageError(f"--baud {baud} is not allowed; allowed: {baud_help()}")
+    obj = ctx.find_object(CliContext)
+    verbosity = verbose + (obj.verbosity if obj is not None else 0)
+    if verbosity > 0:
+        # the global -v/-q set the root logger's level; the request log is sonocli.sim's INFO (DEBUG: hex)
+        logging.getLogger("sonocli.sim").setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
     seg = load_segment(segment)
     seg.echo = echo or seg.echo
     server = PtyServer(seg, baud, link)

@@ -115,6 +115,53 @@ def manufacturer_code(man: str) -> int:
     return ((ord(text[0]) - 64) << 10) | ((ord(text[1]) - 64) << 5) | (ord(text[2]) - 64)
 
 
+# ---- enhanced identification (VIF 0x79) ----------------------------------------------------------------
+
+_IDENTIFICATION: Final = measurement_index("Identification")
+
+
+class Identification(NamedTuple):
+    """A VIF 0x79 record's secondary address (EN 13757-3 "enhanced identification"): the ID, and with
+    eight data bytes (as in a long header: ID, manufacturer, version, medium) the rest of it."""
+
+    id: str
+    manufacturer: str | None = None
+    version: int | None = None
+    medium: int | None = None
+
+    @property
+    def text(self) -> str:
+        """``MAN-ID-VV-MM`` (the guide's Device-ID) for a full address, ``MAN-ID`` or the ID alone else."""
+        if self.manufacturer is None:
+            return self.id
+        if self.version is None or self.medium is None:
+            return f"{self.manufacturer}-{self.id}"
+        return f"{self.manufacturer}-{self.id}-{self.version:02X}-{self.medium:02X}"
+
+
+def enhanced_identification(value: MeterValue) -> Identification | None:
+    """The identification a VIF 0x79 record carries, or None for any other record.
+
+    Eight binary data bytes (DIF 07) are a whole secondary address in long-header order; six (DIF 06) ID
+    and manufacturer; BCD data (DIF 0C/0E) the ID alone, its digits as sent (leading zeros kept). A record
+    with qualifiers (manufacturer-specific VIFEs, Kamstrup's ``02 F9 FF 15``) is the manufacturer's and
+    stays a number. The data are read least significant byte first (CI 0x76 meters are not handled).
+    """
+    if value.measurement != _IDENTIFICATION or value.qualifiers:
+        return None
+    data = value.data
+    encoding = value.encoding
+    if encoding in ("INT64", "INT48") and len(data) in (6, 8):
+        ident = data[3::-1].hex().upper()
+        manufacturer = manufacturer_text(int.from_bytes(data[4:6], "little"))
+        if len(data) == 6:
+            return Identification(ident, manufacturer)
+        return Identification(ident, manufacturer, data[6], data[7])
+    if encoding in ("BCD8", "BCD12") and data:
+        return Identification(data[::-1].hex().upper())
+    return None
+
+
 # ---- record headers ------------------------------------------------------------------------------------
 
 
@@ -134,6 +181,7 @@ class _Spec(NamedTuple):
     text: str | None
     is_meter_time: bool  # VIF 0x6D: the meter's own date/time, attached to the other values
     profile: int  # vif.PROFILE_*: an LVAR record holding a compact profile (EN 13757-3:2018 Annex F)
+    qualifiers: tuple[str, ...]  # what the combinable VIFEs change in the value's meaning (vif.Combined)
 
 
 _TIMESTAMP: Final = measurement_index("Timestamp")
@@ -200,18 +248,24 @@ def _parse_header(head: bytes, text_at: int, text_len: int, libmbus_order: bool)
     is_date = info.kind in (V.DATE, V.DATETIME)
     words: list[str] = [text] if text else []
     profile = V.PROFILE_NONE
+    qualifiers: tuple[str, ...] = ()
     if info.kind == V.MANUFACTURER and vifes:
         words.append("VIFE " + vifes.hex(" ").upper())
+        qualifiers = (words[-1],)  # the manufacturer's own VIFEs: what tells its records apart
     elif vifes:
         combined = V.combinable(vifes)
         exponent += combined.exponent_shift
         words.extend(combined.words)
+        qualifiers = combined.qualifiers
         profile = combined.profile if dfield == 0x0D else V.PROFILE_NONE
         if combined.is_date and not is_date:
             # e.g. flow temperature + VIFE 0x6F: the record is the date of that quantity's maximum, not a
-            # temperature; say so in the description and keep the quantity in the text
+            # temperature; say so in the description and keep the quantity in the text and the qualifier
             is_date = True
-            words.insert(0, measurement_text(measurement))
+            quantity = measurement_text(measurement)
+            words.insert(0, quantity)
+            at = combined.date_at
+            qualifiers = (*qualifiers[:at], f"{qualifiers[at]} of {quantity}", *qualifiers[at + 1 :])
             measurement, unit = _TIME_POINT, "UTC"
     length = _LENGTHS[dfield]
     binary = info.kind == V.BINARY
@@ -256,6 +310,7 @@ def _parse_header(head: bytes, text_at: int, text_len: int, libmbus_order: bool)
         final_text,
         code == 0x6D and is_date and measurement == _TIMESTAMP,
         profile,
+        qualifiers,
     )
 
 
@@ -451,7 +506,7 @@ def _records(
                         mfr = data[start + 1 :]
                         break
                     continue
-            length, decoder, meas, unit, exp, func, storage, tariff, subunit, enc, text, is_time, _profile = spec
+            length, decoder, meas, unit, exp, func, storage, tariff, subunit, enc, text, is_time, _profile, quals = spec
             if length < 0:
                 if pos >= n:
                     raise DecodeError("record ends before its LVAR byte", offset=base + pos)
@@ -490,7 +545,9 @@ def _records(
                 continue
             else:
                 raw = _lvar_value(raw_data[0], raw_data[1:][::-1] if msb_first else raw_data[1:])
-            append([index, meas, unit, exp, raw, func, storage, tariff, subunit, None, head, raw_data, enc, text])
+            append([
+                index, meas, unit, exp, raw, func, storage, tariff, subunit, None, head, raw_data, enc, text, quals,
+            ])  # fmt: skip
             index += 1
             if is_time and raw.__class__ is datetime and func is _INSTANT:
                 times.setdefault((storage, subunit), raw)
@@ -568,7 +625,7 @@ def _expand_profile(spec: _Spec, head: bytes, raw_data: bytes, offset: int, plai
         text = f"{kind}; reserved spacing value 0x{spacing:02X} with unit {_SPACING_UNITS[unit_index]}: not expanded"
         return [[
             0, spec.measurement, spec.unit, spec.exponent, bytes(raw_data[1:]), spec.function, spec.storage,
-            spec.tariff, spec.subunit, None, head, raw_data, "VARLEN", text,
+            spec.tariff, spec.subunit, None, head, raw_data, "VARLEN", text, spec.qualifiers,
         ]]  # fmt: skip
     array = spacing == 0
     if array:
@@ -593,7 +650,7 @@ def _expand_profile(spec: _Spec, head: bytes, raw_data: bytes, offset: int, plai
         text = f"{kind}; element {k + 1} of {count}, {order}, {every}, {words}"
         out.append([
             0, spec.measurement, spec.unit, spec.exponent, raw, spec.function, storage,
-            spec.tariff, subunit, stamp, head, element, ENCODINGS[coding], text,
+            spec.tariff, subunit, stamp, head, element, ENCODINGS[coding], text, spec.qualifiers,
         ])  # fmt: skip
     return out
 
@@ -739,6 +796,20 @@ def _general_header(
             _SPECS.clear()
         _SPECS[head] = spec
     return spec, head, pos
+
+
+@lru_cache(maxsize=1024)
+def qualifiers_of(dif_vif: bytes) -> tuple[str, ...]:
+    """The qualifiers the decoder gives a record with these DIF/DIFE/VIF/VIFE bytes (MeterValue.dif_vif);
+    () for bytes that are no record header (a fixed-structure unit byte, a manual value's empty bytes).
+    The readings store uses it for values stored before it kept the qualifiers."""
+    try:
+        spec, _head, end = _general_header(bytes(dif_vif), 0, len(dif_vif), 0, [])
+    except (DecodeError, IndexError):
+        return ()
+    if spec is None or end != len(dif_vif):
+        return ()
+    return spec.qualifiers
 
 
 def _looks_like_text(data: bytes, pos: int, n: int) -> bool:

@@ -368,13 +368,23 @@ _LIMIT_VALUES: Final[dict[int, str]] = {
 
 
 class Combined(NamedTuple):
-    """The effect of the combinable VIFEs: exponent shift, date override, words for the text."""
+    """The effect of the combinable VIFEs: exponent shift, date override, words for the text, qualifiers.
+
+    ``words`` are the long Table 15 texts kept in a record's ``text``; ``qualifiers`` the short phrases of
+    the VIFEs that change what the value means (forward/backward flow, per hour, limit values, errors,
+    manufacturer specific, at phase L1, ...), shown after the description: "Volume (backward flow)".
+    Scale-only VIFEs (E111 0nnn, E111 1101) and structural ones (compact profiles, "no error", "standard
+    conform data content") have no qualifier. ``date_at`` is the qualifier that turned the record into a
+    date (-1: none), so the decoder can name the quantity it is the date of.
+    """
 
     exponent_shift: int
     is_date: bool
     words: tuple[str, ...]
     error: int | None
     profile: int = 0  # PROFILE_* below: the LVAR data is a compact profile (EN 13757-3:2018 Annex F)
+    qualifiers: tuple[str, ...] = ()
+    date_at: int = -1
 
 
 PROFILE_NONE: Final = 0
@@ -395,6 +405,37 @@ _QUALIFIERS: Final[dict[int, str]] = {
     0x14: "relative deviation",
     0x1D: "standard conform data content",
 }
+# ... and the qualifier each one puts on the value (0x1D only says the content follows the standard)
+_QUALIFIER_SHORT: Final[dict[int, str]] = {0x12: "average", 0x14: "relative deviation"}
+
+# The short qualifier of E01x xxxx where it differs from the Table 15 text in _PER: 0x3B/0x3C are what
+# wmbusmeters calls forward and backward flow (accumulation of positive / of the absolute value of negative
+# contributions only), 0x39 loses its "of" (the decoder names the quantity when the record becomes a date).
+_PER_SHORT: Final[dict[int, str]] = {
+    0x39: "start date(/time)",
+    0x3B: "forward flow",
+    0x3C: "backward flow",
+}
+
+# EN 13757-3:2018 Table 16, combinable VIFE extension (E111 1100, then this byte): phases, quadrants, ...
+# (the same codes libmbus leaves out and wmbusmeters names AtPhase1 ... DataPresentedWithTypeD).
+EXTENSION_7C: Final[dict[int, str]] = {
+    0x01: "at phase L1",
+    0x02: "at phase L2",
+    0x03: "at phase L3",
+    0x04: "at neutral",
+    0x05: "between phase L1 and L2",
+    0x06: "between phase L2 and L3",
+    0x07: "between phase L3 and L1",
+    0x08: "at quadrant Q1",
+    0x09: "at quadrant Q2",
+    0x0A: "at quadrant Q3",
+    0x0B: "at quadrant Q4",
+    0x0C: "delta between import and export",
+    0x10: "accumulation of absolute value of positive and negative contributions",
+    0x11: "data presented with type C",
+    0x12: "data presented with type D",
+}
 
 
 def combinable(vifes: bytes) -> Combined:
@@ -402,8 +443,10 @@ def combinable(vifes: bytes) -> Combined:
     shift = 0
     is_date = False
     words: list[str] = []
+    quals: list[str] = []
     error: int | None = None
     profile = PROFILE_NONE
+    date_at = -1
     i = 0
     n = len(vifes)
     while i < n:
@@ -418,58 +461,82 @@ def combinable(vifes: bytes) -> Combined:
             continue
         if code in _QUALIFIERS:
             words.append(_QUALIFIERS[code])  # also EN 13757-3:2018: qualifiers of a valid value, not errors
+            if code in _QUALIFIER_SHORT:
+                quals.append(_QUALIFIER_SHORT[code])
             continue
         if code < 0x20:
             error = code
-            words.append("error: " + RECORD_ERRORS.get(code, f"reserved error code 0x{code:02X}"))
+            word = "error: " + RECORD_ERRORS.get(code, f"reserved error code 0x{code:02X}")
+            words.append(word)
+            quals.append(word)
         elif code < 0x40:
             words.append(_PER[code])
+            quals.append(_PER_SHORT.get(code) or _PER[code])
             if code == 0x39:
                 is_date = True
+                date_at = len(quals) - 1 if date_at < 0 else date_at
         elif code < 0x50:
             upper = _LOWER_UPPER[(code >> 3) & 1]
             low = code & 0x07
             if low == 0:
-                words.append(f"{upper} limit value")
+                word = f"{upper} limit value"
             elif low == 1:
-                words.append(f"number of exceeds of {upper} limit")
+                word = f"number of exceeds of {upper} limit"
             elif low & 0x02:
                 edge, which = _BEGIN_END[low & 1], _FIRST_LAST[(low >> 2) & 1]
-                words.append(f"date(/time) of {edge} of {which} {upper} limit exceed")
+                word = f"date(/time) of {edge} of {which} {upper} limit exceed"
                 is_date = True
+                date_at = len(quals) if date_at < 0 else date_at
             else:
-                words.append(f"reserved VIFE 0x{code:02X}")
+                word = f"reserved VIFE 0x{code:02X}"
+            words.append(word)
+            quals.append(word)
         elif code < 0x60:
             # By Table 15 the value is then a duration in the VIFE's unit (nn), but libmbus and wmbusmeters
             # keep the VIF's quantity and unit (SEN_Pollustat, wmbusmeters' qwater tests): sonocli does the
             # same, so values compare across tools, and names the duration and its unit in the text
-            words.append(
+            word = (
                 f"duration of {_FIRST_LAST[(code >> 2) & 1]} {_LOWER_UPPER[(code >> 3) & 1]} limit exceed"
                 f" ({_TIME_UNITS[code & 3]})"
             )
+            words.append(word)
+            quals.append(word)
         elif code < 0x68:
-            words.append(f"duration of {_FIRST_LAST[(code >> 2) & 1]} ({_TIME_UNITS[code & 3]})")
+            word = f"duration of {_FIRST_LAST[(code >> 2) & 1]} ({_TIME_UNITS[code & 3]})"
+            words.append(word)
+            quals.append(word)
         elif code < 0x70:
             if code & 0x02:  # E110 1f1b
-                words.append(f"date(/time) of {_BEGIN_END[code & 1]} of {_FIRST_LAST[(code >> 2) & 1]}")
+                word = f"date(/time) of {_BEGIN_END[code & 1]} of {_FIRST_LAST[(code >> 2) & 1]}"
                 is_date = True
+                date_at = len(quals) if date_at < 0 else date_at
             else:  # E110 1u00 / E110 1u01 (libmbus, jMBus and wmbusmeters name these too)
-                words.append(_LIMIT_VALUES[code & 0x05])
+                word = _LIMIT_VALUES[code & 0x05]
+            words.append(word)
+            quals.append(word)
         elif code < 0x78:
             shift += (code & 0x07) - 6
         elif code < 0x7C:
-            words.append(f"additive correction constant 10^{(code & 0x03) - 3} × unit")
+            word = f"additive correction constant 10^{(code & 0x03) - 3} × unit"
+            words.append(word)
+            quals.append(word)
         elif code == 0x7C:
-            # extension of combinable VIFEs: the next byte belongs to a further table we do not interpret
+            # extension of combinable VIFEs (EN 13757-3:2018 Table 16): the next byte says which
             if i < n:
-                words.append(f"combinable extension 0x{vifes[i]:02X}")
+                ext = vifes[i] & 0x7F
+                word = EXTENSION_7C.get(ext) or f"combinable extension 0x{vifes[i]:02X}"
+                words.append(word)
+                quals.append(word)
                 i += 1
         elif code == 0x7D:
             shift += 3
         elif code == 0x7E:
             words.append("future value")
+            quals.append("future value")
         else:
             rest = vifes[i:].hex(" ").upper()
-            words.append(f"manufacturer specific VIFE {rest}" if rest else "manufacturer specific")
+            word = f"manufacturer specific VIFE {rest}" if rest else "manufacturer specific"
+            words.append(word)
+            quals.append(word)
             break
-    return Combined(shift, is_date, tuple(words), error, profile)
+    return Combined(shift, is_date, tuple(words), error, profile, tuple(quals), date_at)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sonocli.config.chipini_schema import GROUPS, PARAMETERS, Param, Value, by_name
 from sonocli.config.textfile import decode_utf8
-from sonocli.errors import ConfigError
+from sonocli.errors import ConfigError, looks_secret, shown_value
 
 _SECTION = re.compile(r"^\s*\[([^\]]*)\]\s*$")
 _ENTRY = re.compile(r"^(\s*)([^=;#\s][^=]*?)(\s*=\s*)(.*?)(\s*)$")
@@ -79,10 +79,11 @@ class ChipIni:
     @classmethod
     def load(cls, path: Path) -> ChipIni:
         """Read ``path``; a missing file is an empty one (all defaults), as on the device."""
+        from sonocli.fsutil import CHIP_INI_LIMIT, read_config
+
         path = Path(path)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
+        data = read_config(path, limit=CHIP_INI_LIMIT)  # a directory or a 30 MB file: refused at once
+        if data is None:
             return cls([], str(path))
         return cls.from_bytes(data, str(path))
 
@@ -111,7 +112,8 @@ class ChipIni:
             if match is None:
                 self._fail(
                     ConfigError(
-                        f"expected KEY=VALUE, [SECTION] or a ; comment, found {stripped[:40]!r}",
+                        f"expected KEY=VALUE, [SECTION] or a ; comment, found "
+                        f"{shown_value(stripped, secret=looks_secret(stripped.split()[0]))}",
                         file=self._file,
                         line=number,
                     )
@@ -171,13 +173,27 @@ class ChipIni:
 
     def warnings(self) -> list[tuple[int, str]]:
         """(line, message) for unknown keys (with a near-miss suggestion) and repeated parameters."""
-        found = [(line, f"unknown parameter {key}={text!r} kept{suggest(key)}") for key, text, line in self._unknown]
+        found = [
+            (line, f"unknown parameter {key}={shown_value(text, secret=looks_secret(key))} kept{suggest(key)}")
+            for key, text, line in self._unknown
+        ]
         found += [(line, f"{name} set again; this later value wins") for name, line in self._duplicates]
         found += [
             (entry.line, f"{name} belongs in [{self._schema[name].group}], found in [{entry.section}]")
             for name, entry in self._entries.items()
             if entry.section and entry.section.upper() != self._schema[name].group
         ]
+        return sorted(found)
+
+    def ignored(self) -> list[tuple[int, str]]:
+        """(line, message) for parameters the file sets away from their default that sonocli does not act on
+        (Param.no_effect): the engineer expects a change that will not happen. At the default they are
+        quiet, so the chip.ini written by ``sonocli init`` (every parameter listed) checks clean."""
+        found = []
+        for name, entry in self._entries.items():
+            param = self._schema[name]
+            if param.no_effect is not None and self._values[name] != param.default:
+                found.append((entry.line, f"{name}={entry.text.strip()} has no effect in sonocli: {param.no_effect}"))
         return sorted(found)
 
     def settings(self) -> Iterator[Setting]:
@@ -248,7 +264,7 @@ class ChipIni:
         """Write atomically: a crash leaves the old file or the new one, never a mix."""
         from sonocli.fsutil import atomic_write_text
 
-        atomic_write_text(Path(path), self.text())
+        atomic_write_text(Path(path), self.text(), private=True)  # FTP_PASS, SMTP_PASSWORD: 0600
 
 
 def load_for_root(root: Path) -> ChipIni:
@@ -272,6 +288,8 @@ def default_text() -> str:
                 continue
             note = f"; default: {param.default_note}" if param.default_note else ""
             out.append(f"; {param.help} Allowed: {param.allowed()}{note}\n")
+            if param.no_effect is not None:
+                out.append(f"; No effect in sonocli: {param.no_effect}.\n")
             # A computed default stays commented out so that it keeps following what it depends on.
             prefix = ";" if param.default_note else ""
             out.append(f"{prefix}{param.name}={param.format(param.default)}\n")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sonocli.errors import ConfigError
 from sonocli.registry import BAUD_RATES, dongle_names
@@ -61,6 +61,15 @@ class Param:
     max_length: int | None = None
     default_note: str = ""  # shown instead of the default where the guide computes it
     charset: str = ""  # for masks: the digits allowed (default: all hex digits)
+    padded: bool = False  # for masks: fewer digits are filled up with leading zeros (the serial mask, Table 12)
+    secret: bool = False  # a password: never shown in messages or logs, masked by config show/get
+    # why setting this parameter changes nothing in sonocli (None: sonocli reads it and acts on it)
+    no_effect: str | None = None
+
+    @property
+    def works(self) -> bool:
+        """Whether sonocli reads this parameter (else ``no_effect`` says why it is kept but ignored)."""
+        return self.no_effect is None
 
     @property
     def key(self) -> str:
@@ -78,6 +87,9 @@ class Param:
             tail = " or empty" if self.default == "" else ""
             return f"an IPv4 address 0.0.0.0..255.255.255.255{tail}"
         if self.type == "mask":
+            if self.padded:
+                return (f"at most {self.max_length} characters 0-9, A-E or F (F: any digit), 0x prefix optional, "
+                        f"shorter masks get leading zeros, e.g. 0x{'F' * (self.max_length or 1)}")
             digits = "digits 0-9 or F (F: any)" if self.charset else "hex digits"
             return f"exactly {self.max_length} {digits}, 0x prefix optional, e.g. 0x{'F' * (self.max_length or 1)}"
         if self.type == "port":
@@ -118,7 +130,8 @@ class Param:
         if self.type == "mask":
             digits = raw[2:] if raw.lower().startswith("0x") else raw
             charset = self.charset or "0123456789ABCDEFabcdef"
-            if not digits or any(c not in charset for c in digits) or len(digits) != self.max_length:
+            wrong_length = len(digits) > (self.max_length or 0) or (not self.padded and len(digits) != self.max_length)
+            if not digits or any(c not in charset for c in digits) or wrong_length:
                 raise ValueError(f"not a hex mask; allowed: {self.allowed()}")
             return raw
         if self.max_length is not None and len(raw) > self.max_length:
@@ -159,7 +172,13 @@ class Param:
         try:
             return self.parse(text)
         except ValueError as exc:
-            raise ConfigError(f"{self.name}={text!r}: {exc}", file=file, line=line) from None
+            raise ConfigError(f"{self.name}={self.shown(text)}: {exc}", file=file, line=line) from None
+
+    def shown(self, text: str) -> str:
+        """``text`` as a message may show it: a secret masked, anything long cut (a 50 MB value stays a line)."""
+        from sonocli.errors import shown_value
+
+        return shown_value(text, secret=self.secret)
 
 
 def _int(group: str, name: str, lo: int, hi: int, default: int, help: str, tab: str, note: str = "") -> Param:
@@ -186,8 +205,11 @@ def _ip(group: str, name: str, default: str, help: str, tab: str) -> Param:
     return Param(group, name, "ip", default, help, tab)
 
 
-def _mask(group: str, name: str, digits: int, default: str, help: str, charset: str = "") -> Param:
-    return Param(group, name, "mask", default, help, "configuration", max_length=digits, charset=charset)
+def _mask(
+    group: str, name: str, digits: int, default: str, help: str, charset: str = "", padded: bool = False
+) -> Param:
+    return Param(group, name, "mask", default, help, "configuration", max_length=digits, charset=charset,
+                 padded=padded)
 
 
 _IP, _DEV, _C = "IP", "DEVICE", "CONFIG"
@@ -203,7 +225,40 @@ _SCANMODES: tuple[str | int, ...] = (
 _DONGLES: tuple[str | int, ...] = ("", *dongle_names())  # empty: not set
 _BAUDS: tuple[str | int, ...] = BAUD_RATES
 
-PARAMETERS: tuple[Param, ...] = (
+# Parameters of Table 25 that sonocli accepts, validates and keeps but does not act on, with the reason.
+# ``config show``, ``config check``, ``config set`` and the man page say so; tests/unit/test_parameter_effects.py
+# checks that exactly these are the parameters no code outside this schema reads.
+_DEVICE_NETWORK = "a network setting of the device; the operating system configures this computer's network"
+_SNTP = "the device's time service; the operating system keeps this computer's clock (NTP)"
+_SML = "sonocli does not decode SML data inside M-Bus frames"
+NO_EFFECT: dict[str, str] = {
+    "ADDRESS": _DEVICE_NETWORK,
+    "NETMASK": _DEVICE_NETWORK,
+    "GATEWAY": _DEVICE_NETWORK,
+    "DHCP": _DEVICE_NETWORK,
+    "TCPIPMEM": "the memory of the device's embedded web server; a computer needs no such limit",
+    "NAME": "the device's name for CHIPtool discovery; sonocli is not discovered by CHIPtool",
+    "MBUS_DISABLEDECRYPTION": "sonocli never decrypts wired M-Bus data: an encrypted payload is reported, not decoded",
+    "MBUS_SMLENEABLE": _SML,
+    "METER_RETRYDIVIDER": "the daemon has no separate retry timer: a meter that failed is read again at its next "
+    "readout (METER_TIME)",
+    "METER_STAT_CONFIG": "the meter list is always <root>/app/device_handle.cfg",
+    "MUC_SETDEVICES": "sonocli does not write data to meters",
+    "MUC_SHOWVENDORRAWDATA": "manufacturer-specific data are never listed as meter values",
+    "MUC_SHOWVENDORRAWDATAWEB": "binary data (vendor-specific, containers) are never shown in sonocli's meter list",
+    "SNTP_ENABLE": _SNTP,
+    "SNTP_MAXTIMEOUT": _SNTP,
+    "SNTP_MINTIMEOUT": _SNTP,
+    "SNTP_REQTIMEOUT": _SNTP,
+    "SNTP_IP": _SNTP,
+    "TLS_DEBUGOUT": "the device's debug output; sonocli logs deliveries with -v (the daemon with MUC_LOG=ALL)",
+    "WMBUS_DEBUGOUT": "the device's debug output; use -vv (the daemon: MUC_LOG=ALL) and WMBUS_RAWLOGENABLE",
+    "WMBUS_SMLENEBALE": _SML,
+    "WMBUS2_DEBUGOUT": "the device's debug output; use -vv (the daemon: MUC_LOG=ALL) and WMBUS_RAWLOGENABLE",
+    "XMLTOTCP_DEBUGOUT": "the device's debug output; sonocli logs deliveries with -v (the daemon with MUC_LOG=ALL)",
+}
+
+_TABLE: tuple[Param, ...] = (
     # [IP]
     _ip(_IP, "ADDRESS", "192.168.1.101", "IP address of the device.", _G),
     _ip(_IP, "NETMASK", "255.255.255.0", "Subnet mask of the device.", _G),
@@ -220,7 +275,7 @@ PARAMETERS: tuple[Param, ...] = (
     _text(_C, "FTP_FILEBASENAME", "SonoCollect_111", "Base file name for FTP upload.", _S),
     _text(_C, "FTP_IP", "", "Address of the remote FTP server.", _S),
     _ip(_C, "FTP_LOCALIP", "", "External local IP for FTP passive mode (empty: the internal IP).", _S),
-    _text(_C, "FTP_PASS", "", "Password for the remote FTP server.", _S),
+    Param(_C, "FTP_PASS", "text", "", "Password for the remote FTP server.", _S, max_length=40, secret=True),
     _bool(_C, "FTP_PASSIVE", True, "FTP passive mode.", _S),
     _text(_C, "FTP_PATH", "", "Directory on the remote FTP server for the log data.", _S),
     _int(_C, "FTP_PORT", 0, U16, 21, "Port of the remote FTP server.", _S),
@@ -236,7 +291,14 @@ PARAMETERS: tuple[Param, ...] = (
         _K,
     ),
     _choice(_C, "MBUS_DATABITS", (7, 8), 8, "Data bits for serial M-Bus communication.", _K),
-    _bool(_C, "MBUS_DEBUGOUT", False, "Enables output of raw data to STDOUT.", _K),
+    _bool(
+        _C,
+        "MBUS_DEBUGOUT",
+        False,
+        "Enables output of raw data to STDOUT (sonocli: each wired frame in hex as a DEBUG log line on stderr, "
+        "which keeps stdout for data).",
+        _K,
+    ),
     _bool(_C, "MBUS_DISABLEDECRYPTION", False, "Disables the decryption of M-Bus messages (status field).", _K),
     _bool(_C, "MBUS_ENABLE", True, "Enables the M-Bus interface.", _K),
     _bool(
@@ -250,7 +312,14 @@ PARAMETERS: tuple[Param, ...] = (
     _int(_C, "MBUS_MAXRETRY", 0, 255, 3, "Number of retries of an M-Bus or multipage request.", _K),
     _int(_C, "MBUS_MINPRIMARYADDRESS", 0, 250, 0, "Lower limit of the address range for the primary scan.", _K),
     _int(_C, "MBUS_PARITY", 0, 4, 2, "M-Bus parity: 0 none, 1 odd, 2 even, 3 mark, 4 space.", _K),
-    _bool(_C, "MBUS_RAWLOGENABLE", False, "Enables the raw data log on /ext.", _K),
+    _bool(
+        _C,
+        "MBUS_RAWLOGENABLE",
+        False,
+        "Enables the raw data log on /ext (sonocli: ext/log/mbus_raw.log, every wired frame sent and received "
+        "as TIME;TX|RX;HEX, time in UTC).",
+        _K,
+    ),
     _choice(
         _C, "MBUS_REQUESTMODE", ("DEFAULT", "EXT", "ONLY", "FREEZE"), "DEFAULT", "Request sequence for the readout.", _K
     ),
@@ -272,8 +341,10 @@ PARAMETERS: tuple[Param, ...] = (
         "MBUS_SECMASKSERIAL",
         8,
         "0xFFFFFFFF",
-        "Serial number mask for the secondary scan (F: wildcard).",
-        "0123456789Ff",
+        "Serial number mask for the secondary scan: up to 8 characters 0-9, A-E (hex ID digits) and F (wildcard);"
+        " fewer are filled up with leading zeros (084F is 0000084F).",
+        "0123456789ABCDEFabcdef",
+        padded=True,
     ),
     _mask(_C, "MBUS_SECMASKVERSION", 2, "0xFF", "Version for the secondary scan (0xFF: any)."),
     _int(
@@ -344,7 +415,7 @@ PARAMETERS: tuple[Param, ...] = (
     _bool(_C, "SMTP_ENABLE", False, "Enables sending reports by email (SMTP).", _S),
     _text(_C, "SMTP_FROMADDRESS", "", "Sender address of the emails.", _S),
     _text(_C, "SMTP_IP", "", "Address of the SMTP server.", _S),
-    _text(_C, "SMTP_PASSWORD", "", "Password for the SMTP server.", _S),
+    Param(_C, "SMTP_PASSWORD", "text", "", "Password for the SMTP server.", _S, max_length=40, secret=True),
     _text(_C, "SMTP_SUBJECTBASENAME", "SonoCollect 111", "Base of the email subject.", _S),
     _int(_C, "SMTP_TIMEOUTSCALE", 1, 20, 1, "Scale factor for the SMTP timeouts (2 doubles all timeouts).", _S),
     _text(_C, "SMTP_TOADDRESS", "", "Receiver address of the emails.", _S),
@@ -429,6 +500,46 @@ PARAMETERS: tuple[Param, ...] = (
         "kept in the temporary list (sonocli meters heard); 0: they are ignored.",
         _OWN,
     ),
+    # sonocli's own: one concentrator among many, and MQTT into an existing broker (README "Many concentrators").
+    _text(_C, "MUC_ID", "", "sonocli: this concentrator's MUC-ID in hex (empty: from /etc/machine-id).", _OWN, 8),
+    _bool(_C, "MQTT_ENABLE", False, "sonocli: publish every reading to an MQTT broker.", _OWN),
+    _text(_C, "MQTT_IP", "", "sonocli: the MQTT broker's host name or address; mqtts://host for TLS.", _OWN, 200),
+    _int(_C, "MQTT_PORT", 0, U16, 0, "sonocli: the broker's port.", _OWN, "0: 1883, 8883 for mqtts://"),
+    _text(_C, "MQTT_USER", "", "sonocli: user name at the broker (empty: none).", _OWN, 200),
+    replace(_text(_C, "MQTT_PASS", "", "sonocli: password at the broker.", _OWN, 200), secret=True),
+    _text(_C, "MQTT_TOPIC", "sonocli/{muc_id}", "sonocli: topic prefix ({muc_id}: the MUC-ID in hex).", _OWN, 200),
+    _int(_C, "MQTT_QOS", 0, 2, 1, "sonocli: MQTT quality of service; 1 and 2 wait for the broker.", _OWN),
+    _bool(_C, "MQTT_RETAIN", False, "sonocli: the broker keeps each meter's latest reading.", _OWN),
+    _bool(_C, "MQTT_HA_DISCOVERY", False, "sonocli: Home Assistant discovery messages per active value.", _OWN),
+    _text(_C, "MQTT_ROOT_CERT_FILE", "", "sonocli: CA certificate of mqtts:// (empty: the system's).", _OWN, 200),
+    _text(_C, "MQTT_CLI_CERT_FILE", "", "sonocli: client certificate for mqtts:// (empty: none).", _OWN, 200),
+    _text(_C, "MQTT_CLI_KEY_FILE", "", "sonocli: key of the client certificate.", _OWN, 200),
+    # sonocli's own: the web interface and the FTP server of the logs (guide chapter 4, sections 4.6, 5.2.2, 7.3).
+    _bool(_C, "WEB_ENABLE", False, "sonocli: serve-daemon serves the web interface and /api (web extra).", _OWN),
+    _ip(_C, "WEB_IP", "127.0.0.1", "sonocli: address the web interface listens on (0.0.0.0: every one).", _OWN),
+    _int(_C, "WEB_PORT", 1, U16, 8080, "sonocli: port of the web interface.", _OWN),
+    _text(_C, "WEB_CERT_FILE", "", "sonocli: certificate (PEM) for HTTPS and FTPS (empty: plain HTTP).", _OWN, 200),
+    _text(_C, "WEB_KEY_FILE", "", "sonocli: key (PEM) of WEB_CERT_FILE.", _OWN, 200),
+    _bool(_C, "FTPD_ENABLE", False, "sonocli: Security tab 'FTP server active': log access over FTP(S).", _OWN),
+    _ip(_C, "FTPD_IP", "127.0.0.1", "sonocli: address the FTP server listens on.", _OWN),
+    _int(_C, "FTPD_PORT", 1, U16, 2121, "sonocli: port of the FTP server (21 needs root).", _OWN),
+    # sonocli's own: secrets on the wire (issue 13) - plain SMTP only when asked, the pull server's address.
+    _bool(_C, "SMTP_ALLOWPLAIN", False, "sonocli: 1 allows the SMTP login without TLS when the server offers no "
+          "STARTTLS (the password goes in clear; warned at every delivery).", _OWN),
+    _ip(_C, "XMLTOTCP_LISTENIP", "127.0.0.1", "sonocli: address the XML pull server (XMLTOTCP_IP empty) listens "
+        "on (0.0.0.0: every interface).", _OWN),
+    _bool(_C, "XMLTOTCP_LISTENTLS", False, "sonocli: the pull server speaks TLS with TLS_CLI_CERT_FILE and "
+          "TLS_CLI_KEY_FILE and accepts only clients with a certificate signed by TLS_ROOT_CERT_FILE.", _OWN),
+    # sonocli's own: the DLDE (IEC 62056-21) meter interface (issue 18).
+    _port("DLDE_PORT", "sonocli: DLDE (IEC 62056-21) interface as a port URL (optical head, RS-485; sim://dlde); "
+          "the daemon reads the DLDE meters of the meter list on it, the default of readout --protocol dlde."),
+    _choice(_C, "DLDE_BAUDRATE", tuple(b for b in _BAUDS if int(b) <= 19200), 19200, "sonocli: the highest baud "
+            "rate accepted from a DLDE meter in mode C (the sign-on is at 300 baud).", _OWN),
+    _int(_C, "DLDE_TIMEOUT", 200, 10000, 2000, "sonocli: DLDE timeout until the first byte of an answer, in ms.", _OWN),
+)
+
+PARAMETERS: tuple[Param, ...] = tuple(
+    replace(p, no_effect=NO_EFFECT[p.name]) if p.name in NO_EFFECT else p for p in _TABLE
 )
 
 GROUPS: tuple[str, ...] = ("IP", "DEVICE", "CONFIG")

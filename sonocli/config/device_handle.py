@@ -297,10 +297,11 @@ def load_meter_list(path: Path) -> MeterList:
     Not UTF-8, not well-formed, a DTD (entity bombs) or a value Table 26 does not allow: ConfigError
     with the file and line.
     """
+    from sonocli.fsutil import read_config
+
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+    data = read_config(path)  # a directory or an absurdly large file: refused at once
+    if data is None:
         return MeterList()
     return parse_meter_list(data, str(path))
 
@@ -422,10 +423,13 @@ def render_meter_list(meters: MeterList) -> bytes:
 
 
 def save_meter_list(path: Path, meters: MeterList) -> None:
-    """Write atomically (temp + fsync + rename): a reader sees the old list or the new one, never a mix."""
+    """Write atomically (temp + fsync + rename): a reader sees the old list or the new one, never a mix.
+
+    Owner-only (0600, or the file's tighter mode): the list holds the meters' AES keys.
+    """
     from sonocli.fsutil import atomic_write_bytes
 
-    atomic_write_bytes(Path(path), render_meter_list(meters))
+    atomic_write_bytes(Path(path), render_meter_list(meters), private=True)
 
 
 def update_meter_list(path: Path, change: Callable[[MeterList], MeterList]) -> MeterList:

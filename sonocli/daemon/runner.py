@@ -366,6 +366,11 @@ class Daemon:
         for meter in meters:  # also when the readout fails: a dead meter waits for its next cycle
             self.last_read[meter.device_id] = now
         self._read_wired(meters)
+        if str(self.engine.get("DLDE_PORT") or "").strip():  # DLDE meters on DLDE_PORT (sonocli.engine.dlde)
+            from sonocli.engine.dlde import read_due
+
+            self.guarded("dlde", float(self.g("WATCHDOG_READOUT")), lambda cancel: read_due(
+                self.engine, self.last_read, now, general=general or all_meters, cancel=cancel))
         if general or all_meters:
             self.step_manual()
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sonocli.config.chipini_schema import TABS
+from sonocli.config.chipini_schema import PARAMETERS, TABS
 from sonocli.config.layout import RootLayout, default_root, init_root, resolve_root
 
 if TYPE_CHECKING:
@@ -26,7 +26,11 @@ if TYPE_CHECKING:
     from sonocli.engine.core import Engine
     from sonocli.errors import ConfigError
 
+# chip.ini's passwords: masked by config show/get/set, never in a message (chipini_schema.Param.secret)
+SECRETS: frozenset[str] = frozenset(p.name for p in PARAMETERS if p.secret)
+
 __all__ = [
+    "SECRETS",
     "TABS",
     "CheckResult",
     "ParameterChange",
@@ -67,6 +71,11 @@ class ParameterChange:
     after: str
     file: str | None
     warnings: tuple[tuple[int, str], ...] = ()
+
+    @property
+    def no_effect(self) -> str | None:
+        """Why the change does nothing in sonocli (a device-only setting, say), None when it takes effect."""
+        return self.param.no_effect
 
 
 def set_parameter(engine: Engine, name: str, value: str) -> ParameterChange:
@@ -110,17 +119,20 @@ def _is_meter_list(path: Path, data: bytes) -> bool:
 
 def check_file(path: Path) -> CheckResult:
     """Check a chip.ini (every invalid line, with file:line, parameter, value and allowed range; unknown keys
-    are warnings) or a device_handle.cfg (``*.cfg`` or XML: the first problem stops the parse).
+    and parameters set away from their default that have no effect in sonocli are warnings) or a
+    device_handle.cfg (``*.cfg`` or XML: the first problem stops the parse).
 
     A missing file is NotFoundError; the problems found are returned, not raised.
     """
     from sonocli.config.chipini import ChipIni
     from sonocli.errors import ConfigError, NotFoundError
+    from sonocli.fsutil import CHIP_INI_LIMIT, CONFIG_LIMIT, read_config
 
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise NotFoundError(f"{path}: no such file")
-    data = path.read_bytes()
+    data = read_config(path, limit=CONFIG_LIMIT if path.suffix.lower() == ".cfg" else CHIP_INI_LIMIT,
+                       missing_ok=False) or b""
     if _is_meter_list(path, data):
         from sonocli.config.device_handle import parse_meter_list
 
@@ -131,7 +143,33 @@ def check_file(path: Path) -> CheckResult:
         return CheckResult(path, "device_handle.cfg")
     errors: list[ConfigError] = []
     try:
-        warnings = ChipIni.from_bytes(data, str(path), errors=errors).warnings()
+        ini = ChipIni.from_bytes(data, str(path), errors=errors)
     except ConfigError as exc:  # not UTF-8: nothing can be checked line by line
         return CheckResult(path, "chip.ini", (exc,))
-    return CheckResult(path, "chip.ini", tuple(errors), tuple(warnings))
+    # parameters set away from their default that sonocli does not act on are warnings, not errors: the
+    # file is valid (and stays right for the device), it just will not change what sonocli does
+    return CheckResult(path, "chip.ini", tuple(errors), tuple(sorted([*ini.warnings(), *ini.ignored()])))
+
+
+def require_usable_chip_ini(path: Path) -> None:
+    """Refuse (ConfigError, exit 2) a chip.ini the daemon must not run on: a directory, an empty file (no
+    parameter at all), one cut short (its last line ends without a line break), or one with an invalid line.
+
+    A missing chip.ini stays all defaults, as on the device; but an unattended daemon that reads nothing
+    for months because its configuration was truncated by a full disk must say so and stop.
+    """
+    from sonocli.config.chipini import ChipIni
+    from sonocli.errors import ConfigError
+    from sonocli.fsutil import CHIP_INI_LIMIT, read_config
+
+    data = read_config(path, limit=CHIP_INI_LIMIT)
+    if data is None:
+        return
+    hint = "restore chip.ini from a backup, or remove it and run sonocli init for a default one"
+    ini = ChipIni.from_bytes(data, str(path))
+    if not any(setting.line is not None for setting in ini.settings()) and not ini.unknown():
+        raise ConfigError("empty: no parameter set", file=str(path), hint=hint)
+    if not data.endswith(b"\n"):
+        last = data.count(b"\n") + 1
+        raise ConfigError("cut short: the last line has no line break", file=str(path), line=last,
+                          hint=f"if the file is complete, end its last line with a line break; else {hint}")

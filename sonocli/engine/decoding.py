@@ -7,11 +7,15 @@ The commands render; this module decodes. It is the one place where a command's 
 
 from __future__ import annotations
 
+import json
+import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sonocli.errors import DecodeError, SonoError, UsageError
+from sonocli.model.values import ExactNumber
 
 if TYPE_CHECKING:
     from sonocli.codecs.wmbus import WmbusTelegram
@@ -23,6 +27,48 @@ else:
 
 # CI fields of a master's request: decoded as what it asks for, not as records
 _MASTER_CI: dict[int, str] = {0x50: "application reset", 0x52: "select by secondary address"}
+
+
+# -- exact JSON ---------------------------------------------------------------------------------------------
+def json_text(obj: Any, *, indent: int | None = None, compact: bool = False) -> str:
+    """JSON text of ``obj`` (records dicts and anything ``json.dumps`` takes; other types via ``str``) in
+    which every :class:`~sonocli.model.values.ExactNumber` is written as its exact decimal, as a number.
+
+    ``json.dumps`` writes a float subclass with ``float.__repr__`` (the nearest float: 17 digits at most),
+    so those few values are swapped for marker strings first and the quoted markers replaced by the digits
+    afterwards. The marker holds a per-process random token: no string a meter sends can look like one.
+    """
+    separators = (",", ":") if compact else None
+    if not _has_exact(obj):
+        return json.dumps(obj, ensure_ascii=False, default=str, indent=indent, separators=separators)
+    text = json.dumps(_marked(obj), ensure_ascii=False, default=str, indent=indent, separators=separators)
+    return _MARKED.sub(lambda m: m.group(1), text)
+
+
+def _has_exact(obj: Any) -> bool:
+    if isinstance(obj, ExactNumber):
+        return True
+    if isinstance(obj, dict):
+        return any(_has_exact(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return any(_has_exact(v) for v in obj)
+    return False
+
+
+def _marked(obj: Any) -> Any:
+    if isinstance(obj, ExactNumber):
+        return f"{_TOKEN}{obj.text}{_TOKEN}"
+    if isinstance(obj, dict):
+        return {k: _marked(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_marked(v) for v in obj]
+    return obj
+
+
+# a control character (json.dumps escapes it) and a random part: a meter's text cannot hold the marker
+_TOKEN = "\u0001" + os.urandom(8).hex()
+_ESCAPED = re.escape(json.dumps(_TOKEN)[1:-1])  # the token as it stands inside a JSON string
+_MARKED = re.compile(f'"{_ESCAPED}(-?[0-9.]+){_ESCAPED}"')
 
 
 # -- wired frames -----------------------------------------------------------------------------------------

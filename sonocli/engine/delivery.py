@@ -60,6 +60,8 @@ def configured_channels(get: Callable[[str], Any]) -> list[ChannelSpec]:
             specs.append(ChannelSpec("tls", "tcp", (("tls", True),)))
     if get("SMTP_ENABLE"):
         specs.append(ChannelSpec("smtp", "smtp"))
+    if get("MQTT_ENABLE"):  # sonocli's own: JSON messages into a broker (sonocli.push.mqtt)
+        specs.append(ChannelSpec("mqtt", "mqtt"))
     return specs
 
 
@@ -75,12 +77,23 @@ def make_channel(
         options["muc_id"] = f"{engine.muc_id:x}"
     if spec.registry == "sftp":
         options["accept_host_key"] = accept_host_key
+    if spec.registry == "mqtt":
+        from functools import partial
+
+        from sonocli.engine.ha_discovery import discovery
+
+        options["muc_id"] = f"{engine.muc_id:x}"
+        options["discovery"] = partial(discovery, engine)
     channel: Channel = cls(engine.get, engine.root, observer=observer, **options)
     return channel
 
 
 def render(engine: Engine, fmt: str, readings: Sequence[Reading], timestamp: float) -> bytes:
-    """``readings`` as one CSV or XML payload (MUC_PROTOCOL_VER, MUC_SCALEVALUES)."""
+    """``readings`` as one CSV or XML payload (MUC_PROTOCOL_VER, MUC_SCALEVALUES), or JSON Lines (MQTT)."""
+    if fmt == "json":
+        from sonocli.engine.messages import render_lines
+
+        return render_lines(readings)
     version = int(engine.get("MUC_PROTOCOL_VER"))
     scale = bool(engine.get("MUC_SCALEVALUES"))
     if fmt == "csv":
@@ -122,6 +135,11 @@ def chunks(
     if fmt == "csv":
         yield from _csv_chunks(engine, readings, limit)
         return
+    if fmt == "json":
+        from sonocli.engine.messages import line_chunks
+
+        yield from line_chunks(readings, limit)
+        return
     source = iter(readings)
     while True:
         batch: list[Reading] = []
@@ -159,6 +177,11 @@ def _csv_chunks(engine: Engine, readings: Iterable[Reading], limit: int) -> Iter
         yield (writer.header(widest) + "".join(rows)).encode("utf-8"), len(rows)
 
 
+def content_type_of(fmt: str) -> str:
+    """The outbox content type of a channel's format: CSV, XML or JSON Lines (MQTT)."""
+    return {"csv": "text/csv", "json": "application/x-ndjson"}.get(fmt, "application/xml")
+
+
 def _xml_estimate(reading: Reading) -> int:
     """Rough XML size of a reading (a <meter> element plus one <data> element per value, ~200 bytes each)."""
     return 250 + 200 * len(reading.values)
@@ -178,7 +201,7 @@ def build_reports(engine: Engine, specs: Iterable[ChannelSpec] | None = None) ->
         with engine._write_lock:
             cursor = engine.outbox.cursor(spec.key)
             conn = engine.store.connection
-            content_type = "text/csv" if channel.format == "csv" else "application/xml"
+            content_type = content_type_of(channel.format)
             conn.execute("BEGIN")
             try:
                 latest = int(engine.store.latest_id())
@@ -244,7 +267,7 @@ def test_push(
     if not specs:
         raise UsageError(
             "no push channel is enabled in chip.ini",
-            hint="set FTP_ENABLE, XMLTOTCP_ENABLE, TLS_ENABLE or SMTP_ENABLE to 1",
+            hint="set FTP_ENABLE, XMLTOTCP_ENABLE, TLS_ENABLE, SMTP_ENABLE or MQTT_ENABLE to 1",
         )
     outcome: list[tuple[str, PushError | None]] = []
     now = int(engine.now())
@@ -252,7 +275,7 @@ def test_push(
     limit = int(engine.get("REPORT_SIZELIMIT"))
     for spec in specs:
         channel = engine.make_channel(spec, observer=observer, accept_host_key=accept_host_key)
-        content_type = "text/csv" if channel.format == "csv" else "application/xml"
+        content_type = content_type_of(channel.format)
         parts = list(engine.chunks(channel.format, latest, now, limit)) or [(engine.render(channel.format, [], now), 0)]
         try:
             names: set[str] = set()

@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sonocli.codecs import mbus_link as link
-from sonocli.config.chipini_schema import Value, by_name, mask_digits, mask_number, param
-from sonocli.errors import DecodeError, NeedMoreData, ProtocolError, TimeoutError_, UsageError
+from sonocli.config.chipini_schema import Value, by_name, mask_number, param
+from sonocli.errors import ConfigError, DecodeError, NeedMoreData, ProtocolError, TimeoutError_, UsageError
 from sonocli.model import AddressMode, Interface, Meter, MeterValue, Reading
 
 if TYPE_CHECKING:
@@ -59,14 +59,36 @@ CHIP_INI_FIELDS: dict[str, str] = {
     "secmask_medium": "MBUS_SECMASKMEDIUM",
     "max_device_count": "METER_MAXDEVICECOUNT",
     "max_value_count": "METER_MAXVALUECOUNT",
+    "use_freeze": "MUC_USE_FREEZE",
 }
 _NUMBER_MASKS = ("secmask_manufacturer", "secmask_version", "secmask_medium")  # kept as numbers
+
+
+MASK_CHARS = "0123456789ABCDEF"
+
+
+def check_mask(mask: str, name: str = "") -> str:
+    """A secondary address mask or ID: up to 8 characters 0-9, A-E and F (F = any digit), upper case.
+
+    The guide (Table 12, "Secondary address mask"): missing characters are filled up with leading zeros, so
+    ``084F`` is ``0000084F``. Hex digits A-E are real ID digits (some meters number in hex); F is the wildcard.
+    ``name`` (a chip.ini parameter) makes the error a ConfigError in ``config set``'s words.
+    """
+    text = mask.strip().upper()
+    text = text[2:] if text.startswith("0X") else text
+    if not text or len(text) > 8 or any(ch not in MASK_CHARS for ch in text):
+        why = "more than 8 characters" if len(text) > 8 else "not a mask"
+        allowed = "at most 8 characters 0-9, A-E or F (F: any digit); shorter masks get leading zeros"
+        if name:
+            raise ConfigError(f"{name}={mask!r}: {why}; allowed: {allowed}")
+        raise UsageError(f"secondary address mask {mask!r}: {why}; allowed: {allowed}")
+    return text.zfill(8)
 
 
 def _native(field: str, value: Value) -> Any:
     """A checked chip.ini value as the field keeps it: the serial mask as 8 digits, the others as numbers."""
     if field == "secmask_serial":
-        return mask_digits(str(value))
+        return check_mask(str(value), "MBUS_SECMASKSERIAL")
     if field in _NUMBER_MASKS:
         return mask_number(str(value))
     return value
@@ -105,6 +127,7 @@ class MasterSettings:
     secmask_medium: int = _default("secmask_medium")
     max_device_count: int = _default("max_device_count")
     max_value_count: int = _default("max_value_count")
+    use_freeze: bool = _default("use_freeze")
     recorder_size: int = 16
 
     def __post_init__(self) -> None:
@@ -116,6 +139,11 @@ class MasterSettings:
         """
         schema = by_name()
         for field, name in CHIP_INI_FIELDS.items():
+            if field == "secmask_serial":
+                # the guide's rule (section 5.1.1): hex digits, F = any, missing characters are leading zeros;
+                # the schema's "exactly 8 of 0-9/F" would refuse hex IDs and short masks
+                object.__setattr__(self, field, _native(field, str(getattr(self, field))))
+                continue
             # Param.check is check_setting's rule; the table is looked up once for all fields
             object.__setattr__(self, field, _native(field, schema[name].check(getattr(self, field))))
         if self.min_primary > self.max_primary:
@@ -138,13 +166,6 @@ class MasterSettings:
         return cls(**values)
 
 
-def check_mask(mask: str) -> str:
-    """A secondary address mask: exactly 8 characters 0-9 or F (F = any digit)."""
-    if len(mask) != 8 or any(ch not in "0123456789Ff" for ch in mask):
-        raise UsageError(f"secondary address mask {mask!r} must be exactly 8 characters of 0-9 or F (F = any digit)")
-    return mask.upper()
-
-
 class Outcome(enum.Enum):
     NOTHING = "nothing"
     SINGLE = "single"
@@ -160,6 +181,7 @@ class Received:
     raw: bytes
     truncated: bool = False
     full_timeout: bool = False
+    bad: str = ""  # why a complete frame was refused, when nothing else came (a wrong checksum, say)
 
     @property
     def timeout(self) -> bool:
@@ -168,15 +190,22 @@ class Received:
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """A secondary address read from a long header (CI 72)."""
+    """A secondary address read from a long header (CI 72/76), or the ID of a fixed-structure meter.
+
+    ``fixed``: CI 0x73/0x77 (EN 1434-3 fixed data structure) carries only the ID and a medium code, no
+    manufacturer or version: such a meter is selected by its ID with wildcards in the other fields.
+    """
 
     id: str
     manufacturer: str
     version: int
     medium: int
+    fixed: bool = False
 
     @property
     def select_bytes(self) -> bytes:
+        if self.fixed:
+            return bytes.fromhex(self.id)[::-1] + b"\xff\xff\xff\xff"
         return (
             bytes.fromhex(self.id)[::-1]
             + manufacturer_code(self.manufacturer).to_bytes(2, "little")
@@ -185,24 +214,38 @@ class Identity:
 
 
 def manufacturer_code(text: str) -> int:
+    """The 2-byte code of a manufacturer: three letters (EN 62056-21 flag), or the 4 hex digits that
+    manufacturer_text gives a code that spells no letters (meters send such codes too)."""
     text = text.upper()
+    if len(text) == 4 and all(ch in "0123456789ABCDEF" for ch in text):
+        return int(text, 16)
     if len(text) != 3 or not all("A" <= ch <= "Z" for ch in text):
         raise UsageError(f"manufacturer {text!r} must be three letters A-Z")
     return ((ord(text[0]) - 64) << 10) | ((ord(text[1]) - 64) << 5) | (ord(text[2]) - 64)
 
 
 def manufacturer_text(code: int) -> str:
+    """Three letters, or 4 hex digits for a code that spells none (bit 15 set, or a 5-bit group 0/27-31)."""
     letters = [((code >> shift) & 0x1F) + 64 for shift in (10, 5, 0)]
-    if all(65 <= ch <= 90 for ch in letters):
+    if code <= 0x7FFF and all(65 <= ch <= 90 for ch in letters):
         return "".join(chr(ch) for ch in letters)
     return f"{code:04X}"
 
 
+# EN 1434-3 fixed structure: the 4-bit medium code (2 bits in each Medium/Unit byte) -> EN 13757-3 medium
+_FIXED_MEDIA = (0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x0F, 0x03, 0x04, 0x06, 0x07, 0x08, 0x0F)
+
+
 def identity_of(frame: link.LongFrame) -> Identity | None:
-    """The secondary address of an RSP_UD with a long header (CI 72, or 76 with the same layout)."""
-    if frame.ci not in (0x72, 0x76) or len(frame.data) < 8:
-        return None
+    """The secondary address of an RSP_UD with a long header (CI 72, or 76 with the same layout), or the
+    ID of a fixed-structure answer (CI 73 LSB first, CI 77 MSB first)."""
     data = frame.data
+    if frame.ci in (0x73, 0x77) and len(data) >= 8:
+        ident = data[0:4][::-1] if frame.ci == 0x73 else data[0:4]
+        medium = _FIXED_MEDIA[((data[6] >> 6) & 0x03) | ((data[7] >> 6) << 2)]
+        return Identity(ident.hex().upper(), "", 0, medium, fixed=True)
+    if frame.ci not in (0x72, 0x76) or len(data) < 8:
+        return None
     return Identity(
         data[0:4][::-1].hex().upper(), manufacturer_text(int.from_bytes(data[4:6], "little")), data[6], data[7]
     )
@@ -219,6 +262,7 @@ class Master:
         self.tx_frames = 0
         self._last_tx: bytes | None = None
         self._tx_end = 0.0
+        self.last_bad = ""  # why identify's last complete answer was refused (a wrong checksum, say)
 
     # ---- timing ----------------------------------------------------------------------------------------
 
@@ -290,8 +334,10 @@ class Master:
             frame, _ = link.decode_frame(raw)
         except NeedMoreData:  # pragma: no cover - size was known
             return Received(None, raw, truncated=True)
-        except DecodeError:
-            return self._garbage(buf, idle)
+        except DecodeError as exc:
+            got = self._garbage(buf, idle)
+            # nothing after the frame: one slave sent it, and it is wrong (a checksum, say), not a collision
+            return replace(got, bad=str(exc)) if got.raw == raw else got
         if raw == self._last_tx:
             # A level converter echoing our request: drop it and wait for the real answer.
             self._last_tx = None
@@ -398,20 +444,53 @@ class Master:
 
     def probe_secondary(self, mask_bytes: bytes) -> tuple[Outcome, Identity | None]:
         """Select, then REQ_UD2 to 0xFD to learn the full address; colliding answers mean several meters."""
+        outcome, ident, _frame = self.identify(mask_bytes)
+        return outcome, ident
+
+    def identify(self, mask_bytes: bytes) -> tuple[Outcome, Identity | None, link.LongFrame | None]:
+        """probe_secondary with the answer itself (its A field is the meter's primary address)."""
+        self.last_bad = ""
         outcome = self.select(mask_bytes)
         if outcome is not Outcome.SINGLE:
-            return outcome, None
+            return outcome, None, None
         fcb = not self.settings.first_fcb_neg
         for _ in range(1 + self.settings.max_retry):
             self.send(link.req_ud2(link.ADDRESS_NETWORK, fcb))
             got = self.receive(self.first_byte_timeout())
             if isinstance(got.frame, link.LongFrame):
                 ident = identity_of(got.frame)
-                return (Outcome.SINGLE, ident) if ident else (Outcome.UNREADABLE, None)
+                return (Outcome.SINGLE, ident, got.frame) if ident else (Outcome.UNREADABLE, None, got.frame)
             if got.raw and not got.truncated:
-                return Outcome.COLLISION, None
+                self.last_bad = got.bad
+                return Outcome.COLLISION, None, None
         # A meter is there (it acknowledged alone) but did not answer, or broke off: never drop it silently.
-        return Outcome.UNREADABLE, None
+        return Outcome.UNREADABLE, None, None
+
+    def verify(self, ident: Identity, frame: link.LongFrame) -> bool:
+        """Is ``frame`` (read under a wildcard mask or a primary address) one meter's answer, ``ident``'s?
+
+        Two meters answering in step (same response delay) are wired-AND'ed bit by bit: their E5s merge into
+        one and their telegrams into a frame that may even have a valid checksum, naming an address that is
+        neither's (87654321 and 87654322 make 87654320). So the meter is selected again by its own address
+        and read: no answer, several answers or another address means the first answer was merged. The
+        second telegram must also equal the first (access number aside); if it does not, a third read
+        tells a meter whose values move (equal to neither: it is one meter) from a merged first answer.
+        """
+        if self.select(ident.select_bytes) is not Outcome.SINGLE:
+            return False
+        reads: list[link.LongFrame] = []
+        fcb = not self.settings.first_fcb_neg
+        for _attempt in range(2):
+            got = self.transact(link.req_ud2(link.ADDRESS_NETWORK, fcb))
+            if not isinstance(got.frame, link.LongFrame) or identity_of(got.frame) != ident:
+                return False
+            if _same_answer(got.frame, frame):
+                return True
+            if reads and not _same_answer(got.frame, reads[0]):
+                return True  # its values change by themselves: one real meter
+            reads.append(got.frame)
+            fcb = not fcb
+        return False
 
     # ---- readout -----------------------------------------------------------------------------------------
 
@@ -457,6 +536,11 @@ class Master:
                     raise self._fail(label, got, "select")
             if s.reset_mode == 0:
                 self.nke(nke_target)
+            if s.use_freeze and s.request_mode != "FREEZE":
+                # MUC_USE_FREEZE (Table 25): the Freeze command into MBUS_FREEZESTORAGEENUM before the readout
+                got = self.transact(link.freeze(address, s.freeze_storage))
+                if not isinstance(got.frame, link.Ack):
+                    raise self._fail(label, got, "Freeze (MUC_USE_FREEZE)")
             if s.request_mode != "DEFAULT":
                 if s.request_mode == "FREEZE":
                     request = link.freeze(address, s.freeze_storage)
@@ -495,6 +579,8 @@ class Master:
             return ProtocolError(
                 f"{label}: {step}: the meter stopped after {len(got.raw)} bytes of a telegram", frames=frames
             )
+        if got.bad:
+            return ProtocolError(f"{label}: {step}: {got.bad} ({len(got.raw)} bytes)", frames=frames)
         if got.raw:
             return ProtocolError(f"{label}: {step}: garbled answer ({len(got.raw)} bytes)", frames=frames)
         tries = 1 + self.settings.max_retry
@@ -513,11 +599,26 @@ class Master:
         telegrams = self.read_telegrams(meter)
         values, ident = decode_telegrams(telegrams)
         if ident is not None and meter.manufacturer is None:
+            found = meter_from_identity(ident)
             meter = replace(
-                meter, serial=ident.id, manufacturer=ident.manufacturer, version=ident.version, medium=ident.medium
+                meter, serial=found.serial, manufacturer=found.manufacturer, version=found.version, medium=found.medium
             )
         raw = tuple(link.encode(t) for t in telegrams)
         return Reading(meter=meter, taken_at=datetime.now(UTC), values=tuple(values), raw_frames=raw)
+
+
+def _same_answer(a: link.LongFrame, b: link.LongFrame) -> bool:
+    """Two telegrams of one meter: equal but for the access number (long header byte 8, counts up)."""
+    # the A field is left out: some meters answer a REQ_UD2 to FD with FD, others with their own address
+    if (a.control, a.ci, len(a.data)) != (b.control, b.ci, len(b.data)):
+        return False
+    skip = 8 if a.ci in (0x72, 0x76) else 4 if a.ci in (0x73, 0x77) else -1
+    return all(x == y for i, (x, y) in enumerate(zip(a.data, b.data, strict=True)) if i != skip)
+
+
+def primary_of(frame: link.LongFrame) -> int:
+    """The primary address an RSP_UD carries in its A field (0 when it is none of 0..250)."""
+    return frame.address if 0 <= frame.address <= 250 else 0
 
 
 def more_records_follow(frame: link.LongFrame) -> bool:
@@ -547,11 +648,12 @@ def decode_telegrams(telegrams: list[link.LongFrame]) -> tuple[list[MeterValue],
 
 
 def meter_from_identity(ident: Identity, *, primary: int = 0, mode: AddressMode = AddressMode.SECONDARY) -> Meter:
+    """A meter-list entry; a fixed-structure meter has no manufacturer or version (left unset)."""
     return Meter(
         interface=Interface.MBUS,
         serial=ident.id,
-        manufacturer=ident.manufacturer,
-        version=ident.version,
+        manufacturer=ident.manufacturer or None,
+        version=None if ident.fixed else ident.version,
         medium=ident.medium,
         primary_address=primary,
         address_mode=mode,

@@ -77,6 +77,18 @@ def open_master(engine: Engine, url: str | None = None, settings: MasterSettings
     port = engine.wired_port(url)
     s = settings if settings is not None else engine.master_settings()
     link = open_link(port, s.baudrate, s.parity, s.databits, s.stopbits)
+    # Table 25's debugging aids for the wired bus: MBUS_RAWLOGENABLE logs every frame (TX and RX, UTC
+    # time, hex) to ext/log/mbus_raw.log; MBUS_DEBUGOUT raises the wire logger to DEBUG, one line per frame
+    # (so does -vv). Set on every open, so a reloaded chip.ini (SIGHUP) switches it off again.
+    wire_log = logging.getLogger("sonocli.engine.wire")
+    wire_log.setLevel(logging.DEBUG if engine.get("MBUS_DEBUGOUT") else logging.NOTSET)
+    if engine.get("MBUS_RAWLOGENABLE") or wire_log.isEnabledFor(logging.DEBUG):
+        from sonocli.transports.rawlog import LogSink, RawLog, RawLogSink, TeeLink
+
+        sinks: list[RawLogSink] = [LogSink(wire_log)]
+        if engine.get("MBUS_RAWLOGENABLE"):
+            sinks.append(RawLog(engine.layout.log_dir / "mbus_raw.log"))
+        link = TeeLink(link, sinks)
     return Master(link, s)
 
 

@@ -8,9 +8,12 @@ safe to share between the daemon's threads.
 from __future__ import annotations
 
 import enum
+import math
+import struct
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
+from decimal import Decimal
+from typing import Final, NamedTuple
 
 from sonocli.model.tables import measurement_text, medium_text
 
@@ -93,7 +96,10 @@ class MeterValue(NamedTuple):
     ``exponent`` is the decimal scale: the physical value is ``raw * 10**exponent`` in ``unit``.
     ``raw`` is an int or float for numbers, a str for text, a datetime for dates, bytes for binary data,
     None where the record carries no data. ``dif_vif`` and ``data`` keep the raw bytes for the guide's
-    description modes (Table 10).
+    description modes (Table 10). ``qualifiers`` are what the record's combinable VIFEs (EN 13757-3 Table
+    15) change in its meaning: ``("backward flow",)``, ``("per hour",)``, ``("at phase L1",)``; empty for
+    a plain record. They are shown after the description ("Volume (backward flow)"), never in the CSV/XML
+    description, which stays the guide's Table 17 text.
     """
 
     index: int  # type: ignore[assignment]  # shadows tuple.index(), which nothing calls on a value
@@ -110,6 +116,7 @@ class MeterValue(NamedTuple):
     data: bytes = b""
     encoding: str = "NODATA"
     text: str | None = None  # a plain-text VIF's own description, or a refinement shown after the table text
+    qualifiers: tuple[str, ...] = ()  # last, with a default: positional constructors stay valid
 
     @property
     def description(self) -> str:
@@ -127,8 +134,53 @@ class MeterValue(NamedTuple):
         return isinstance(self.raw, int | float) and not isinstance(self.raw, bool)
 
     @property
+    def described(self) -> str:
+        """The description with the qualifiers in brackets: ``Volume (backward flow)``; for tables."""
+        if not self.qualifiers:
+            return self.description
+        return f"{self.description} ({', '.join(self.qualifiers)})"
+
+    @property
+    def exact(self) -> int | Decimal | str | None:
+        """``raw × 10^exponent`` exactly: an int where that is whole, else a Decimal (never a binary float
+        artefact); ISO 8601 for dates, text as is, hex for binary data, None without data.
+
+        A float raw (a REAL32 record) counts as the shortest decimal that reads back as the same 32-bit
+        float the meter sent (``0.1``, not ``0.10000000149011612``): lossless, as Python's repr is for
+        64-bit floats; a float no 32-bit float equals (a manual value) as its repr.
+        """
+        raw = self.raw
+        if raw is None:
+            return None
+        if type(raw) is int or type(raw) is bool:
+            number = int(raw)
+            if self.exponent >= 0:
+                return number * _pow10(self.exponent)
+            whole, rest = divmod(number, _pow10(-self.exponent))
+            if not rest:
+                return whole
+            return Decimal(f"{number}E{self.exponent}")  # the constructor is exact (no context rounding)
+        if type(raw) is float:
+            real = raw
+            if not math.isfinite(real):
+                return Decimal(repr(real))
+            scaled = Decimal(f"{shortest_decimal(real)}E{self.exponent}")
+            return int(scaled) if scaled == scaled.to_integral_value() else scaled
+        return self._text_value()
+
+    def _text_value(self) -> str | None:
+        raw = self.raw
+        if isinstance(raw, datetime):
+            return raw.isoformat()
+        if isinstance(raw, bytes):
+            return raw.hex().upper()
+        return None if raw is None else str(raw)
+
+    @property
     def value(self) -> float | str | None:
-        """``raw × scale`` for numbers; ISO 8601 for dates; text as is; hex for binary data."""
+        """``raw × scale`` for numbers as a float (for arithmetic; :attr:`exact` is what to show or
+        export: a float rounds above 2^53 and at 17 digits); ISO 8601 for dates; text as is; hex for
+        binary data."""
         raw = self.raw
         if raw is None:
             return None
@@ -144,6 +196,93 @@ class MeterValue(NamedTuple):
         if isinstance(raw, bytes):
             return raw.hex().upper()
         return str(raw)
+
+
+_F32: Final = struct.Struct("<f")
+
+
+def shortest_decimal(real: float) -> str:
+    """The shortest decimal text of a finite float: of the 32-bit float it is, where it is one (REAL32
+    data: ``0.1`` for 0x3DCCCCCD), else its 64-bit repr. Either reads back as exactly that float."""
+    try:
+        single: float = _F32.unpack(_F32.pack(real))[0]
+    except OverflowError:  # beyond the 32-bit range: a 64-bit value
+        return repr(real)
+    if single != real:
+        return repr(real)
+    # 9 significant digits always identify a 32-bit float; a shorter one comes out of 6 digits already
+    # (%g drops trailing zeros, and a 32-bit float is far closer to its shortest decimal than 10^-6)
+    for digits in range(6, 10):
+        text = f"{real:.{digits}g}"
+        if _F32.unpack(_F32.pack(float(text)))[0] == real:
+            return text
+    return repr(real)
+
+
+class ExactNumber(float):
+    """A number for JSON whose exact decimal ``text`` a float cannot hold (more than 15 significant
+    digits): a float (the nearest one) to every consumer, so ``json.dumps`` still works everywhere, and
+    written as ``text`` by :func:`sonocli.engine.decoding.json_text`, the encoder of sonocli's ``--json``."""
+
+    __slots__ = ("text",)
+    text: str
+
+    def __new__(cls, number: Decimal) -> ExactNumber:
+        self = super().__new__(cls, number)
+        self.text = plain_decimal(number)
+        return self
+
+
+def plain_decimal(number: Decimal) -> str:
+    """A Decimal in positional notation without trailing fractional zeros: ``12.345``, ``0.00001``."""
+    text = format(number, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+_EXACT_DIGITS: Final = 10**15  # a decimal of up to 15 significant digits survives a float and its repr
+_POW10: Final[tuple[int, ...]] = tuple(10**k for k in range(32))
+
+
+def _pow10(exponent: int) -> int:
+    """10^exponent (exponent ≥ 0) as an int; a table for the exponents records have."""
+    return _POW10[exponent] if exponent < 32 else int(10**exponent)
+
+
+def json_number(value: MeterValue) -> int | float | str | None:
+    """The value as a JSON-ready exact number: an int where it is whole, a float where the float's repr
+    is the exact decimal (up to 15 significant digits: ``0.069``, never ``0.30000000000000004``), an
+    :class:`ExactNumber` beyond that; dates, text and binary data as :attr:`MeterValue.exact` gives them.
+    Kept cheap: ``decode --json`` runs this for every record."""
+    raw = value.raw
+    if type(raw) is int:
+        exponent = value.exponent
+        if exponent >= 0:
+            return raw * _pow10(exponent)
+        if -_EXACT_DIGITS < raw < _EXACT_DIGITS:
+            scale = _pow10(-exponent)
+            whole, rest = divmod(raw, scale)
+            if not rest:
+                return whole
+            return raw / scale  # correctly rounded: its repr is the exact decimal
+    elif type(raw) is datetime:
+        return raw.isoformat()
+    elif type(raw) is float:
+        if not math.isfinite(raw):
+            return raw  # NaN / infinity as before (no exact decimal)
+        if value.exponent == 0:
+            number = float(shortest_decimal(raw))  # its repr is that shortest decimal
+            return int(number) if number.is_integer() and abs(number) < _EXACT_DIGITS else number
+    elif raw is None:
+        return None
+    exact = value.exact
+    if isinstance(exact, Decimal):
+        digits = exact.as_tuple().digits
+        if len(digits) <= 15:
+            return float(exact)
+        return ExactNumber(exact)
+    return exact
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,6 +125,37 @@ class FtpChannel(Channel):
         secure.on_socket = self.track
         return secure
 
+    def hint(self, step: str, exc: BaseException) -> str | None:
+        missing = self._missing_client_files() if self.tls else []
+        if step == "tls" and missing:
+            return (f"if the server requires a client certificate: {' and '.join(missing)} "
+                    f"{'is' if len(missing) == 1 else 'are'} missing")
+        return super().hint(step, exc)
+
+    def _missing_client_files(self) -> list[str]:
+        """The client certificate files an FTPS server may require that are not in app/."""
+        names = ("ftp-clicert.pem", "ftp-clikey.pem")
+        return [str(self.app / name) for name in names if not (self.app / name).is_file()]
+
+    def _login(self, ftp: ftplib.FTP) -> None:
+        """USER/PASS; with TLS 1.3 a server that requires a client certificate hangs up only now, at the first
+        read after the handshake: that is said as what it is, naming the missing file, not as a bad password."""
+        import ssl
+
+        try:
+            ftp.login(self.user, self.password)
+        except (ssl.SSLError, ConnectionResetError, EOFError, BrokenPipeError) as exc:
+            missing = self._missing_client_files() if isinstance(ftp, ftplib.FTP_TLS) else []
+            if not missing:
+                raise
+            raise self.fail(
+                "tls",
+                f"the server closed the TLS connection ({type(exc).__name__}): it requires a client certificate, "
+                f"and {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing",
+                hint="copy the certificate and key the server's admin issued to app/ftp-clicert.pem and "
+                "app/ftp-clikey.pem (PEM)",
+            ) from None
+
     def send(self, report: Report) -> None:
         if not self.host:
             raise self.fail("resolve", "FTP_IP is empty; set the server address in chip.ini")
@@ -145,7 +176,7 @@ class FtpChannel(Channel):
                     if ftp.sock is not None:
                         self.track(ftp.sock)
             with self.step("login", self.user):
-                ftp.login(self.user, self.password)
+                self._login(ftp)
                 if isinstance(ftp, ftplib.FTP_TLS):
                     ftp.prot_p()
                 ftp.set_pasv(self.passive)

@@ -6,10 +6,16 @@ is the body (``text/xml``). STARTTLS is used whenever the server offers it (veri
 TLS_ROOT_CERT_FILE when that file exists, else the system CAs), AUTH whenever it is offered and SMTP_USER
 is set. SMTP_IP may carry a port (``host:587``); ``smtps://host`` means implicit TLS (port 465).
 All timeouts are 30 s times SMTP_TIMEOUTSCALE.
+
+The login never goes out in clear by accident: with SMTP_USER set and no TLS (the server offers no
+STARTTLS, or a man in the middle stripped it from the EHLO answer) the delivery fails at step ``tls``
+before AUTH or a byte of the report is sent. SMTP_ALLOWPLAIN=1 (sonocli's own) allows it explicitly, and
+every such delivery logs a warning.
 """
 
 from __future__ import annotations
 
+import logging
 import ssl
 from pathlib import Path
 from typing import Any
@@ -17,6 +23,7 @@ from typing import Any
 from sonocli.push.base import Channel, Report, as_int, as_text, device_path, split_host
 
 BASE_TIMEOUT = 30.0
+log = logging.getLogger("sonocli.push.smtp")
 
 
 class SmtpChannel(Channel):
@@ -40,6 +47,7 @@ class SmtpChannel(Channel):
         self.timeout = BASE_TIMEOUT * max(1, as_int(get("SMTP_TIMEOUTSCALE"), 1))
         self.cafile = device_path(root, as_text(get("TLS_ROOT_CERT_FILE")) or "/app/cacert.pem")
         self.muc_id = muc_id
+        self.allow_plain = bool(get("SMTP_ALLOWPLAIN"))
 
     def describe(self) -> str:
         return f"smtp://{self.host}:{self.port} from {self.sender} to {self.recipient}"
@@ -51,6 +59,18 @@ class SmtpChannel(Channel):
         if self.cafile.is_file():
             return ssl.create_default_context(cafile=str(self.cafile))
         return ssl.create_default_context()
+
+    def _plain_login_allowed(self) -> None:
+        """No TLS but a login to send: refuse (nothing sent yet), unless SMTP_ALLOWPLAIN=1 says otherwise."""
+        where = f"{self.host}:{self.port}"
+        if not self.allow_plain:
+            raise self.fail(
+                "tls",
+                f"{where} offers no STARTTLS; refusing to send the login of {self.user!r} in clear, nothing sent",
+                hint="use a server with STARTTLS or smtps://HOST, or set SMTP_ALLOWPLAIN=1 to allow plain SMTP",
+            )
+        log.warning("smtp: %s offers no STARTTLS; sending the login of %r in clear (SMTP_ALLOWPLAIN=1)",
+                    where, self.user)
 
     def send(self, report: Report) -> None:
         import smtplib
@@ -78,6 +98,9 @@ class SmtpChannel(Channel):
                     client.ehlo()
                     if client.sock is not None:
                         self.track(client.sock)
+            elif not self.implicit_tls and self.user:
+                with self.step("tls", "none (SMTP_ALLOWPLAIN=1: the login goes in clear)"):
+                    self._plain_login_allowed()
             if self.user:
                 with self.step("login", self.user):
                     if not client.has_extn("auth"):

@@ -1,4 +1,4 @@
-"""regenerate-server-keys (guide Table 24): the concentrator's TLS key and certificate and its SSH host key.
+"""regenerate-server-keys (guide Table 24): every key sonocli uses - TLS, SSH host key, SFTP login key.
 
 Files in ``app/`` (the device keeps its keys in the application partition too):
 
@@ -8,10 +8,13 @@ Files in ``app/`` (the device keeps its keys in the application partition too):
     client-certificate login on the head-end presents.
 ``ssh_host_ed25519_key`` / ``ssh_host_ed25519_key.pub``
     Ed25519 host key in OpenSSH format (written by cryptography; no paramiko needed) for sshd / SFTP.
+``ssh_id_ed25519`` / ``ssh_id_ed25519.pub``
+    The key the SFTP channel logs in with (sonocli.push.sftp): its new public key is what the head-end's
+    admin must put into authorized_keys, so it is printed with its fingerprint.
 
-All four are generated first and staged as temp files beside their targets (fsync'd); only then are they
+All six are generated first and staged as temp files beside their targets (fsync'd); only then are they
 renamed into place one after another, so a failure while generating leaves every old file as it was and
-key and certificate are never from different generations except during the four renames.
+key and certificate are never from different generations except during the renames.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ TLS_KEY = "device.key"
 TLS_CERT = "device.crt"
 SSH_KEY = "ssh_host_ed25519_key"
 SSH_PUB = "ssh_host_ed25519_key.pub"
+CLIENT_KEY = "ssh_id_ed25519"  # the SFTP channel's login key (sonocli.push.sftp.CLIENT_KEY)
+CLIENT_PUB = "ssh_id_ed25519.pub"
 VALID_DAYS = 3650
 
 
@@ -40,6 +45,8 @@ class GeneratedKeys:
     files: tuple[Path, ...]
     tls_fingerprint: str  # SHA-256 of the certificate (DER), as browsers show it
     ssh_fingerprint: str  # OpenSSH style "SHA256:..." of the host key
+    sftp_public_key: str = ""  # the new login key's OpenSSH line: for the SFTP server's authorized_keys
+    sftp_fingerprint: str = ""  # and its "SHA256:..."
 
 
 def _material(common_name: str) -> dict[str, tuple[bytes, int]]:
@@ -65,8 +72,21 @@ def _material(common_name: str) -> dict[str, tuple[bytes, int]]:
         .sign(tls_key, hashes.SHA256())
     )
     ssh_key = ed25519.Ed25519PrivateKey.generate()
+    client_key = ed25519.Ed25519PrivateKey.generate()
     comment = f" {common_name}".encode()
     return {
+        CLIENT_KEY: (
+            client_key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+            ),
+            0o600,
+        ),
+        CLIENT_PUB: (
+            client_key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+            + comment
+            + b"\n",
+            0o644,
+        ),
         TLS_KEY: (
             tls_key.private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -133,4 +153,6 @@ def regenerate(app_dir: Path, common_name: str) -> GeneratedKeys:
         files=tuple(app_dir / name for name in material),
         tls_fingerprint=hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest(),
         ssh_fingerprint=ssh_fingerprint(material[SSH_PUB][0]),
+        sftp_public_key=material[CLIENT_PUB][0].decode("ascii").strip(),
+        sftp_fingerprint=ssh_fingerprint(material[CLIENT_PUB][0]),
     )

@@ -3,18 +3,134 @@
 The slave fd is kept open for the server's lifetime: once the last slave fd closes, reads on the master
 return EIO (TESTING.md §5). A pty has no baud timing, so answers are paced by the segment at the baud
 rate given (11 bits per character), with real response delays.
+
+With logging at INFO for ``sonocli.sim`` (``sonocli simulate -v``) every request the segment decoded is
+logged as one line once its answer is complete: the time, the request (type and address) and the answer
+(``ACK``, ``RSP_UD`` of which meter, a collision, or no answer); at DEBUG (``-vv``) with both in hex.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import termios
 import threading
 import tty
+from datetime import UTC, datetime
 from typing import Any
 
+from sonocli.codecs import mbus_link as link
+from sonocli.errors import DecodeError, NeedMoreData
 from sonocli.sim.peer import RealClock
+
+log = logging.getLogger("sonocli.sim")
+
+_CONTROL_NAMES = {link.C_SND_NKE: "SND_NKE", link.C_REQ_UD1: "REQ_UD1", link.C_REQ_UD2: "REQ_UD2",
+                  link.C_SND_UD: "SND_UD"}
+_CI_NAMES = {link.CI_SELECT: "select", link.CI_APPLICATION_RESET: "application reset",
+             link.CI_DATA_SEND: "data send"}
+
+
+def _address(address: int) -> str:
+    if address == link.ADDRESS_NETWORK:
+        return "the selected meter (FD)"
+    if address == link.ADDRESS_BROADCAST:
+        return "broadcast (FF)"
+    if address == link.ADDRESS_BROADCAST_REPLY:
+        return "broadcast with reply (FE)"
+    return f"address {address}"
+
+
+def _manufacturer(code: int) -> str:
+    letters = ((code >> 10) & 0x1F, (code >> 5) & 0x1F, code & 0x1F)
+    return "".join(chr(c + 64) for c in letters) if all(1 <= c <= 26 for c in letters) else f"{code:04X}"
+
+
+def describe_request(raw: bytes) -> str:
+    """A request frame in words: ``REQ_UD2 FCB=1 to address 5``, ``SND_UD select 1234FFFF-SON-FF-FF``."""
+    try:
+        frame, _ = link.decode_frame(raw)
+    except DecodeError as exc:
+        return f"undecodable request ({exc})"
+    if isinstance(frame, link.Ack):
+        return "ACK"
+    name = _CONTROL_NAMES.get(frame.control & ~link.FCB, f"C={frame.control:02X}")
+    fcb = f" FCB={1 if frame.control & link.FCB else 0}" if frame.control & 0x10 else ""
+    if isinstance(frame, link.ShortFrame):
+        return f"{name}{fcb} to {_address(frame.address)}"
+    what = _CI_NAMES.get(frame.ci, f"CI={frame.ci:02X}")
+    if isinstance(frame, link.LongFrame) and frame.ci == link.CI_SELECT and len(frame.data) >= 8:
+        sel = link.decode_select(frame.data)
+        manufacturer = "any" if sel.manufacturer == 0xFFFF else _manufacturer(sel.manufacturer)
+        what += f" {sel.id_mask}-{manufacturer}-{sel.version:02X}-{sel.medium:02X}"
+    return f"{name} {what} to {_address(frame.address)}"
+
+
+def describe_answer(raw: bytes) -> str:
+    """What the segment answered: ``no answer``, ``ACK``, ``RSP_UD 12345678 SON (63 bytes)``, or garbage."""
+    if not raw:
+        return "no answer"
+    try:
+        frame, used = link.decode_frame(raw)
+    except NeedMoreData:
+        return f"truncated frame, {len(raw)} byte(s)"
+    except DecodeError:
+        return f"garbled answer, {len(raw)} byte(s) (a collision of several meters?)"
+    extra = f" + {len(raw) - used} byte(s) more (collision?)" if used < len(raw) else ""
+    if isinstance(frame, link.Ack):
+        return "ACK (E5)" + extra
+    if isinstance(frame, link.LongFrame):
+        who = ""
+        if frame.ci in (0x72, 0x76) and len(frame.data) >= 8:
+            who = f" {frame.data[3::-1].hex().upper()} {_manufacturer(int.from_bytes(frame.data[4:6], 'little'))}"
+        return f"RSP_UD{who} ({len(raw)} bytes, CI {frame.ci:02X}){extra}"
+    return f"frame C={frame.control:02X} ({len(raw)} bytes){extra}"
+
+
+class RequestLog:
+    """Pairs each request the segment decoded with the bytes sent after it, and logs one line per pair
+    once the answer is complete (nothing more scheduled) or the next request arrives."""
+
+    def __init__(self, segment: Any) -> None:
+        self.segment = segment
+        self._seen = len(getattr(segment, "log", ()))
+        self._pending: tuple[datetime, bytes] | None = None
+        self._answer = bytearray()
+        self.lines = 0
+
+    def received(self) -> None:
+        """Call after ``segment.receive``: starts a pair for every frame it decoded."""
+        frames = getattr(self.segment, "log", [])
+        for _when, raw in frames[self._seen :]:
+            self._flush()
+            self._pending = (datetime.now(UTC), bytes(raw))
+        self._seen = len(frames)
+        self._maybe_done()
+
+    def sent(self, data: bytes) -> None:
+        if self._pending is not None:
+            self._answer += data
+        self._maybe_done()
+
+    def _maybe_done(self) -> None:
+        if self._pending is not None and self.segment.next_event() is None:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending is None:
+            return
+        when, request = self._pending
+        answer = bytes(self._answer)
+        if getattr(self.segment, "echo", False) and answer.startswith(request):
+            answer = answer[len(request) :]  # the level converter's echo is not the meters' answer
+        self._pending = None
+        self._answer.clear()
+        self.lines += 1
+        stamp = when.strftime("%H:%M:%S.") + f"{when.microsecond // 1000:03d}"
+        log.info("%s %s -> %s", stamp, describe_request(request), describe_answer(answer))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("  request %s; answer %s", request.hex(" ").upper(), answer.hex(" ").upper() or "-")
 
 
 class PtyServer:
@@ -36,8 +152,10 @@ class PtyServer:
         segment.set_host_line(baudrate, True)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.requests = RequestLog(segment)
 
     def serve_forever(self) -> None:
+        logging_on = log.isEnabledFor(logging.INFO)
         while not self._stop.is_set():
             event = self.segment.next_event()
             now = self.clock.now()
@@ -50,9 +168,13 @@ class PtyServer:
                     break
                 if data:
                     self.segment.receive(data, self.clock.now())
+                    if logging_on:
+                        self.requests.received()
             out = self.segment.poll(self.clock.now())
             if out:
                 os.write(self.master_fd, out)
+                if logging_on:
+                    self.requests.sent(out)
             self._unpin_speed()
 
     def _unpin_speed(self) -> None:

@@ -3,13 +3,17 @@
 Every meter keeps its own link state (FCB, telegram position, selection), answers after its own response
 delay, and several meters answering at once collide the way they do on a real bus: their UART bit streams
 are wired-AND'ed (a slave pulls the line to "space"), so aligned identical bytes survive and anything else
-turns to garbage. Faults on demand: silent meters, flaky meters (ignore the first N requests), broken
-checksums, meters that stop in the middle of a telegram, and a level converter that echoes the request.
+turns to garbage; two meters with the same response delay answer in step, and their telegrams merge bit
+by bit into one that may look valid (87654321 and 87654322 make 87654320). Faults on demand: silent
+meters, flaky meters (ignore the first N requests), broken checksums, meters that stop in the middle of a
+telegram, a level converter that echoes the request, and answer delays that vary per answer (``jitter``).
+IDs may hold hex digits; a fixed-structure meter (CI 0x73/0x77) is selected by its ID alone.
 """
 
 from __future__ import annotations
 
 import bisect
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,9 +36,11 @@ class SimMeter:
     telegrams: list[tuple[int, bytes]]
     name: str = ""
     delay_bits: int = 40
+    jitter_bits: int = 0  # each answer starts up to this many bit times after delay_bits (random, seeded)
     silent: bool = False
     flaky: int = 0  # ignore this many requests before answering
     corrupt: bool = False  # wrong checksum on every long frame
+    answers_all: bool = False  # a broken slave that answers every primary address and every selection
     stop_after: int | None = None  # send only this many bytes of each long frame
     baud: int | None = None
     # A battery meter whose receiver sleeps: it hears nothing until a wake-up preamble of 0x55 characters
@@ -50,11 +56,20 @@ class SimMeter:
     app_resets: int = 0
 
     @property
+    def fixed(self) -> bool:
+        """A fixed-structure meter (CI 0x73/0x77): its header has an ID but no manufacturer or version."""
+        return self.telegrams[0][0] in (0x73, 0x77)
+
+    @property
     def address_bytes(self) -> bytes:
-        """The 8 selection bytes from the first telegram's long header (CI 72/76), or zeros."""
+        """The 8 selection bytes from the first telegram's long header (CI 72/76), or zeros; a fixed-structure
+        meter's ID (LSB first) with wildcards for the fields it does not have."""
         ci, data = self.telegrams[0]
         if ci in (0x72, 0x76) and len(data) >= 8:
             return data[:8]
+        if ci in (0x73, 0x77) and len(data) >= 4:
+            ident = data[:4] if ci == 0x73 else data[:4][::-1]
+            return ident + b"\xff\xff\xff\xff"
         return bytes(8)
 
     @property
@@ -67,7 +82,10 @@ class SimMeter:
 
     def matches(self, mask: bytes) -> bool:
         """Nibble-wise compare with F wildcards in every field (ID, manufacturer, version, medium)."""
-        for want, have in zip(mask, self.address_bytes, strict=True):
+        own = self.address_bytes
+        for index, (want, have) in enumerate(zip(mask, own, strict=True)):
+            if self.fixed and index >= 4:
+                break  # no manufacturer, version or medium to compare: the ID decides
             for shift in (0, 4):
                 nibble = (want >> shift) & 0xF
                 if nibble != 0xF and nibble != (have >> shift) & 0xF:
@@ -144,6 +162,8 @@ class WiredSegment:
     host_baud: int = 2400
     parity: bool = True
     log: list[tuple[float, bytes]] = field(default_factory=list)
+    seed: int = 0  # for the meters' jitter_bits: a segment replays the same delays
+    _rng: random.Random = field(default_factory=random.Random)
     _decoder: link.StreamDecoder = field(default_factory=link.StreamDecoder)
     _times: list[float] = field(default_factory=list)
     _bytes: bytearray = field(default_factory=bytearray)
@@ -151,6 +171,9 @@ class WiredSegment:
     _now: float = 0.0
 
     # ---- SimPeer -------------------------------------------------------------------------------------
+
+    def __post_init__(self) -> None:
+        self._rng.seed(self.seed)
 
     def set_host_line(self, baudrate: int, parity: bool) -> None:
         self.host_baud = baudrate
@@ -219,7 +242,7 @@ class WiredSegment:
             return meters
         if address == link.ADDRESS_NETWORK:
             return [m for m in meters if m.selected]
-        return [m for m in meters if m.primary == address]
+        return [m for m in meters if m.primary == address or m.answers_all]
 
     def _handle(self, raw: bytes, now: float) -> None:
         frame, _ = link.decode_frame(raw)
@@ -255,7 +278,8 @@ class WiredSegment:
             fcb = (1 if frame.control & link.FCB else 0) if fcv else None
             if control == 0x4A:
                 return [(m, b"\xe5") for m in targets]
-            return [(m, m.next_response(fcb, frame.address)) for m in targets]
+            # a slave answers with its own primary address in the A field, also when addressed by FD
+            return [(m, m.next_response(fcb, m.primary)) for m in targets]
         return []
 
     def _snd_ud(self, control: int, address: int, ci: int, data: bytes) -> list[tuple[SimMeter, bytes]]:
@@ -266,7 +290,7 @@ class WiredSegment:
                 return []
             chosen = []
             for meter in self._listening():
-                meter.selected = meter.matches(data)
+                meter.selected = meter.answers_all or meter.matches(data)
                 if meter.selected:
                     chosen.append((meter, b"\xe5"))
             return chosen
@@ -288,16 +312,24 @@ class WiredSegment:
             return
         bit = 1.0 / self.host_baud
         char = self.char_time
+        delays = [self._delay(m) for m, _ in answers]
         if len(answers) == 1:
-            meter, reply = answers[0]
-            start = now + meter.delay_bits * bit
+            _meter, reply = answers[0]
+            start = now + delays[0] * bit
             for index, byte in enumerate(reply):
                 self._put(start + (index + 1) * char, bytes((byte,)))
             return
-        offset, garbled = collide([(m.delay_bits, reply) for m, reply in answers], self.parity)
+        offset, garbled = collide([(d, reply) for d, (_m, reply) in zip(delays, answers, strict=True)], self.parity)
         start = now + offset * bit
         for index, byte in enumerate(garbled):
             self._put(start + (index + 1) * char, bytes((byte,)))
+
+
+    def _delay(self, meter: SimMeter) -> int:
+        """This answer's start in bit times: the meter's delay plus its jitter, within EN 13757-2's 330."""
+        if not meter.jitter_bits:
+            return meter.delay_bits
+        return min(330, meter.delay_bits + self._rng.randint(0, meter.jitter_bits))
 
 
 def _storage_of(dif_bytes: bytes) -> int:
@@ -338,10 +370,7 @@ def _header_overrides(data: bytes, entry: dict[str, Any], where: str) -> bytes:
     """Rewrite ID/manufacturer/version/medium of a CI 72 long header from the segment file."""
     head = bytearray(data[:8])
     if "id" in entry:
-        ident = str(entry["id"])
-        if len(ident) != 8:
-            raise ConfigError(f"{where}: id {ident!r} must be 8 digits")
-        head[0:4] = bytes.fromhex(ident)[::-1]
+        head[0:4] = _id_bytes(entry, where)
     if "manufacturer" in entry:
         man = str(entry["manufacturer"]).upper()
         code = ((ord(man[0]) - 64) << 10) | ((ord(man[1]) - 64) << 5) | (ord(man[2]) - 64)
@@ -351,6 +380,17 @@ def _header_overrides(data: bytes, entry: dict[str, Any], where: str) -> bytes:
     if "medium" in entry:
         head[7] = int(entry["medium"]) & 0xFF
     return bytes(head) + data[8:]
+
+
+def _id_bytes(entry: dict[str, Any], where: str) -> bytes:
+    """The ``id`` of a segment entry, LSB first: 8 digits 0-9 or A-F (hex IDs exist, F included)."""
+    ident = str(entry["id"])
+    try:
+        if len(ident) != 8:
+            raise ValueError
+        return bytes.fromhex(ident)[::-1]
+    except ValueError:
+        raise ConfigError(f"{where}: id {ident!r} must be 8 hex digits") from None
 
 
 def meter_from_dict(entry: dict[str, Any], where: str) -> SimMeter:
@@ -368,6 +408,8 @@ def meter_from_dict(entry: dict[str, Any], where: str) -> SimMeter:
         ci, data = _telegram(item, f"{where} telegram {index}")
         if ci in (0x72, 0x76) and len(data) >= 12:
             data = _header_overrides(data, entry, where)
+        elif ci == 0x73 and len(data) >= 4 and "id" in entry:
+            data = _id_bytes(entry, where) + data[4:]
         telegrams.append((ci, data))
     delay = int(entry.get("delay_bits", 11 + (primary * 37) % 300))
     if not 11 <= delay <= 330:
@@ -377,9 +419,11 @@ def meter_from_dict(entry: dict[str, Any], where: str) -> SimMeter:
         telegrams=telegrams,
         name=str(entry.get("name", "")),
         delay_bits=delay,
+        jitter_bits=int(entry.get("jitter_bits", 0)),
         silent=bool(entry.get("silent", False)),
         flaky=int(entry.get("flaky", 0)),
         corrupt=bool(entry.get("corrupt", False)),
+        answers_all=bool(entry.get("answers_all", False)),
         stop_after=int(entry["stop_after"]) if "stop_after" in entry else None,
         sleepy=bool(entry.get("sleepy", False)),
     )

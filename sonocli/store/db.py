@@ -109,6 +109,12 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         updated   INTEGER NOT NULL
     );
     """,
+    """
+    -- What a value's combinable VIFEs change in its meaning (MeterValue.qualifiers: "backward flow",
+    -- "per hour", ...) as a JSON array, '' for none. NULL in rows stored before this migration: the store
+    -- derives them from dif_vif when it reads such a row (codecs.mbus_app.qualifiers_of).
+    ALTER TABLE reading_values ADD COLUMN qualifiers TEXT;
+    """,
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

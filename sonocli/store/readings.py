@@ -1,7 +1,7 @@
 """Readings in SQLite: every readout and every received telegram, rebuilt exactly for export.
 
 Each reading stores its values as rows (value index, measurement, unit, exponent, typed raw value, function,
-storage, tariff, subunit, meter timestamp, DIF/VIF and data bytes) and points at the meter-list
+storage, tariff, subunit, meter timestamp, DIF/VIF and data bytes, qualifiers) and points at the meter-list
 configuration it was taken with (user labels, OBIS IDs, …). Configurations are kept as immutable,
 content-addressed snapshots: editing the meter list adds a snapshot and never rewrites or drops history —
 unlike the device, which empties its log when the configuration changes.
@@ -221,12 +221,13 @@ def _value_row(reading_id: int, position: int, value: MeterValue) -> tuple[objec
         bytes(value.data),
         value.encoding,
         value.text,
+        json.dumps(value.qualifiers, ensure_ascii=False) if value.qualifiers else "",
     )
 
 
 def _value_from_row(row: Sequence[Any]) -> MeterValue:
     (idx, measurement, unit, exponent, tag, raw, function, storage, tariff, subunit, ts, flags, dif_vif, data,
-     encoding, text) = row  # fmt: skip
+     encoding, text, qualifiers) = row  # fmt: skip
     return MeterValue(
         index=idx,
         measurement=measurement,
@@ -242,7 +243,18 @@ def _value_from_row(row: Sequence[Any]) -> MeterValue:
         data=bytes(data),
         encoding=encoding,
         text=text,
+        qualifiers=_qualifiers(qualifiers, dif_vif),
     )
+
+
+def _qualifiers(stored: str | None, dif_vif: bytes) -> tuple[str, ...]:
+    """The stored qualifiers; for a row from before schema 3 (NULL) those its DIF/VIF bytes give, which
+    is what the decoder gave the value (the qualifiers are a function of those bytes alone)."""
+    if stored is None:
+        from sonocli.codecs.mbus_app import qualifiers_of
+
+        return qualifiers_of(bytes(dif_vif))
+    return tuple(json.loads(stored)) if stored else ()
 
 
 def pack_frames(frames: Sequence[bytes]) -> bytes | None:
@@ -267,7 +279,7 @@ def unpack_frames(blob: bytes | None) -> tuple[bytes, ...]:
 _SELECT: Final = """
 SELECT r.id, r.config_id, r.taken_at, r.rssi, r.meter_rssi, r.frames,
        v.position, v.idx, v.measurement, v.unit, v.exponent, v.raw_type, v.raw, v.function, v.storage,
-       v.tariff, v.subunit, v.ts, v.flags, v.dif_vif, v.data, v.encoding, v.text
+       v.tariff, v.subunit, v.ts, v.flags, v.dif_vif, v.data, v.encoding, v.text, v.qualifiers
 FROM readings AS r LEFT JOIN reading_values AS v ON v.reading_id = r.id
 """
 
@@ -339,7 +351,7 @@ class ReadingStore:
                 reading_id = cursor.lastrowid
                 assert reading_id is not None
                 conn.executemany(
-                    "INSERT INTO reading_values VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO reading_values VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [_value_row(reading_id, position, value) for position, value in enumerate(reading.values)],
                 )
                 ids.append(reading_id)

@@ -6,6 +6,7 @@ pyserial finds it as ``protocol_sim`` in a package listed in ``serial.protocol_h
     sim://demo                       the built-in twelve meters (real frames)
     sim:///path/to/segment.toml      a segment file (TOML or JSON)
     sim://air?...                    simulated radio traffic (sonocli.sim.radio.RadioPeer)
+    sim://dlde?...                   IEC 62056-21 meters, modes A/B/C, multi-drop (sonocli.sim.dlde)
 
 Query parameters for wired segments: ``clock=virtual|real`` (default virtual), ``echo=1`` (a level
 converter that echoes the request), ``baud=N`` (the meters' baud rate), ``silent=A,B`` / ``flaky=A:N`` /
@@ -65,6 +66,9 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial ships no type hints
             radio = importlib.import_module("sonocli.sim.radio")
             peer: SimPeer = radio.RadioPeer(params, clock)
             return peer, clock
+        if parts.netloc == "dlde":  # IEC 62056-21 meters (sonocli.sim.dlde)
+            dlde = importlib.import_module("sonocli.sim.dlde")
+            return dlde.peer_from_params(params, clock), clock
         from sonocli.sim.wired import load_segment
 
         source = parts.netloc if parts.netloc else urllib.parse.unquote(parts.path)

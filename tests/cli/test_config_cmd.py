@@ -103,7 +103,10 @@ def test_check_reports_all_errors_with_lines(root: Path, tmp_path: Path) -> None
     data = json.loads(out)
     assert code == 2 and data["ok"] is False and [e["line"] for e in data["errors"]] == [2, 3]
     code, out, err = run(root, "check")
-    assert code == 0 and out.endswith(": ok (3 warning(s))\n")
+    # 3 unknown keys, and 3 parameters set away from their default that have no effect in sonocli
+    assert code == 0 and out.endswith(": ok (6 warning(s))\n")
+    assert ":9: warning: NAME=Keller-Nord has no effect in sonocli: the device's name for CHIPtool" in err
+    assert ":3: warning: ADDRESS=192.168.10.20 has no effect in sonocli: a network setting of the device" in err
 
 
 def test_check_missing_file_is_exit_2(root: Path) -> None:
@@ -154,3 +157,37 @@ def test_parallel_sets_all_land(root: Path) -> None:
     values = {p["name"]: p["value"] for p in json.loads(run(root, "show", "--json")[1])["parameters"]}
     assert {k: str(values[k]) for k in wanted} == wanted
     assert "RTOS_EXTRA_KEY=keep me" in (root / "app" / "chip.ini").read_text()
+
+
+def test_parameters_without_effect_are_marked_by_show_set_and_check(tmp_path: Path) -> None:
+    """Table 25 parameters sonocli keeps but does not act on: show says why, set warns, check warns when the
+    file sets one away from its default; the chip.ini of ``sonocli init`` checks without such warnings."""
+    assert CliRunner().invoke(cli, ["--root", str(tmp_path), "init"]).exit_code == 0
+    code, out, _ = run(tmp_path, "check")
+    assert code == 0 and "no effect" not in out
+    marked = [p for p in PARAMETERS if not p.works]
+    assert marked and all(p.no_effect for p in marked)
+
+    code, out, _ = run(tmp_path, "show")
+    rows = {line.split("\t")[0]: line for line in out.splitlines() if "\t" in line}
+    for p in PARAMETERS:
+        assert ("[no effect in sonocli: " in rows[p.name]) is (not p.works), p.name
+    assert rows["SNTP_IP"].endswith("[no effect in sonocli: the device's time service; the operating system keeps "
+                                    "this computer's clock (NTP)]")
+    data = json.loads(run(tmp_path, "show", "--json")[1])
+    by_name = {p["name"]: p for p in data["parameters"]}
+    assert by_name["DHCP"]["no_effect"].startswith("a network setting of the device")
+    assert by_name["MBUS_RAWLOGENABLE"]["no_effect"] is None
+
+    code, out, err = run(tmp_path, "set", "DHCP", "1")
+    assert (code, out) == (0, "DHCP=1 (was 0)\n")
+    assert err.splitlines() == [
+        "sonocli: warning: DHCP has no effect in sonocli: a network setting of the device; the operating system "
+        "configures this computer's network"
+    ]
+    assert run(tmp_path, "set", "MBUS_RAWLOGENABLE", "1")[2] == ""  # a parameter that works: no warning
+    code, out, err = run(tmp_path, "check")
+    assert code == 0 and out.endswith(": ok (1 warning(s))\n")
+    assert "warning: DHCP=1 has no effect in sonocli" in err
+    data = json.loads(run(tmp_path, "check", "--json")[1])
+    assert data["ok"] is True and [w["message"].split(" has")[0] for w in data["warnings"]] == ["DHCP=1"]

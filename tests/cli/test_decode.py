@@ -33,13 +33,13 @@ EXPECTED = {
     "records": [
         {
             "index": 0, "function": "instantaneous", "storage": 0, "tariff": 0, "subunit": 0,
-            "description": "Energy", "unit": "Wh", "scale": 1000.0, "raw": 12345, "value": 12345000.0,
-            "dif_vif": "04 06",
+            "description": "Energy", "unit": "Wh", "scale": 1000.0, "raw": 12345, "value": 12345000,
+            "dif_vif": "04 06", "qualifiers": [],
         },
         {
             "index": 1, "function": "instantaneous", "storage": 0, "tariff": 0, "subunit": 0,
-            "description": "Flow temperature", "unit": "degree C", "scale": 1.0, "raw": 21, "value": 21.0,
-            "dif_vif": "02 5B",
+            "description": "Flow temperature", "unit": "degree C", "scale": 1.0, "raw": 21, "value": 21,
+            "dif_vif": "02 5B", "qualifiers": [],
         },
     ],
     "more_records_follow": False,

@@ -58,7 +58,8 @@ def test_alloc_mode_and_port_from_chip_ini(tmp_path: Path) -> None:
     [
         (["--port", "/dev/ttyNOSUCH"], 1, "does not exist (hint: check the port name"),
         (["--port", "sim://demo", "--baud", "1234"], 2, "1234"),
-        (["--port", "sim://demo", "--mask", "12AB"], 2, "MBUS_SECMASKSERIAL='12AB': not a hex mask"),
+        (["--port", "sim://demo", "--mask", "12G4"], 2, "MBUS_SECMASKSERIAL='12G4': not a mask; allowed: at most 8"),
+        (["--port", "sim://demo", "--mask", "123456789"], 2, "MBUS_SECMASKSERIAL='123456789': more than 8 characters"),
         (["--port", "sim:///no/such/segment.toml"], 2, "cannot read segment file"),
         ([], 2, "no port given"),
     ],
@@ -196,3 +197,69 @@ def test_scan_save_records_the_value_entries_and_readout_is_indexed_to_them(tmp_
                 value.description, value.storage, value.tariff)
         shown = [r["index"] for r in printed[reading.meter.device_id]["records"]]
         assert shown == [v.index for v in reading.values]  # what is printed is what was recorded
+
+
+def _segment_file(tmp_path: Path, meters: list[dict[str, object]]) -> str:
+    from sonocli.codecs import mbus_link as L
+
+    head = bytes.fromhex("00000000") + bytes.fromhex("2D2C0804") + bytes((0x11, 0, 0, 0))
+    frame = L.encode(L.LongFrame(0x08, 1, 0x72, head + bytes.fromhex("041301000000"))).hex()
+    lines = []
+    for entry in meters:
+        lines.append("[[meter]]")
+        lines.append(f'frame = "{frame}"')
+        lines.extend(f"{key} = {json.dumps(value)}" for key, value in entry.items())
+    path = tmp_path / "segment.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return f"sim://{path}"
+
+
+def test_an_unresolved_collision_exits_3_and_says_where(tmp_path: Path) -> None:
+    port = _segment_file(tmp_path, [
+        {"primary": 1, "id": "22222222", "delay_bits": 20}, {"primary": 2, "id": "22222222", "delay_bits": 90},
+        {"primary": 3, "id": "1234ABCD"},
+    ])  # fmt: skip
+    code, out, err = run(tmp_path, "scan", "--port", port, "--mode", "secondary")
+    assert code == 3
+    assert "unresolved collision at 222222222C2D0804" in err and "1 meters" in out
+    code, out, _err = run(tmp_path, "scan", "--port", port, "--mode", "secondary", "--json")
+    assert code == 3
+    doc = json.loads(out)
+    assert doc["unresolved"] == ["222222222C2D0804"] and [m["serial"] for m in doc["meters"]] == ["1234ABCD"]
+
+
+def test_a_hex_id_found_by_scan_is_selectable_by_readout_id(tmp_path: Path) -> None:
+    port = _segment_file(tmp_path, [{"primary": 1, "id": "1234ABCD"}, {"primary": 2, "id": "1234ABCE"}])
+    code, out, err = run(tmp_path, "scan", "--port", port, "--json")
+    assert code == 0, err
+    assert {m["serial"] for m in json.loads(out)["meters"]} == {"1234ABCD", "1234ABCE"}
+    code, out, err = run(tmp_path, "readout", "--port", port, "--id", "1234ABCE", "--json")
+    assert code == 0, err
+    assert "1234ABCE" in out and "1234ABCD" not in out
+
+
+def test_two_meters_in_step_on_one_primary_address_are_reported_not_listed(tmp_path: Path) -> None:
+    port = _segment_file(tmp_path, [
+        {"primary": 5, "id": "87654321", "delay_bits": 30}, {"primary": 5, "id": "87654322", "delay_bits": 30},
+    ])  # fmt: skip
+    code, out, err = run(tmp_path, "scan", "--port", port, "--mode", "primary", "--first", "4", "--last", "6")
+    assert code == 3
+    assert "address 5 answers for more than one meter" in err and "87654320" not in out
+    code, out, err = run(tmp_path, "scan", "--port", port, "--mode", "secondary", "--json")
+    assert code == 0, err
+    assert sorted(m["serial"] for m in json.loads(out)["meters"]) == ["87654321", "87654322"]
+
+
+def test_a_meter_answering_every_address_gets_a_hint(tmp_path: Path) -> None:
+    port = _segment_file(tmp_path, [{"primary": 1, "id": "10000001", "answers_all": True, "delay_bits": 40},
+                                    {"primary": 9, "id": "90000009", "delay_bits": 200}])
+    code, _out, err = run(tmp_path, "scan", "--port", port, "--mode", "primary", "--last", "20")
+    assert code == 3
+    assert "sonocli: warning: " in err and "a meter answering every address" in err and "--baud" in err
+
+
+def test_a_short_mask_is_padded(tmp_path: Path) -> None:
+    port = _segment_file(tmp_path, [{"primary": 1, "id": "00000841"}, {"primary": 2, "id": "10000842"}])
+    code, out, err = run(tmp_path, "scan", "--port", port, "--mask", "84F", "--json")
+    assert code == 0, err
+    assert [m["serial"] for m in json.loads(out)["meters"]] == ["00000841"]

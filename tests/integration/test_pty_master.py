@@ -74,7 +74,7 @@ def test_collisions_on_a_pty_are_detected() -> None:
         # the root still collides and is resolved on the last digit.
         result = secondary_scan(master, mask="1234567F")
     assert sorted(m.serial for m in result.meters) == ["12345678", "12345679"]
-    assert result.probes == 11
+    assert result.probes == 16  # 11 + the hex digits A-E tried once at the last position (issue 12)
 
 
 @pytest.mark.parametrize("mode", ["reverse", "alloc"])

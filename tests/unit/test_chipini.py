@@ -33,7 +33,9 @@ WRAPPED = (
 def test_schema_is_complete_and_consistent() -> None:
     names = [p.name for p in PARAMETERS]
     assert len(names) == len(set(names))
-    assert len(PARAMETERS) == 111 + 6  # Table 25 rows + sonocli's six
+    # Table 25 rows + sonocli's six + MUC_ID and twelve MQTT_* + WEB_*/FTPD_* + SMTP_ALLOWPLAIN, XMLTOTCP_LISTEN*
+    # + DLDE_PORT/BAUDRATE/TIMEOUT
+    assert len(PARAMETERS) == 111 + 6 + 13 + 8 + 3 + 3
     for name in (*WRAPPED, "MBUS_PORT", "WMBUS_PORT", "WMBUS_DONGLE", "WMBUS2_PORT", "WMBUS2_DONGLE",
                  "WMBUS_LISTEN"):
         assert name in by_name()
@@ -311,3 +313,18 @@ def test_check_setting_is_the_schema_rule_for_text_and_typed_values() -> None:
 
 def test_empty_dongle_choice_reads_as_empty() -> None:
     assert by_name()["WMBUS_DONGLE"].allowed().startswith("empty, im871a, ")
+
+
+def test_parameters_without_effect_are_noted_in_the_default_file_and_reported_when_changed() -> None:
+    """The chip.ini of ``sonocli init`` says which parameters change nothing in sonocli; a file that sets one
+    away from its default is reported by ``ignored()`` (config check), one left at its default is not."""
+    text = default_text()
+    assert "; No effect in sonocli: the device's time service; the operating system keeps this computer's clock" in text
+    assert text.count("; No effect in sonocli: ") == sum(1 for p in PARAMETERS if not p.works)
+    assert ChipIni.from_text(text).ignored() == []
+    ini = ChipIni.from_text("[IP]\nDHCP=0\nADDRESS=10.0.0.7\n[CONFIG]\nMBUS_RAWLOGENABLE=1\nSNTP_IP=pool.ntp.org\n")
+    assert [(line, message.split(" has ")[0]) for line, message in ini.ignored()] == [
+        (3, "ADDRESS=10.0.0.7"),
+        (6, "SNTP_IP=pool.ntp.org"),
+    ]
+    assert all("has no effect in sonocli: " in message for _, message in ini.ignored())

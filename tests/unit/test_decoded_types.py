@@ -26,6 +26,8 @@ def test_decoded_objects_equal_keyword_constructed_ones() -> None:
             # a row one field short (a field added to MeterValue but not to the decoder's rows) fails here
             rebuilt = MeterValue(**value._asdict())
             assert rebuilt == value and hash(rebuilt) == hash(value)
+            assert len(value) == len(MeterValue._fields)  # the last field (qualifiers) is in every row
+            assert type(value.qualifiers) is tuple and all(type(q) is str for q in value.qualifiers)
             stamped += value.timestamp is not None
     assert stamped > 50  # the timestamp pass wrote into rows, and the values still compare equal
 

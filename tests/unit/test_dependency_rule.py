@@ -26,8 +26,9 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "sonocli"
 
 CLI_ALLOWED = ("sonocli.engine", "sonocli.daemon", "sonocli.model", "sonocli.errors", "sonocli.registry",
-               "sonocli.cli", "sonocli.service", "sonocli.sim")
+               "sonocli.cli", "sonocli.service", "sonocli.sim", "sonocli.web")
 DAEMON_ALLOWED = ("sonocli.engine", "sonocli.model", "sonocli.errors", "sonocli.daemon")
+WEB_ALLOWED = ("sonocli.engine", "sonocli.model", "sonocli.errors", "sonocli.web")  # a face beside daemon/
 BELOW_ENGINE = ("codecs", "transports", "store", "outputs", "push", "model", "config")
 
 
@@ -92,6 +93,10 @@ def _violations(package_root: Path = PACKAGE) -> list[str]:
                 found.append(f"{where} (nothing imports the CLI)")
             if layer == "daemon" and not _within(name, DAEMON_ALLOWED):
                 found.append(f"{where} (daemon/ only schedules engine calls)")
+            if layer == "web" and not _within(name, WEB_ALLOWED):
+                found.append(f"{where} (web/ only calls the engine)")
+            if layer != "web" and _within(name, ("sonocli.web",)):
+                found.append(f"{where} (only cli/ imports the web interface)")
             if layer != "daemon" and _within(name, ("sonocli.daemon",)):
                 found.append(f"{where} (only cli/ imports the daemon)")
             if layer in BELOW_ENGINE and _within(name, ("sonocli.engine",)):

@@ -226,7 +226,7 @@ def test_mbus_fulltimeout_bounds_the_whole_answer() -> None:
 
 def test_corrupt_checksum_is_retried_then_reported() -> None:
     seg = _segment(corrupt=True)
-    with pytest.raises(ProtocolError, match="garbled"):
+    with pytest.raises(ProtocolError, match=r"REQ_UD2 \(telegram 1\): checksum 0x.. is wrong"):
         _master(seg, max_retry=1).readout(PRIMARY)
     assert _wire(seg).count("107B058016") == 2
 
@@ -261,8 +261,10 @@ def test_settings_validation() -> None:
         MasterSettings(reset_mode=7)
     with pytest.raises(ConfigError, match=r"^MBUS_REQUESTMODE='FAST': not one of the choices; allowed: DEFAULT, EXT"):
         MasterSettings(request_mode="FAST")
-    with pytest.raises(ConfigError, match=r"^MBUS_SECMASKSERIAL='12': not a hex mask; allowed: exactly 8 digits"):
-        MasterSettings(secmask_serial="12")
+    with pytest.raises(ConfigError, match=r"^MBUS_SECMASKSERIAL='12G': not a mask; allowed: at most 8 characters"):
+        MasterSettings(secmask_serial="12G")
+    with pytest.raises(ConfigError, match=r"^MBUS_SECMASKSERIAL='123456789': more than 8 characters; allowed: "):
+        MasterSettings(secmask_serial="123456789")
     with pytest.raises(ConfigError, match=r"^MBUS_SECMASKMANUFACTURER='0x12345': not a hex mask; allowed: exactly 4"):
         MasterSettings(secmask_manufacturer=0x12345)
     with pytest.raises(UsageError, match=r"MBUS_MINPRIMARYADDRESS \(9\) is above MBUS_MAXPRIMARYADDRESS \(3\)"):
@@ -284,7 +286,6 @@ def test_settings_defaults_are_the_schemas() -> None:
         ({"max_retry": 256}, "MBUS_MAXRETRY", "256"),
         ({"min_primary": 251}, "MBUS_MINPRIMARYADDRESS", "251"),
         ({"max_primary": -1}, "MBUS_MAXPRIMARYADDRESS", "-1"),
-        ({"secmask_serial": "12AB"}, "MBUS_SECMASKSERIAL", "12AB"),
     ],
 )
 def test_overrides_fail_like_config_set(override: dict[str, object], name: str, value: str) -> None:
@@ -368,3 +369,81 @@ def test_request_modes_by_secondary_address(mode: str, command: bytes) -> None:
         "FREEZE": "6807076853FD51C004FE0B6E16",  # DIF C0 DIFE 04 = storage 9, VIF FE VIFE 0B = freeze
     }
     assert command.hex().upper() == spelled[mode]
+
+
+@pytest.mark.parametrize(
+    ("mask", "normalised"),
+    [("084F", "0000084F"), ("0x1234abcd", "1234ABCD"), ("F", "0000000F"), ("1234ABCE", "1234ABCE"), ("FFFFFFFF", None)],
+)
+def test_masks_take_hex_digits_and_short_ones_get_leading_zeros(mask: str, normalised: str | None) -> None:
+    """Guide Table 12: "missing characters will be filled up with leading zeros"; A-E are ID digits."""
+    from sonocli.engine.master import check_mask
+
+    assert MasterSettings(secmask_serial=mask).secmask_serial == (normalised or mask)
+    assert check_mask(mask) == (normalised or mask)
+
+
+@pytest.mark.parametrize("mask", ["12G4", "123456789", "", "12 34", "-1"])
+def test_a_bad_mask_is_one_usage_line(mask: str) -> None:
+    from sonocli.engine.master import check_mask
+
+    with pytest.raises(UsageError) as info:
+        check_mask(mask)
+    assert "\n" not in str(info.value) and "0-9, A-E or F" in str(info.value) and info.value.exit_code == 2
+
+
+@pytest.mark.parametrize("mode", ["DEFAULT", "EXT"])
+def test_muc_use_freeze_sends_the_freeze_command_before_the_readout(mode: str) -> None:
+    """Table 25: MUC_USE_FREEZE "enables using the Freeze command prior to meter read-out", into the storage
+    MBUS_FREEZESTORAGEENUM names; without it no Freeze is sent (MBUS_REQUESTMODE=FREEZE sends it once)."""
+    seg = _segment()
+    _master(seg, use_freeze=True, freeze_storage=7, request_mode=mode).readout(PRIMARY)
+    wire = _wire(seg)
+    assert wire[1] == L.freeze(5, 7).hex().upper() and wire[-1] == "107B058016"
+    assert seg.meters[0].frozen == [7]
+    seg = _segment()
+    _master(seg, request_mode="FREEZE", freeze_storage=2, use_freeze=True).readout(PRIMARY)
+    assert seg.meters[0].frozen == [2]
+    seg = _segment()
+    _master(seg, freeze_storage=7).readout(PRIMARY)
+    assert seg.meters[0].frozen == []
+
+
+def test_muc_use_freeze_comes_from_chip_ini() -> None:
+    from sonocli.config.chipini import ChipIni
+
+    ini = ChipIni([])
+    ini.set("MUC_USE_FREEZE", "1")
+    ini.set("MBUS_FREEZESTORAGEENUM", "4")
+    settings = MasterSettings.from_chip_ini(ini)
+    assert (settings.use_freeze, settings.freeze_storage) == (True, 4)
+
+
+def test_a_fixed_structure_meter_reads_with_its_id() -> None:
+    """CI 0x73 (EN 1434-3): the ID of the header is the meter's, not FFFFFFFF; selected by its ID alone."""
+    data = bytes.fromhex("78563412") + bytes((0x01, 0x00, 0x0F, 0x0F)) + (1234).to_bytes(4, "little") + bytes(4)
+    seg = WiredSegment([SimMeter(primary=5, telegrams=[(0x73, data)], delay_bits=30)])
+    reading = _master(seg).readout(PRIMARY)
+    assert reading.meter.serial == "12345678" and reading.meter.manufacturer is None
+    by_id = Meter(Interface.MBUS, serial="12345678", address_mode=AddressMode.SECONDARY)
+    assert _master(seg).readout(by_id).meter.serial == "12345678"
+
+
+def test_verify_tells_one_meter_from_two_answering_in_step() -> None:
+    from sonocli.engine.master import identity_of
+
+    one, two = _telegram(1, False, "87654321"), _telegram(1, False, "87654322")
+    seg = WiredSegment([SimMeter(primary=5, telegrams=[one], delay_bits=30),
+                        SimMeter(primary=5, telegrams=[two], delay_bits=30)])
+    master = _master(seg, max_retry=0)
+    got = master.transact(L.req_ud2(5, True))
+    assert isinstance(got.frame, L.LongFrame)  # merged bit by bit: a valid frame naming neither meter
+    ident = identity_of(got.frame)
+    assert ident is not None and ident.id == "87654320"
+    assert not master.verify(ident, got.frame)
+    seg = _segment()
+    master = _master(seg)
+    got = master.transact(L.req_ud2(5, True))
+    assert isinstance(got.frame, L.LongFrame)
+    ident = identity_of(got.frame)
+    assert ident is not None and master.verify(ident, got.frame)

@@ -241,3 +241,140 @@ def test_primary_scan_shared_addresses_never_spill_into_the_next_address(seed: i
     shared = {m.primary for m in meters if sum(o.primary == m.primary for o in meters) > 1}
     assert {m.primary_address for m in result.meters} == {m.primary for m in meters} - shared
     assert result.collisions_unresolved == [f"primary address {a}" for a in sorted(shared)]
+
+
+# ---- issue 12: hex IDs, meters in step, fixed structure, verification, diagnosis ----------------------
+
+
+def _hex_meter(primary: int, ident: str, man: int = 0x2C2D, version: int = 1, medium: int = 7, delay: int = 0,
+               value: int = 1) -> SimMeter:
+    head = bytes.fromhex(ident)[::-1] + man.to_bytes(2, "little") + bytes((version, medium, 0, 0, 0, 0))
+    delay = delay or 11 + (int(ident, 16) * 7919 + man + medium) % 300
+    records = b"\x04\x13" + value.to_bytes(4, "little")
+    return SimMeter(primary=primary, telegrams=[(0x72, head + records)], delay_bits=delay)
+
+
+def _fixed_meter(primary: int, ident: str, delay: int = 50) -> SimMeter:
+    data = bytes.fromhex(ident)[::-1] + bytes((0x01, 0x00, 0x0F, 0x0F)) + (1234).to_bytes(4, "little") + bytes(4)
+    return SimMeter(primary=primary, telegrams=[(0x73, data)], delay_bits=delay)
+
+
+def _in_step(primary: int, ident: str) -> SimMeter:
+    """The issue's pair: same header, same value, same delay; only the last ID digit differs."""
+    head = bytes.fromhex(ident)[::-1] + bytes.fromhex("2D2C0804") + bytes((0x11, 0, 0, 0))
+    return SimMeter(primary=primary, telegrams=[(0x72, head + bytes.fromhex("041301000000"))], delay_bits=30)
+
+
+MODES = [(False, False), (True, False), (False, True), (True, True)]  # (reverse, alloc)
+
+
+@pytest.mark.parametrize(("reverse", "alloc"), MODES)
+def test_hex_ids_are_found_also_with_a_hex_first_digit(reverse: bool, alloc: bool) -> None:
+    seg = WiredSegment([_hex_meter(0, i) for i in ("1234ABCD", "1234ABCE", "A0000001", "E9999999", "12345678")])
+    result = secondary_scan(_master(seg, max_retry=0), reverse=reverse, alloc=alloc)
+    assert _ids(result) == {"1234ABCD", "1234ABCE", "A0000001", "E9999999", "12345678"}
+    assert result.collisions_unresolved == [] and not result.partial
+
+
+def test_the_issues_mixed_segment_of_eight_meters_is_found_whole() -> None:
+    """Shared IDs told apart by version or manufacturer, hex IDs, two meters in step on one primary address."""
+    meters = [
+        _hex_meter(1, "11111111", version=1), _hex_meter(2, "11111111", version=2),
+        _hex_meter(3, "22222222", man=0x2C2D), _hex_meter(4, "22222222", man=0x15A8),
+        _hex_meter(6, "1234ABCD"), _hex_meter(7, "1234ABCE"),
+        _in_step(5, "87654321"), _in_step(5, "87654322"),
+    ]  # fmt: skip
+    for reverse in (False, True):
+        result = secondary_scan(_master(WiredSegment(meters), max_retry=0), reverse=reverse)
+        got = {(m.serial, m.manufacturer, m.version) for m in result.meters}
+        assert len(got) == len(result.meters) == 8
+        assert {m.serial for m in result.meters} == {"11111111", "22222222", "1234ABCD", "1234ABCE", "87654321",
+                                                     "87654322"}
+        assert result.collisions_unresolved == []
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_meters_answering_in_step_are_never_taken_for_a_meter(reverse: bool) -> None:
+    seg = WiredSegment([_in_step(5, "87654321"), _in_step(5, "87654322")])
+    result = secondary_scan(_master(seg, max_retry=0), reverse=reverse)
+    assert _ids(result) == {"87654321", "87654322"}  # never the merged 87654320
+    primary = primary_scan(_master(WiredSegment([_in_step(5, "87654321"), _in_step(5, "87654322")]), max_retry=0),
+                           4, 6)
+    assert primary.meters == []
+    assert primary.collisions_unresolved == [
+        "primary address 5: address 5 answers for more than one meter (their merged answer names 87654320, which "
+        "no single meter answers to)"
+    ]
+    assert primary.partial
+
+
+def test_secondary_scan_keeps_the_primary_address_the_answer_carries() -> None:
+    seg = WiredSegment([_hex_meter(17, "30000001"), _hex_meter(0, "30000002"), _hex_meter(250, "30000003")])
+    result = secondary_scan(_master(seg, max_retry=0))
+    assert {m.serial: m.primary_address for m in result.meters} == {"30000001": 17, "30000002": 0, "30000003": 250}
+    assert all(m.address_mode is AddressMode.SECONDARY for m in result.meters)
+
+
+@pytest.mark.parametrize("mode", ["primary", "secondary", "reverse"])
+def test_a_fixed_structure_meter_resolves_with_its_id(mode: str) -> None:
+    seg = WiredSegment([_fixed_meter(3, "12345678"), _hex_meter(4, "12345679"), _hex_meter(5, "99999999")])
+    master = _master(seg, max_retry=0)
+    result = primary_scan(master, 0, 6) if mode == "primary" else secondary_scan(master, reverse=mode == "reverse")
+    assert _ids(result) == {"12345678", "12345679", "99999999"}
+    fixed = next(m for m in result.meters if m.serial == "12345678")
+    assert fixed.manufacturer is None and fixed.version is None and fixed.primary_address == 3
+    assert result.collisions_unresolved == []
+
+
+def test_a_broken_checksum_says_checksum_where_it_cannot_be_resolved() -> None:
+    bad = _hex_meter(6, "60000006")
+    bad.corrupt = True
+    result = primary_scan(_master(WiredSegment([bad, _hex_meter(7, "70000007")]), max_retry=0), 5, 8)
+    assert _ids(result) == {"70000007"}
+    assert len(result.collisions_unresolved) == 1
+    assert result.collisions_unresolved[0].startswith("primary address 6: checksum 0x")
+
+
+def test_a_meter_answering_every_address_is_diagnosed() -> None:
+    """libmbus users' most common report, "collision at address N" on every address: the scan says what
+    that usually means and what to try."""
+    liar = _hex_meter(1, "10000001", delay=40)
+    liar.answers_all = True
+    result = primary_scan(_master(WiredSegment([liar, _hex_meter(9, "90000009", delay=200)]), max_retry=0), 0, 20)
+    assert result.diagnosis is not None and "a meter answering every address" in result.diagnosis
+    assert "wrong baud rate or parity" in result.diagnosis and "converter" in result.diagnosis
+    noisy = [_hex_meter(1, "10000001", delay=40), _hex_meter(2, "20000002", delay=200)]
+    for meter in noisy:
+        meter.answers_all = True
+    result = secondary_scan(_master(WiredSegment(noisy), max_retry=0))
+    assert result.diagnosis is not None and "masks collide" in result.diagnosis
+    assert result.probes < 100 and result.partial  # stopped, and says where
+
+
+def test_an_ordinary_scan_has_no_diagnosis() -> None:
+    assert primary_scan(_master(load_segment("demo"), max_retry=0), 0, 20).diagnosis is None
+    assert secondary_scan(_master(load_segment("demo"), max_retry=0)).diagnosis is None
+
+
+def test_a_short_mask_is_padded_with_leading_zeros() -> None:
+    seg = WiredSegment([_hex_meter(0, i) for i in ("00000841", "00000842", "10000843")])
+    result = secondary_scan(_master(seg, max_retry=0), mask="084F")
+    assert _ids(result) == {"00000841", "00000842"}
+    result = secondary_scan(_master(WiredSegment([_hex_meter(0, "00000841")]), max_retry=0, secmask_serial="84F"))
+    assert _ids(result) == {"00000841"}
+
+
+def test_reverse_is_not_worse_than_forward_on_several_batches() -> None:
+    rng = random.Random(3)
+    ids: set[str] = set()
+    for _ in range(3):
+        base = rng.randrange(10**7)
+        ids.update(f"{base + n:08d}" for n in range(20))
+
+    def probes(reverse: bool) -> int:
+        seg = WiredSegment([_hex_meter(0, i) for i in sorted(ids)])
+        result = secondary_scan(_master(seg, max_retry=0, max_device_count=0), reverse=reverse)
+        assert _ids(result) == ids
+        return result.probes
+
+    assert probes(True) <= probes(False) + 2

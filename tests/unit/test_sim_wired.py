@@ -68,7 +68,7 @@ def test_select_with_wildcards_in_every_field() -> None:
     assert not any(m.selected for m in seg.meters)
     _ask(seg, L.select_secondary("12345678"))
     reply = _ask(seg, L.req_ud2(0xFD, True))
-    assert reply[5] == 0xFD and bytes.fromhex("78563412") in reply
+    assert reply[5] == 1 and bytes.fromhex("78563412") in reply  # its own primary address in the A field
     assert _ask(seg, L.snd_nke(0xFD)) == b"\xe5"  # acknowledged, and the selection ends
     assert _ask(seg, L.req_ud2(0xFD, False)) == b""
 
@@ -143,3 +143,59 @@ def test_segment_files_toml_json_and_errors(tmp_path: Path) -> None:
         load_segment(str(tmp_path / "bad.toml"))
     with pytest.raises(ConfigError, match="cannot read"):
         load_segment(str(tmp_path / "missing.toml"))
+
+
+def test_meters_in_step_merge_bit_by_bit_into_one_valid_looking_frame() -> None:
+    """Same response delay: the wire ANDs the two telegrams; 87654321 and 87654322 read as 87654320."""
+    def meter(ident: str) -> SimMeter:
+        head = bytes.fromhex(ident)[::-1] + bytes.fromhex("2D2C0804") + bytes((0x11, 0, 0, 0))
+        return SimMeter(primary=5, telegrams=[(0x72, head + bytes.fromhex("041301000000"))], delay_bits=30)
+
+    seg = WiredSegment([meter("87654321"), meter("87654322")])
+    assert _ask(seg, L.snd_nke(5)) == b"\xe5"
+    frame, _ = L.decode_frame(_ask(seg, L.req_ud2(5, True)))
+    assert isinstance(frame, L.LongFrame) and frame.data[:4] == bytes.fromhex("20436587")
+
+
+def test_hex_ids_and_fixed_structure_meters_are_selected() -> None:
+    fixed = SimMeter(primary=3, telegrams=[(0x73, bytes.fromhex("78563412") + bytes(12))])
+    seg = WiredSegment([_meter(1, "1234ABCD"), _meter(2, "A234ABCE"), fixed])
+    assert _ask(seg, L.snd_ud(0xFD, 0x52, bytes.fromhex("CDAB3412FFFFFFFF"))) == b"\xe5"
+    assert [m.selected for m in seg.meters] == [True, False, False]
+    assert _ask(seg, L.snd_ud(0xFD, 0x52, bytes.fromhex("FFFFFFAFFFFFFFFF"))) == b"\xe5"
+    assert [m.selected for m in seg.meters] == [False, True, False]
+    # a fixed-structure meter has no manufacturer, version or medium to compare: its ID selects it
+    assert _ask(seg, L.snd_ud(0xFD, 0x52, bytes.fromhex("785634122D2C0804"))) == b"\xe5"
+    assert [m.selected for m in seg.meters] == [False, False, True]
+    assert fixed.fixed and fixed.secondary_id == "12345678"
+
+
+def test_jitter_varies_each_answer_within_the_window_and_replays_by_seed() -> None:
+    def starts(seed: int) -> list[float]:
+        seg = WiredSegment([_meter(1, "00000001", delay_bits=20, jitter_bits=300)], seed=seed)
+        out = []
+        for n in range(20):
+            seg.receive(L.snd_nke(1), float(n))
+            event = seg.next_event()
+            assert event is not None
+            out.append(round((event - n - CHAR) * 2400))
+            seg.poll(1e9)
+        return out
+
+    first = starts(1)
+    assert len(set(first)) > 5 and all(20 <= d <= 330 for d in first)
+    assert starts(1) == first and starts(2) != first
+
+
+def test_segment_file_ids_may_be_hex_and_fixed_structure() -> None:
+    frame = L.encode(L.LongFrame(0x08, 1, 0x72, _header("11223344") + b"\x04\x13\x01\x00\x00\x00"))
+    fixed = "73" + "00000000" + "01000F0F" + "D2040000" + "00000000"
+    seg = segment_from_dict(
+        {"meter": [{"primary": 1, "frame": frame.hex(), "id": "1234ABCE", "jitter_bits": 40},
+                   {"primary": 2, "telegrams": [fixed], "id": "12345678"}]},
+        "x",
+    )
+    assert [m.secondary_id for m in seg.meters] == ["1234ABCE", "12345678"]
+    assert seg.meters[0].jitter_bits == 40 and seg.meters[1].fixed
+    with pytest.raises(ConfigError, match="8 hex digits"):
+        segment_from_dict({"meter": [{"primary": 1, "frame": frame.hex(), "id": "12G4ABCE"}]}, "x")

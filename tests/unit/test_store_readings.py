@@ -85,6 +85,7 @@ meter_values = st.builds(
     data=st.binary(max_size=8),
     encoding=texts,
     text=opt_texts,
+    qualifiers=st.lists(texts, max_size=3).map(tuple),
 )
 
 readings = st.builds(

@@ -2,7 +2,11 @@
 
 A driver never touches a port. ``feed(bytes)`` returns events: a received telegram with its RSSI, a reply
 to a set-up command, or a note that garbage was skipped. Binary framers resync by trying the next start
-byte; a frame that claims more bytes than have arrived does not block a complete, valid frame behind it.
+byte; a frame that claims more bytes than have arrived does not block a complete, valid frame behind it,
+and an unchecked frame (no CRC) is not taken while a checked one that starts inside it is still arriving.
+Text framers resync inside a line: noise in front of a record (no line break between them) is skipped up
+to the first start from which the rest of the line is a checked record. However the bytes are split into
+reads, a frame whose check passes comes out (tests/unit/test_framer_resync.py: every split).
 The stick side of each framing (``encode_indication``, ``answer``) lives next to the parser so the
 simulated radio speaks exactly what the driver understands, and a real stick is the only other party.
 """
@@ -115,6 +119,8 @@ class DongleDriver(ABC):
                         garbage_from = pos
                     pos = inner
                     continue
+                if self._checked_frame_arriving(buf, pos, pos + used):
+                    break  # decide when it is complete: taking the false start now would cut it in two
             if garbage_from >= 0:
                 events.append(Garbage(bytes(buf[garbage_from:pos]), self._garbage_reason()))
                 garbage_from = -1
@@ -137,8 +143,22 @@ class DongleDriver(ABC):
                 return start
         return None
 
+    def _checked_frame_arriving(self, buf: bytearray, pos: int, limit: int) -> bool:
+        """Whether a frame that will be checked starts inside ``pos+1 .. limit`` and still needs bytes (and no
+        complete checked frame behind it shows that start to be noise)."""
+        return any(
+            self._try(buf, start)[0] == NEED
+            and self._may_be_strong(buf, start)
+            and self._complete_frame_after(buf, start) is None
+            for start in range(pos + 1, min(limit, len(buf)))
+        )
+
     def _strong(self, buf: bytearray, pos: int) -> bool:
         """Whether a frame at ``pos`` is checked well enough (CRC/checksum) to skip a pending start for it."""
+        return True
+
+    def _may_be_strong(self, buf: bytearray, pos: int) -> bool:
+        """Whether an incomplete frame at ``pos`` may turn out checked (its header so far allows it)."""
         return True
 
     def _garbage_reason(self) -> str:
@@ -149,8 +169,17 @@ class DongleDriver(ABC):
         """(bytes used, event or None) for a frame at ``pos``; (NEED, None) or (BAD, None)."""
 
 
+# How much a parsed line is worth (LineDriver._quality): resync prefers a checked record to a plausible one.
+BAD_LINE, PLAUSIBLE, CHECKED = 0, 1, 2
+
+
 class LineDriver(DongleDriver):
-    """Text framings, one record a line; a line that does not parse is reported as garbage."""
+    """Text framings, one record a line; a line that does not parse is reported as garbage.
+
+    Noise without a line break runs into the next record's line. A line that is not a checked record is
+    therefore searched for a later start (``_line_starts``) from which the rest is one: the noise before it
+    is reported as garbage and the record is parsed on its own.
+    """
 
     max_line = 2048
 
@@ -165,7 +194,34 @@ class LineDriver(DongleDriver):
         used = end + 1 - pos
         if not line:
             return used, None
-        return used, self.parse_line(line, raw)
+        event = self.parse_line(line, raw)
+        quality = self._quality(event)
+        if quality < CHECKED:
+            start = self._resync_line(raw, quality)
+            if start is not None:
+                return start, Garbage(raw[:start], f"{self.name}: noise before a record skipped")
+        return used, event
+
+    def _resync_line(self, raw: bytes, quality: int) -> int | None:
+        """The first offset from which ``raw`` is a better record than as a whole (checked first)."""
+        candidates = [start for start in self._line_starts(raw) if 0 < start < len(raw)]
+        for wanted in (CHECKED, PLAUSIBLE):
+            if wanted <= quality:
+                break
+            for start in candidates:
+                rest = raw[start:]
+                text = rest.decode("ascii", "replace").strip()
+                if text and self._quality(self.parse_line(text, rest)) >= wanted:
+                    return start
+        return None
+
+    def _line_starts(self, raw: bytes) -> list[int]:
+        """Offsets where a record may start inside a line (after noise); every one by default."""
+        return list(range(1, len(raw)))
+
+    def _quality(self, event: Event | None) -> int:
+        """BAD_LINE for garbage, CHECKED for a record whose check passed (or that has none to pass)."""
+        return BAD_LINE if isinstance(event, Garbage) else CHECKED
 
     def _complete_frame_after(self, buf: bytearray, pos: int, limit: int | None = None) -> int | None:
         return None
@@ -184,3 +240,24 @@ def hex_bytes(text: str) -> bytes | None:
         return bytes.fromhex(text)
     except ValueError:
         return None
+
+
+def crc_checked(data: bytes, frame_format: str) -> bool:
+    """Whether ``data`` is a whole wM-Bus frame whose DLL CRCs pass in ``frame_format`` ("A", "B", or "auto":
+    either, with at most two bytes of RSSI/LQI after it)."""
+    from sonocli.codecs.wmbus_link import format_a_length, strip_format_a, strip_format_b
+    from sonocli.errors import SonoError
+
+    if len(data) < 12 or data[0] < 10:
+        return False
+    formats = ("A", "B") if frame_format == "auto" else (frame_format,)
+    for fmt in formats:
+        size = format_a_length(data[0]) if fmt == "A" else data[0] + 1
+        if not size <= len(data) <= size + 2:
+            continue
+        try:
+            (strip_format_a if fmt == "A" else strip_format_b)(data[:size])
+        except (SonoError, ValueError, IndexError):
+            continue
+        return True
+    return False

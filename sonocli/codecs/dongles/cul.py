@@ -6,7 +6,20 @@ L-field implies rather than by position, because some nanoCUL firmwares truncate
 
 from __future__ import annotations
 
-from sonocli.codecs.dongles import Event, Garbage, LineDriver, Received, Reply, SetupStep, check_mode, hex_bytes
+from sonocli.codecs.dongles import (
+    BAD_LINE,
+    CHECKED,
+    PLAUSIBLE,
+    Event,
+    Garbage,
+    LineDriver,
+    Received,
+    Reply,
+    SetupStep,
+    check_mode,
+    crc_checked,
+    hex_bytes,
+)
 from sonocli.codecs.wmbus_link import format_a_length
 
 MODE_COMMANDS = {"T1": ("brt", "TMODE"), "C1": ("brc", "CMODE"), "S1": ("brs", "SMODE")}
@@ -51,6 +64,15 @@ class CulDriver(LineDriver):
             SetupStep(b"X21\r\n", None, "RSSI reporting"),
             SetupStep(f"{cmd}\r\n".encode(), reply, f"set mode {mode}"),
         ]
+
+    def _line_starts(self, raw: bytes) -> list[int]:
+        return [i for i, byte in enumerate(raw) if byte == 0x62 or (byte == 0x56 and raw[i:i + 2] == b"V ")]
+
+    def _quality(self, event: Event | None) -> int:
+        if isinstance(event, Received):  # the DLL CRCs are in the line: a record is checked when they pass
+            return CHECKED if crc_checked(event.telegram, event.frame_format) else PLAUSIBLE
+        # an answer (V ..., TMODE) has no check: noise starting with "V" must not hide a telegram behind it
+        return BAD_LINE if isinstance(event, Garbage) else PLAUSIBLE if isinstance(event, Reply) else CHECKED
 
     def parse_line(self, line: str, raw: bytes) -> Event | None:
         if line.startswith("bY") or (line.startswith("b") and len(line) > 1 and line[1] in "0123456789ABCDEFabcdef"):

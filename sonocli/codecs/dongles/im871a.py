@@ -149,3 +149,6 @@ class Im871aDriver(DongleDriver):
 
     def _strong(self, buf: bytearray, pos: int) -> bool:
         return bool(buf[pos + 1] & FLAG_CRC)
+
+    def _may_be_strong(self, buf: bytearray, pos: int) -> bool:
+        return len(buf) - pos < 2 or bool(buf[pos + 1] & FLAG_CRC)

@@ -6,7 +6,7 @@ rtl-wmbus's own relative level, not dBm; it is passed on as is.
 
 from __future__ import annotations
 
-from sonocli.codecs.dongles import Event, Garbage, LineDriver, Received, hex_bytes
+from sonocli.codecs.dongles import BAD_LINE, CHECKED, PLAUSIBLE, Event, Garbage, LineDriver, Received, hex_bytes
 
 
 def encode_indication(
@@ -18,6 +18,14 @@ def encode_indication(
 class RtlWmbusDriver(LineDriver):
     name = "rtlwmbus"
     baudrate = 0
+
+    def _line_starts(self, raw: bytes) -> list[int]:
+        # a record starts with its mode (T1, C1, S1, ...) or is a # comment
+        return [i for i, byte in enumerate(raw) if byte in b"TCS#" and (i == 0 or raw[i - 1] not in b"TCS")]
+
+    def _quality(self, event: Event | None) -> int:
+        # a "#" comment could be noise that began with "#": a whole record later in the line wins
+        return BAD_LINE if isinstance(event, Garbage) else CHECKED if isinstance(event, Received) else PLAUSIBLE
 
     def parse_line(self, line: str, raw: bytes) -> Event | None:
         if line.startswith("#"):
