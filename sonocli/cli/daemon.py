@@ -145,6 +145,7 @@ def serve_daemon(ctx: click.Context, root_here: Path | None, once: bool, syslog:
     # a directory, an empty or a cut-short chip.ini: exit 2 now, not "0 readings" for months
     require_usable_chip_ini(RootLayout(root).chip_ini)
     engine = Engine(root)
+    engine.bus_purpose = "serve-daemon"
     configure_daemon_logging(str(engine.get("MUC_LOG")), syslog, obj.verbosity)
     _redact_logs(engine)
     log = logging.getLogger("sonocli.daemon")

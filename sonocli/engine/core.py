@@ -73,6 +73,10 @@ class Engine:
         self._write_lock = threading.Lock()  # readings written and reports built never interleave
         self._csv_lock = threading.Lock()  # one CSV log writer at a time (it rewrites the day file)
         self._csvlog: Any = None
+        # Who holds the wired bus while this engine reads it (transports.buslock), and how long another
+        # master on the same root is waited for; serve-daemon and the web interface name themselves.
+        self.bus_purpose = "a sonocli command"
+        self.bus_wait = 120.0
 
     # -- configuration ------------------------------------------------------------------------------------
     @property

@@ -72,11 +72,20 @@ def wired_port(engine: Engine, url: str | None = None) -> str:
 def open_master(engine: Engine, url: str | None = None, settings: MasterSettings | None = None) -> Master:
     """A master on the wired port, with chip.ini's line settings unless ``settings`` are given."""
     from sonocli.engine.master import Master
-    from sonocli.transports import open_link
+    from sonocli.transports import Link, open_link
+
+    from sonocli.transports.buslock import BusLock, LockedLink
 
     port = engine.wired_port(url)
     s = settings if settings is not None else engine.master_settings()
-    link = open_link(port, s.baudrate, s.parity, s.databits, s.stopbits)
+    # One master per bus: the daemon's cycle, a web readout and an SSH command on this root take turns
+    # (transports.buslock); the lock is held until the master's link is closed.
+    lock = BusLock.acquire(engine.layout.ext, port, purpose=engine.bus_purpose, wait=engine.bus_wait)
+    try:
+        link: Link = LockedLink(open_link(port, s.baudrate, s.parity, s.databits, s.stopbits), lock)
+    except BaseException:
+        lock.release()
+        raise
     # Table 25's debugging aids for the wired bus: MBUS_RAWLOGENABLE logs every frame (TX and RX, UTC
     # time, hex) to ext/log/mbus_raw.log; MBUS_DEBUGOUT raises the wire logger to DEBUG, one line per frame
     # (so does -vv). Set on every open, so a reloaded chip.ini (SIGHUP) switches it off again.

@@ -107,6 +107,33 @@ class Call:
     body: Any
     params: dict[str, str]
     query: dict[str, str]
+    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # multipart uploads: name -> (file, data)
+
+
+def parse_multipart(ctype: str, raw: bytes) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
+    """Fields and files of a ``multipart/form-data`` body, with the standard library's MIME parser (the
+    only upload is the update image on the Service tab: no dependency is worth adding for it)."""
+    from email import policy
+    from email.parser import BytesParser
+
+    message = BytesParser(policy=policy.HTTP).parsebytes(
+        b"Content-Type: " + ctype.encode("latin-1") + b"\r\nMIME-Version: 1.0\r\n\r\n" + raw)
+    if not message.is_multipart():
+        raise HttpError(400, "the upload is not multipart/form-data")
+    fields: dict[str, str] = {}
+    files: dict[str, tuple[str, bytes]] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str):
+            continue
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        filename = part.get_filename()
+        if filename is not None:
+            files[name] = (filename, data)
+        else:
+            fields[name] = data.decode("utf-8", "replace")
+    return fields, files
 
 
 class WebApp:
@@ -173,6 +200,7 @@ class WebApp:
         add("/user", self.user_save, ["POST"], ("user", True))
         add("/service", self.service_page, ["GET"], ("service", False))
         add("/service/reload", self.service_reload, ["POST"], ("service", True))
+        add("/service/update", self.service_update, ["POST"], ("service", True))
         add("/print", self.print_page, ["GET"], None)
         add("/api/status", self.api_status, ["GET"], None, True)
         add("/api/meters", self.api_meters, ["GET"], ("meter", False), True)
@@ -182,6 +210,7 @@ class WebApp:
         add("/api/readout", self.api_job("readout"), ["POST"], ("meter", True), True)
         add("/api/scan", self.api_job("scan"), ["POST"], ("meter", True), True)
         add("/api/jobs/{job}", self.api_job_get, ["GET"], ("meter", False), True)
+        add("/api/update", self.api_update, ["POST"], ("service", True), True)
         r.append(Route("/api/{rest:path}", self._api_unknown, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]))
         return r
 
@@ -273,9 +302,14 @@ class WebApp:
             raise HttpError(403, f"user {user.name} has no {'write' if right[1] else 'read'} right for tab "
                                  f"{right[0]}")
         form: dict[str, str] = {}
+        files: dict[str, tuple[str, bytes]] = {}
         body: Any = None
         ctype = request.headers.get("content-type", "")
-        if raw and "json" in ctype:
+        if raw and ctype.startswith("multipart/form-data"):
+            form, files = parse_multipart(ctype, raw)
+        elif raw and ctype.startswith("application/octet-stream"):
+            body = raw
+        elif raw and "json" in ctype:
             try:
                 body = json.loads(raw.decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -291,7 +325,7 @@ class WebApp:
             if not token or token != session.csrf:
                 raise HttpError(403, "the form is out of date or not from this site (CSRF check); reload the page")
         call = Call(request, user, session, form, body, dict(request.path_params.items()),
-                    dict(request.query_params.items()))
+                    dict(request.query_params.items()), files)
         try:
             if unsafe and handler not in (self.logout, self.password_save):
                 self.sessions.claim_write(session)
@@ -771,7 +805,38 @@ class WebApp:
             body += ("<p>" + pages.button("/service/reload", "Reload configuration", call.session.csrf
                                           if call.session else "", ident="reload")
                      + " (serve-daemon rereads chip.ini and device_handle.cfg and reopens what changed)</p>")
+            csrf = call.session.csrf if call.session else ""
+            body += ('<h2>Update</h2><form method="post" action="/service/update" enctype="multipart/form-data">'
+                     + pages.csrf_field(csrf)
+                     + '<input type="file" name="image" id="update-image" accept=".sonoimg"> '
+                     + '<label><input type="checkbox" name="install" value="1" checked> install now</label> '
+                     + '<button type="submit" id="update">Upload</button></form>'
+                     + "<p>A signed sonocli update image (guide 7.1): its signature is checked against "
+                     + "app/update-pubkey.pem before anything changes; restart the daemon afterwards.</p>")
         return self._page(call, "Service", body, "service")
+
+    def _update(self, call: Call, data: bytes, filename: str, install: bool) -> dict[str, Any]:
+        from sonocli.engine.update import receive_update
+        from sonocli.errors import UpdateError
+
+        try:
+            result = receive_update(self.engine.layout, data, filename, install=install)
+        except UpdateError as exc:  # not a signed image, a downgrade, a failed install: nothing changed
+            raise UsageError(exc.message, hint=exc.hint) from None
+        log.warning("web: user %s uploaded update image %s (sonocli %s)%s", call.user.name, result["image"],
+                    result["version"], ", installed" if result["installed"] else "")
+        return result
+
+    def service_update(self, call: Call) -> Response:
+        filename, data = call.files.get("image", ("", b""))
+        result = self._update(call, data, filename, call.form.get("install") == "1")
+        done = "installed; restart the daemon to use it" if result["installed"] else "stored in ext/Upd/"
+        return self._done(call, "/service", f"update image sonocli {result['version']} verified and {done}")
+
+    def api_update(self, call: Call) -> Response:
+        data = call.body if isinstance(call.body, bytes) else b""
+        name = call.query.get("name", "update.sonoimg")
+        return JSONResponse(self._update(call, data, name, call.query.get("install") in ("1", "true")))
 
     def service_reload(self, call: Call) -> Response:
         self.changed()

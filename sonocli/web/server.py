@@ -89,6 +89,7 @@ def services(root: Any, *, on_change: Callable[[], None] | None = None) -> Itera
     from sonocli.engine.core import Engine
 
     engine = Engine(root)
+    engine.bus_purpose = "a scan or readout started from the web interface"
     running: list[Any] = []
     urls: list[str] = []
     if engine.get("WEB_ENABLE"):
