@@ -4,7 +4,10 @@ Wired: a sim:// segment of N meters (the demo's real frames, each copy with its 
 secondary address every METER_TIME; reports every REPORT_TIME go to a real FTP server (pyftpdlib) on
 127.0.0.1. Wireless: the receiver listens to sim://air (the simulator's real OMS telegrams) for the same
 simulated day in a second thread. Reported: peak RSS after every readout cycle (goal: <= 60 MB and flat),
-CPU seconds per readout cycle, readings stored, reports delivered.
+CPU seconds per readout cycle, readings stored, reports delivered, and the bytes written to disk per stored
+reading (the kernel's ``write_bytes`` of /proc/self/io: what reached the block layer, i.e. flash wear) beside
+the bytes that reading needs (its CSV log row, its database row, its share of the delivered reports).
+Goal: written <= 2x that payload and <= 4 KB per reading.
 
     .venv/bin/python benchmarks/daemon.py [--meters 500] [--hours 24] [--meter-time 900]
 """
@@ -33,11 +36,49 @@ from sonocli.daemon.runner import Daemon
 from sonocli.daemon.schedule import FastClock
 from sonocli.engine.core import Engine
 from sonocli.engine.master import manufacturer_text
+from sonocli.engine.recording import batched, flush_due
 from sonocli.model.values import AddressMode, Interface, Meter
 
 
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def write_bytes() -> int:
+    """Bytes this process caused to be written to the storage layer (counted when a page is dirtied)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("write_bytes:"):
+            return int(line.split()[1])
+    return 0
+
+
+def db_row_bytes(database: Path) -> int:
+    """What the stored readings' rows hold: dbstat's payload of the two tables (else every column's bytes,
+    integers as 8), without B-tree overhead or indexes."""
+    import sqlite3
+
+    def size(column: str) -> str:
+        return f"coalesce(CASE typeof({column}) WHEN 'integer' THEN 8 WHEN 'real' THEN 8 " \
+               f"ELSE length(CAST({column} AS BLOB)) END, 0)"
+
+    conn = sqlite3.connect(database)
+    try:
+        try:  # SQLite's own count of the rows' bytes (record headers included, B-tree free space not)
+            row = conn.execute("SELECT sum(payload) FROM dbstat WHERE name IN ('readings', 'reading_values')"
+                               ).fetchone()
+            return int(row[0] or 0)
+        except sqlite3.Error:
+            pass
+        readings = conn.execute("SELECT sum(" + " + ".join(size(c) for c in (
+            "id", "meter_id", "config_id", "taken_at", "rssi", "meter_rssi", "n_values", "frames")) + ") FROM readings"
+        ).fetchone()[0] or 0
+        values = conn.execute("SELECT sum(" + " + ".join(size(c) for c in (
+            "reading_id", "position", "idx", "measurement", "unit", "exponent", "raw_type", "raw", "function",
+            "storage", "tariff", "subunit", "ts", "flags", "dif_vif", "data", "encoding", "text", "qualifiers")) +
+            ") FROM reading_values").fetchone()[0] or 0
+    finally:
+        conn.close()
+    return int(readings) + int(values)
 
 
 def build_segment(count: int, path: Path) -> list[Meter]:
@@ -77,6 +118,8 @@ def main() -> None:
     ap.add_argument("--meter-time", type=int, default=900)
     ap.add_argument("--no-csvlog", action="store_true", help="MUC_CSVLOG_ENABLE=0 (default: CSV logging on)")
     ap.add_argument("--no-wireless", action="store_true", help="skip the sim://air receiver thread")
+    ap.add_argument("--commit-interval", type=int, default=30,
+                    help="STORE_COMMITINTERVAL: seconds a reading waits at most for its transaction")
     args = ap.parse_args()
 
     import socket
@@ -100,6 +143,7 @@ def main() -> None:
     for key, value in {"MBUS_PORT": f"sim://{tmp}/segment.json", "WMBUS_ENABLE": "0",
                        "METER_TIME": str(args.meter_time), "REPORT_TIME": "60",
                        "MUC_CSVLOG_ENABLE": "0" if args.no_csvlog else "1",
+                       "STORE_COMMITINTERVAL": str(args.commit_interval),
                        "FTP_ENABLE": "1", "FTP_IP": "127.0.0.1", "FTP_PORT": str(port), "FTP_USER": "u",
                        "FTP_PASS": "p", "WATCHDOG_READOUT": "100000", "WATCHDOG_PROCESS": "100000"}.items():
         chip.set(key, value)
@@ -122,10 +166,16 @@ def main() -> None:
     # wireless: a second thread of the same Engine (as the daemon's receiver thread) hears sim://air for the
     # same simulated day on the simulator's own virtual clock
     heard = {"n": 0}
-    def listen() -> None:
-        heard["n"] = engine.listen("sim://air?rate=0.05", "im871a", duration=args.hours * 3600,
-                                      should_stop=lambda: False)
+    def listen() -> None:  # as the daemon's receiver thread does: telegrams stored in batches
+        def polled() -> bool:
+            flush_due(engine)
+            return False
+
+        with batched(engine):
+            heard["n"] = engine.listen("sim://air?rate=0.05", "im871a", duration=args.hours * 3600,
+                                       should_stop=polled)
         engine.release_thread()
+    written0 = write_bytes()
     t0, cpu0 = time.monotonic(), time.process_time()
     wl = threading.Thread(target=listen)
     if not args.no_wireless:
@@ -134,9 +184,17 @@ def main() -> None:
     if not args.no_wireless:
         wl.join()
     wall, cpu = time.monotonic() - t0, time.process_time() - cpu0
-    delivered = len(list((home).rglob("*.csv")))
-    count = engine.store.count()
-    engine.close()
+    engine.close()  # closing checkpoints the WAL: its writes are part of the run
+    written = write_bytes() - written0
+    reports = [p for p in home.rglob("*") if p.is_file()]
+    delivered = len(reports)
+    report_bytes = sum(p.stat().st_size for p in reports)
+    log_bytes = sum(p.stat().st_size for p in layout.log_dir.rglob("Meter_*.csv")) if layout.log_dir.is_dir() else 0
+    check = Engine(layout.root)
+    count = check.store.count()
+    check.close()
+    row_bytes = db_row_bytes(layout.database)
+    database_bytes = sum(p.stat().st_size for p in layout.database.parent.glob(layout.database.name + "*"))
     server.terminate()
     server.wait(5)
     cycles = stats.cycle_cpu[1:] or stats.cycle_cpu
@@ -150,7 +208,18 @@ def main() -> None:
     print(f"peak RSS: {max(rss):.1f} MB (after a third of the run {rss[third - 1]:.1f} MB, "
           f"at the end {rss[-1]:.1f} MB; start {rss0:.1f} MB)")
     print(f"total: {wall:.1f} s wall, {cpu:.1f} s CPU")
-    shutil.rmtree(tmp, ignore_errors=True)
+    per = max(1, count)
+    payload = (log_bytes + row_bytes + report_bytes) / per
+    print(f"written to disk (kernel write_bytes): {written / 1e6:.1f} MB, {written / per:.0f} B per stored "
+          f"reading; payload {payload:.0f} B per reading (CSV log row {log_bytes / per:.0f} + database row "
+          f"{row_bytes / per:.0f} + report share {report_bytes / per:.0f}): {written / per / payload:.2f}x "
+          f"(goal <= 2x, <= 4096 B); database file {database_bytes / 1e6:.1f} MB")
+    day = written / per * args.meters * 86400 / args.meter_time
+    print(f"a day at {args.meters} meters (METER_TIME {args.meter_time} s) writes about {day / 1e6:.0f} MB")
+    if not __import__("os").environ.get("BENCH_KEEP"):
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        print("kept", tmp)
 
 
 if __name__ == "__main__":

@@ -4,19 +4,19 @@
 _sonocli_node() {
     _sn_subs=""; _sn_opts=""; _sn_valopts=""; _sn_npos=0
     case "$1" in
-        "sonocli") _sn_subs="config decode export init keys listen meters outbox push readout scan serve-daemon service simulate update-system users"; _sn_opts="-V --version --debug -v --verbose -q --quiet --root --help"; _sn_valopts="--root"; _sn_npos=0;;
+        "sonocli") _sn_subs="config decode export init keys listen meters outbox push readings readout scan serve-daemon service simulate status update-system users"; _sn_opts="-V --version --debug -v --verbose -q --quiet --root --help"; _sn_valopts="--root"; _sn_npos=0;;
         "sonocli config") _sn_subs="check get set show"; _sn_opts="--help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli config check") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=1;;
         "sonocli config get") _sn_subs=""; _sn_opts="--secrets --json --help"; _sn_valopts=""; _sn_npos=1;;
         "sonocli config set") _sn_subs=""; _sn_opts="--help"; _sn_valopts=""; _sn_npos=2;;
         "sonocli config show") _sn_subs=""; _sn_opts="--tab --secrets --meters --json --help"; _sn_valopts="--tab"; _sn_npos=0;;
-        "sonocli decode") _sn_subs=""; _sn_opts="--file --json --key --help"; _sn_valopts="--file --key"; _sn_npos=1;;
+        "sonocli decode") _sn_subs=""; _sn_opts="--file --json --key --format --driver --explain --help"; _sn_valopts="--file --key --format --driver"; _sn_npos=1;;
         "sonocli export") _sn_subs=""; _sn_opts="--protocol-version --from --to --meter -o --output --raw-values --scale-values --muc-id --iec-obis --json --help"; _sn_valopts="--protocol-version --from --to --meter -o --output --muc-id"; _sn_npos=1;;
         "sonocli init") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli keys") _sn_subs="check import"; _sn_opts="--help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli keys check") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=0;;
-        "sonocli keys import") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=1;;
-        "sonocli listen") _sn_subs=""; _sn_opts="--port --dongle --mode --interface --duration --count --save --only-listed --no-store --store --json --help"; _sn_valopts="--port --dongle --mode --interface --duration --count"; _sn_npos=0;;
+        "sonocli keys import") _sn_subs=""; _sn_opts="--format --password --json --help"; _sn_valopts="--format --password"; _sn_npos=1;;
+        "sonocli listen") _sn_subs=""; _sn_opts="--protocol --port --dongle --mode --interface --duration --count --save --only-listed --no-store --store --json --help"; _sn_valopts="--protocol --port --dongle --mode --interface --duration --count"; _sn_npos=0;;
         "sonocli meters") _sn_subs="activate add deactivate delete edit heard list show"; _sn_opts="--help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli meters activate") _sn_subs=""; _sn_opts="--help"; _sn_valopts=""; _sn_npos=1;;
         "sonocli meters add") _sn_subs=""; _sn_opts="--to -n --count --interface --serial --manufacturer --medium --version --primary-address --address-mode --cycle --key --user --inactive --value --scale --unit --obis --description --json --help"; _sn_valopts="--to -n --count --interface --serial --manufacturer --medium --version --primary-address --address-mode --cycle --key --user --value --scale --unit --obis --description"; _sn_npos=0;;
@@ -31,8 +31,9 @@ _sonocli_node() {
         "sonocli outbox list") _sn_subs=""; _sn_opts="--all --json --help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli outbox retry") _sn_subs=""; _sn_opts="--all --json --help"; _sn_valopts=""; _sn_npos=1;;
         "sonocli push") _sn_subs=""; _sn_opts="--test --once --accept-host-key --json --help"; _sn_valopts=""; _sn_npos=0;;
+        "sonocli readings") _sn_subs=""; _sn_opts="--meter --value --since --until --no-plot --plot --json --help"; _sn_valopts="--meter --value --since --until"; _sn_npos=0;;
         "sonocli readout") _sn_subs=""; _sn_opts="--port --protocol --address --id --all --baud --retries --no-store --store --json --help"; _sn_valopts="--port --protocol --address --id --baud --retries"; _sn_npos=0;;
-        "sonocli scan") _sn_subs=""; _sn_opts="--port --mode --baud --mask --first --last --retries --save --json --help"; _sn_valopts="--port --mode --baud --mask --first --last --retries"; _sn_npos=0;;
+        "sonocli scan") _sn_subs=""; _sn_opts="--port --mode --baud --mask --first --last --retries --save --against --resume --json --help"; _sn_valopts="--port --mode --baud --mask --first --last --retries --against"; _sn_npos=0;;
         "sonocli serve-daemon") _sn_subs=""; _sn_opts="--root --once --syslog --no-wireless --help"; _sn_valopts="--root"; _sn_npos=0;;
         "sonocli service") _sn_subs="format-log info regenerate-keys restart-daemon stop-daemon update-host-key"; _sn_opts="--help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli service format-log") _sn_subs=""; _sn_opts="-y --yes --include-updates --json --help"; _sn_valopts=""; _sn_npos=0;;
@@ -42,6 +43,7 @@ _sonocli_node() {
         "sonocli service stop-daemon") _sn_subs=""; _sn_opts="--timeout --help"; _sn_valopts="--timeout"; _sn_npos=0;;
         "sonocli service update-host-key") _sn_subs=""; _sn_opts="--old --new --help"; _sn_valopts="--old --new"; _sn_npos=0;;
         "sonocli simulate") _sn_subs=""; _sn_opts="--pty --baud --link --echo -v --verbose --help"; _sn_valopts="--baud --link"; _sn_npos=1;;
+        "sonocli status") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli update-system") _sn_subs="make-image"; _sn_opts="--dry-run --allow-downgrade --prefix --json --help"; _sn_valopts="--prefix"; _sn_npos=1;;
         "sonocli update-system make-image") _sn_subs=""; _sn_opts="--wheel --key -o --output --generate-key --json --help"; _sn_valopts="--wheel --key -o --output"; _sn_npos=0;;
         "sonocli users") _sn_subs="add delete edit list passwd"; _sn_opts="--help"; _sn_valopts=""; _sn_npos=0;;
@@ -58,17 +60,25 @@ _sonocli_values() {
     case "$1|$2" in
         "sonocli|--root") _sv_kind=dir; _sv_choices="";;
         "sonocli config check|#0") _sv_kind=file; _sv_choices="";;
+        "sonocli config get|#0") _sv_kind=choice; _sv_choices="ADDRESS CSVLOG_MAXSIZE DHCP DLDE_BAUDRATE DLDE_PORT DLDE_TIMEOUT FASTRESCAN_TIME FTPD_ENABLE FTPD_IP FTPD_PORT FTP_ENABLE FTP_FILEBASENAME FTP_IP FTP_LOCALIP FTP_PASS FTP_PASSIVE FTP_PATH FTP_PORT FTP_TIMEOUTSCALE FTP_USER GATEWAY MBUS_BAUDRATE MBUS_DATABITS MBUS_DEBUGOUT MBUS_DISABLEDECRYPTION MBUS_ENABLE MBUS_FIRSTFCBBIT_NEG MBUS_FREEZESTORAGEENUM MBUS_FULLTIMEOUT MBUS_IDLETIMEOUT MBUS_MAXMULTIPAGE MBUS_MAXPRIMARYADDRESS MBUS_MAXRETRY MBUS_MINPRIMARYADDRESS MBUS_PARITY MBUS_PORT MBUS_RAWLOGENABLE MBUS_REQUESTMODE MBUS_RESETMODE MBUS_SCANMODE MBUS_SECMASKMANUFACTURER MBUS_SECMASKMEDIUM MBUS_SECMASKSERIAL MBUS_SECMASKVERSION MBUS_SELECTMASK MBUS_SMLENEABLE MBUS_STOPBITS MBUS_TIMEOUT MBUS_WAKEUPENABLE METER_DELAY METER_MAXALLVALUECOUNT METER_MAXDEVICECOUNT METER_MAXVALUECOUNT METER_RETRYDIVIDER METER_STAT_CONFIG METER_TIME MQTT_CLI_CERT_FILE MQTT_CLI_KEY_FILE MQTT_ENABLE MQTT_HA_DISCOVERY MQTT_IP MQTT_PASS MQTT_PORT MQTT_QOS MQTT_RETAIN MQTT_ROOT_CERT_FILE MQTT_TOPIC MQTT_USER MUC_CONFIG_VER MUC_CSVLOG_ENABLE MUC_ID MUC_LOG MUC_METERDESCRIPTIONENABLEFLAGS MUC_PROTOCOL_VER MUC_SCALEVALUES MUC_SETDEVICES MUC_SHOWTIMESTAMPENTRIES MUC_SHOWVENDORRAWDATA MUC_SHOWVENDORRAWDATAWEB MUC_USE_FREEZE NAME NETMASK OUTBOX_MAXITEMS REPORT_DELAY REPORT_RANDOMDELAY REPORT_SIZELIMIT REPORT_TIME S0_DEBOUNCE S0_EDGE S0_GPIOCHIP S0_LINES SHOW_KEYS SML_BAUDRATE SML_PORT SML_TIMEOUT SMTP_ALLOWPLAIN SMTP_ENABLE SMTP_FROMADDRESS SMTP_IP SMTP_PASSWORD SMTP_SUBJECTBASENAME SMTP_TIMEOUTSCALE SMTP_TOADDRESS SMTP_USER SNTP_ENABLE SNTP_IP SNTP_MAXTIMEOUT SNTP_MINTIMEOUT SNTP_REQTIMEOUT STORE_COMMITINTERVAL STORE_MAXREADINGS TCPIPMEM TLS_CLI_CERT_FILE TLS_CLI_KEY_FILE TLS_DEBUGOUT TLS_DISCONNECTTIMEOUT TLS_ENABLE TLS_IP TLS_PORT TLS_ROOT_CERT_FILE TLS_SITE TLS_TIMEOUT WATCHDOG_IDLE WATCHDOG_PROCESS WATCHDOG_READOUT WATCHDOG_SCAN WEBCOM_TIMEOUT WEB_CERT_FILE WEB_ENABLE WEB_IP WEB_KEY_FILE WEB_PORT WMBUS2_DEBUGOUT WMBUS2_DONGLE WMBUS2_MODE WMBUS2_PORT WMBUS_CACHESIZE WMBUS_CACHETIMEOUT WMBUS_DEBUGOUT WMBUS_DONGLE WMBUS_ENABLE WMBUS_LISTEN WMBUS_MODE WMBUS_PORT WMBUS_RAWLOGENABLE WMBUS_SMLENEBALE XMLTOTCP_DEBUGOUT XMLTOTCP_DISCONNECTTIMEOUT XMLTOTCP_ENABLE XMLTOTCP_IP XMLTOTCP_LISTENIP XMLTOTCP_LISTENTLS XMLTOTCP_PORT XMLTOTCP_SITE XMLTOTCP_TIMEOUT";;
+        "sonocli config set|#0") _sv_kind=choice; _sv_choices="ADDRESS CSVLOG_MAXSIZE DHCP DLDE_BAUDRATE DLDE_PORT DLDE_TIMEOUT FASTRESCAN_TIME FTPD_ENABLE FTPD_IP FTPD_PORT FTP_ENABLE FTP_FILEBASENAME FTP_IP FTP_LOCALIP FTP_PASS FTP_PASSIVE FTP_PATH FTP_PORT FTP_TIMEOUTSCALE FTP_USER GATEWAY MBUS_BAUDRATE MBUS_DATABITS MBUS_DEBUGOUT MBUS_DISABLEDECRYPTION MBUS_ENABLE MBUS_FIRSTFCBBIT_NEG MBUS_FREEZESTORAGEENUM MBUS_FULLTIMEOUT MBUS_IDLETIMEOUT MBUS_MAXMULTIPAGE MBUS_MAXPRIMARYADDRESS MBUS_MAXRETRY MBUS_MINPRIMARYADDRESS MBUS_PARITY MBUS_PORT MBUS_RAWLOGENABLE MBUS_REQUESTMODE MBUS_RESETMODE MBUS_SCANMODE MBUS_SECMASKMANUFACTURER MBUS_SECMASKMEDIUM MBUS_SECMASKSERIAL MBUS_SECMASKVERSION MBUS_SELECTMASK MBUS_SMLENEABLE MBUS_STOPBITS MBUS_TIMEOUT MBUS_WAKEUPENABLE METER_DELAY METER_MAXALLVALUECOUNT METER_MAXDEVICECOUNT METER_MAXVALUECOUNT METER_RETRYDIVIDER METER_STAT_CONFIG METER_TIME MQTT_CLI_CERT_FILE MQTT_CLI_KEY_FILE MQTT_ENABLE MQTT_HA_DISCOVERY MQTT_IP MQTT_PASS MQTT_PORT MQTT_QOS MQTT_RETAIN MQTT_ROOT_CERT_FILE MQTT_TOPIC MQTT_USER MUC_CONFIG_VER MUC_CSVLOG_ENABLE MUC_ID MUC_LOG MUC_METERDESCRIPTIONENABLEFLAGS MUC_PROTOCOL_VER MUC_SCALEVALUES MUC_SETDEVICES MUC_SHOWTIMESTAMPENTRIES MUC_SHOWVENDORRAWDATA MUC_SHOWVENDORRAWDATAWEB MUC_USE_FREEZE NAME NETMASK OUTBOX_MAXITEMS REPORT_DELAY REPORT_RANDOMDELAY REPORT_SIZELIMIT REPORT_TIME S0_DEBOUNCE S0_EDGE S0_GPIOCHIP S0_LINES SHOW_KEYS SML_BAUDRATE SML_PORT SML_TIMEOUT SMTP_ALLOWPLAIN SMTP_ENABLE SMTP_FROMADDRESS SMTP_IP SMTP_PASSWORD SMTP_SUBJECTBASENAME SMTP_TIMEOUTSCALE SMTP_TOADDRESS SMTP_USER SNTP_ENABLE SNTP_IP SNTP_MAXTIMEOUT SNTP_MINTIMEOUT SNTP_REQTIMEOUT STORE_COMMITINTERVAL STORE_MAXREADINGS TCPIPMEM TLS_CLI_CERT_FILE TLS_CLI_KEY_FILE TLS_DEBUGOUT TLS_DISCONNECTTIMEOUT TLS_ENABLE TLS_IP TLS_PORT TLS_ROOT_CERT_FILE TLS_SITE TLS_TIMEOUT WATCHDOG_IDLE WATCHDOG_PROCESS WATCHDOG_READOUT WATCHDOG_SCAN WEBCOM_TIMEOUT WEB_CERT_FILE WEB_ENABLE WEB_IP WEB_KEY_FILE WEB_PORT WMBUS2_DEBUGOUT WMBUS2_DONGLE WMBUS2_MODE WMBUS2_PORT WMBUS_CACHESIZE WMBUS_CACHETIMEOUT WMBUS_DEBUGOUT WMBUS_DONGLE WMBUS_ENABLE WMBUS_LISTEN WMBUS_MODE WMBUS_PORT WMBUS_RAWLOGENABLE WMBUS_SMLENEBALE XMLTOTCP_DEBUGOUT XMLTOTCP_DISCONNECTTIMEOUT XMLTOTCP_ENABLE XMLTOTCP_IP XMLTOTCP_LISTENIP XMLTOTCP_LISTENTLS XMLTOTCP_PORT XMLTOTCP_SITE XMLTOTCP_TIMEOUT";;
         "sonocli config show|--tab") _sv_kind=choice; _sv_choices="general configuration server security sonocli";;
         "sonocli decode|--file") _sv_kind=file; _sv_choices="";;
+        "sonocli export|--protocol-version") _sv_kind=choice; _sv_choices="0 1 2 3 4 5 6 7";;
         "sonocli export|-o") _sv_kind=file; _sv_choices="";;
         "sonocli export|--output") _sv_kind=file; _sv_choices="";;
+        "sonocli keys import|--format") _sv_kind=choice; _sv_choices="auto csv json wmbusmeters kem";;
         "sonocli keys import|#0") _sv_kind=file; _sv_choices="";;
+        "sonocli keys import|#*") _sv_kind=file; _sv_choices="";;
+        "sonocli listen|--protocol") _sv_kind=choice; _sv_choices="wmbus sml";;
+        "sonocli listen|--dongle") _sv_kind=choice; _sv_choices="im871a amb8465 cul rtlwmbus hex";;
         "sonocli listen|--mode") _sv_kind=choice; _sv_choices="T1 C1 S1 C1T1";;
         "sonocli meters add|--interface") _sv_kind=choice; _sv_choices="S0 DLDE M-Bus wM-Bus";;
         "sonocli meters add|--address-mode") _sv_kind=choice; _sv_choices="secondary primary";;
         "sonocli meters edit|--address-mode") _sv_kind=choice; _sv_choices="secondary primary";;
         "sonocli readout|--protocol") _sv_kind=choice; _sv_choices="mbus dlde";;
         "sonocli scan|--mode") _sv_kind=choice; _sv_choices="primary secondary secondary-reverse secondary-alloc secondary-alloc-reverse";;
+        "sonocli scan|--against") _sv_kind=file; _sv_choices="";;
         "sonocli serve-daemon|--root") _sv_kind=dir; _sv_choices="";;
         "sonocli service info|--prefix") _sv_kind=dir; _sv_choices="";;
         "sonocli update-system|--prefix") _sv_kind=dir; _sv_choices="";;

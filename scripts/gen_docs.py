@@ -24,11 +24,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import json
 import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -208,6 +210,35 @@ def _opt(param: click.Option, ctx: click.Context) -> Opt:
     )
 
 
+def _static_choices() -> dict[tuple[str, str], list[str]]:
+    """Values the completions offer where the option itself takes free text (checked later by the engine):
+    (command path, option or argument name) -> choices. Static, from the same tables the code checks with."""
+    from sonocli.config.chipini_schema import PARAMETERS
+    from sonocli.registry import dongle_names
+
+    keys = sorted(p.name for p in PARAMETERS)
+    dongles = list(dongle_names())
+    return {
+        ("listen", "--dongle"): dongles,
+        ("config get", "NAME"): keys,
+        ("config set", "NAME"): keys,
+        ("export", "--protocol-version"): [str(n) for n in range(8)],
+    }
+
+
+def _apply_static(node: Node) -> None:
+    table = _static_choices()
+    for tree_node in node.walk():
+        where = " ".join(tree_node.path[1:])
+        for opt in tree_node.options:
+            for name in opt.names:
+                if (where, name) in table and opt.takes_value:
+                    opt.kind, opt.choices = "choice", table[(where, name)]
+        for arg in tree_node.args:
+            if (where, arg.name.upper()) in table:
+                arg.kind, arg.choices = "choice", table[(where, arg.name.upper())]
+
+
 def _node(cmd: click.Command, path: tuple[str, ...], ctx: click.Context, short: str) -> Node:
     options = [_opt(p, ctx) for p in cmd.get_params(ctx) if isinstance(p, click.Option) and not p.hidden]
     args = []
@@ -257,6 +288,7 @@ def build_tree() -> Node:
         assert cmd is not None
         sub_ctx = click.Context(cmd, info_name=name, parent=ctx)
         node.subs[name] = _node(cmd, ("sonocli", name), sub_ctx, table[name][1])
+    _apply_static(node)
     return node
 
 
@@ -395,6 +427,120 @@ def _solcmd_section(tree: Node) -> list[str]:
     return lines
 
 
+# what each shape of the JSON schema is printed by (sonocli.engine.meter_schema SCHEMA["$defs"])
+JSON_SHAPES = (
+    ("meter", "The meter object, in every reading and in scan --json's meters."),
+    ("medium", "The meter's medium: the EN 13757-3 device type and its text."),
+    ("error", "Why a meter could not be read, beside its meter object."),
+    ("reading", "One reading: readout --json, readings --json, MQTT messages, the web API's readings."),
+    ("failed", "A meter that could not be read, in every selector mode (readout --all, --address, --id)."),
+    ("record", "One record (decode --json shape); index is the 0-based meter-list value entry, -1: not listed."),
+    ("header", "The wired application header of a reading's first telegram, or null."),
+    ("dlde_reading", "readout --protocol dlde --json: records carry an OBIS id."),
+    ("listen_line", "One JSON line of listen: the meter, time, rssi, then the telegram as decode --json has it."),
+    ("sml_line", "One JSON line of listen --protocol sml: the meter, time, records with an OBIS id."),
+    ("meter_entry", "meters list/show --json and the web API's meters: the meter's keys, then the list's own."),
+    ("heard_entry", "meters heard --json: the meter's keys, then what was heard."),
+    ("scan", "scan --json: the meters found are meter objects."),
+)
+
+
+def _schema_type(spec: dict[str, Any]) -> str:
+    if "$ref" in spec:
+        return spec["$ref"].rsplit("/", 1)[-1]
+    if "enum" in spec:
+        return " | ".join(json.dumps(v) for v in spec["enum"])
+    if "const" in spec:
+        return json.dumps(spec["const"])
+    if "oneOf" in spec:
+        return " or ".join(_schema_type(s) for s in spec["oneOf"])
+    if "allOf" in spec:
+        return " with ".join(_schema_type(s) for s in spec["allOf"])
+    if spec.get("type") == "array" and "items" in spec:
+        return f"array of {_schema_type(spec['items'])}"
+    kind = spec.get("type", "any")
+    return " or ".join(kind) if isinstance(kind, list) else str(kind)
+
+
+def _schema_keys(spec: dict[str, Any], defs: dict[str, Any]) -> list[str]:
+    parts = [defs[s["$ref"].rsplit("/", 1)[-1]] if "$ref" in s else s for s in spec.get("allOf", [])] or [spec]
+    out: list[str] = []
+    for part in parts:
+        required = set(part.get("required", ()))
+        for key, sub in part.get("properties", {}).items():
+            note = f" \N{EM DASH} {sub['description']}" if sub.get("description") else ""
+            out.append(f"{key}{'' if key in required else '?'}: {_schema_type(sub)}{note}")
+    return out
+
+
+def _json_schema_section() -> list[str]:
+    """The JSON shapes of --json from the schema the tests hold every command to (meter_schema.SCHEMA)."""
+    from sonocli.engine.meter_schema import SCHEMA
+
+    defs = SCHEMA["$defs"]
+    missing = set(defs) - {name for name, _ in JSON_SHAPES} - {"meter_keys", "value_entry"}
+    if missing:
+        raise SystemExit(f"gen_docs: JSON_SHAPES does not describe {', '.join(sorted(missing))}")
+    example = {"device_id": "KAM-06855817-08-04", "serial": "06855817", "manufacturer": "KAM", "version": 8,
+               "medium": {"code": 4, "text": "Heat (outlet)"}, "interface": "M-Bus", "primary_address": 1,
+               "address_mode": "secondary"}
+    lines = [
+        ".SH JSON SCHEMA",
+        ".PP",
+        _line("Every command that prints a meter with --json prints the same meter object; a reading has it "
+              "as \"meter\" and one time key, \"time\" (ISO 8601, UTC). A meter that failed is "
+              "{\"meter\": {...}, \"error\": {\"message\", \"kind\"}}. The schema (JSON Schema draft "
+              "2020-12) ships with the package: python3 -c 'import json; from sonocli.engine.meter_schema "
+              "import SCHEMA; print(json.dumps(SCHEMA, indent=1))'. A key marked ? may be absent."),
+        ".PP",
+        "The meter object:",
+        ".PP",
+        ".nf",
+        *[_line(text) for text in json.dumps(example, indent=2).splitlines()],
+        ".fi",
+    ]
+    for name, text in JSON_SHAPES:
+        lines += [".TP", f"\\fB{_esc(name)}\\fR", _line(text)]
+        keys = _schema_keys(defs[name], defs)
+        if keys:
+            lines += [".RS", ".nf", *[_line(k) for k in keys], ".fi", ".RE"]
+    return lines
+
+
+WALKTHROUGH: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("A wired meter through a USB level converter: find the port (ls -l /dev/serial/by-id/; the user needs "
+     "the dialout group), tell sonocli, scan, read.",
+     ("sonocli init", "sonocli config set MBUS_PORT /dev/ttyUSB0", "sonocli scan --mode secondary --save",
+      "sonocli meters list", "sonocli readout --all")),
+    ("A wireless M-Bus stick: name the port and the stick, listen, import the keys, activate the meters heard.",
+     ("sonocli config set WMBUS_PORT /dev/ttyUSB1", "sonocli config set WMBUS_DONGLE im871a",
+      "sonocli listen --count 20 --save", "sonocli keys import keys.csv", "sonocli keys check",
+      "sonocli meters heard", "sonocli meters activate 12345678")),
+    ("Then deliver: configure a channel, test it, and run the daemon.",
+     ("sonocli config set FTP_ENABLE 1", "sonocli push --test", "sonocli serve-daemon")),
+)
+
+
+def _examples_section(tree: Node) -> list[str]:
+    """EXAMPLES: the walkthrough of a first real meter, then each command's examples from the table the
+    help shows (sonocli.cli.examples), so the page and --help cannot drift apart."""
+    from sonocli.cli.examples import EXAMPLES
+
+    lines = [".SH EXAMPLES", '.SS "Your first real meter"']
+    for text, commands in WALKTHROUGH:
+        lines += [".PP", _line(text), ".PP", ".nf", ".RS 4", *(_esc(c) for c in commands), ".RE", ".fi"]
+    lines.append('.SS "By command"')
+    for node in tree.walk():
+        if node is tree:
+            continue
+        for command, what in EXAMPLES.get(" ".join(node.path[1:]), ()):
+            words = command.split()
+            if len(words) > len(node.path) - 1 and words[len(node.path) - 1] in node.subs:
+                continue  # a group's example of a subcommand: that subcommand lists its own
+            lines += [".TP", f"\\fBsonocli {_esc(command)}\\fR", _line(what[0].upper() + what[1:] + ".")]
+    return lines
+
+
 def render_man(tree: Node) -> str:
     from sonocli import __version__
 
@@ -435,6 +581,7 @@ def render_man(tree: Node) -> str:
     lines += _solcmd_section(tree)
     lines += _chip_ini_section()
     lines += _env_section(tree)
+    lines += _json_schema_section()
     lines.append(".SH FILES")
     lines.append(".PP")
     lines.append(_line("Paths are relative to the root directory (--root, SONOCLI_ROOT; / on a concentrator)."))
@@ -443,6 +590,7 @@ def render_man(tree: Node) -> str:
     lines.append(".SH EXIT STATUS")
     for code, text in EXIT_CODES:
         lines += [".TP", f"\\fB{code}\\fR", _line(text)]
+    lines += _examples_section(tree)
     lines += [
         ".SH SEE ALSO",
         "\\fBpython3\\fR(1), EN 13757\\-2, EN 13757\\-3, EN 13757\\-4, OMS specification volume 2,",

@@ -15,6 +15,7 @@ from sonocli.engine.meterjson import meter_dict as meter_dict
 from sonocli.engine.meterjson import value_dict as value_dict
 
 if TYPE_CHECKING:
+    from sonocli.cli.output import Column
     from sonocli.engine.core import Engine
     from sonocli.engine.decoding import Telegram
 
@@ -44,7 +45,7 @@ def split_telegrams(data: bytes) -> list[bytes]:
     return split(data)
 
 
-def print_wireless_decode(data: bytes, key_text: str | None, as_json: bool) -> None:
+def print_wireless_decode(data: bytes, key_text: str | None, as_json: bool, options: Any = None) -> None:
     """`decode` for wireless telegrams: print what can be shown, then fail (exit 1) on a security error.
 
     Several telegrams in a row are decoded in order with one format cache, so a compact frame decodes
@@ -52,7 +53,7 @@ def print_wireless_decode(data: bytes, key_text: str | None, as_json: bool) -> N
     """
     from sonocli.engine.decoding import decode_wireless
 
-    decoded = decode_wireless(data, key_text)
+    decoded = decode_wireless(data, key_text, options)  # options: engine.decoding.WirelessOptions
     several = len(decoded.items) > 1
     for number, item in enumerate(decoded.items, 1):
         if item.error is not None:
@@ -75,6 +76,8 @@ def print_wireless_decode(data: bytes, key_text: str | None, as_json: bool) -> N
                 click.echo(f"telegram not decoded: {result['error']}")
             else:
                 _print_wireless_text(result)
+                for line in result.get("explain", ()):  # decode --explain
+                    click.echo(f"{line['offset']!s:>10}  {line['bytes']:<24}  {line['meaning']}")
     failure = decoded.failure
     if failure is not None:
         if several:  # each failure was named above with its telegram number
@@ -187,7 +190,7 @@ def active_mark(flag: bool) -> str:
 
 def meter_table(
     meter_list: Any, statuses: dict[str, Any] | None = None
-) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+) -> tuple[tuple[Column, ...], list[tuple[Any, ...]]]:
     """Columns and rows of the meter list as the tab Meter (and the print page) shows it.
 
     ``statuses`` (``engine.meter_statuses()``) fills the State column: "*" when the meter's value list is
@@ -217,20 +220,23 @@ def meter_table(
         )
         for i, m in enumerate(meter_list.meters)
     ]
+    from sonocli.cli.output import FIXED, TEXT, Column
+
+    # TSV keeps every column and header; a terminal shows short headers and drops columns that are all blank
     columns = (
-        "#",
-        "Interface",
-        "Serial",
-        "MAN",
-        "Medium",
-        "Version",
-        "Addr/RSSI",
-        "Values",
-        "Cycle",
-        "Key",
-        "Active",
-        "State",
-        "User label",
+        Column("#", FIXED),
+        Column("Interface", FIXED, short="Bus"),
+        Column("Serial", FIXED),
+        Column("MAN", FIXED),
+        Column("Medium", TEXT),
+        Column("Version", FIXED, short="Ver"),
+        Column("Addr/RSSI", FIXED, short="Addr"),
+        Column("Values", FIXED, short="Vals"),
+        Column("Cycle", FIXED, hide_blank=True),
+        Column("Key", FIXED, hide_blank=True),
+        Column("Active", FIXED, short="On"),
+        Column("State", FIXED, hide_blank=True, short="St"),
+        Column("User label", TEXT, hide_blank=True, short="User"),
     )
     return columns, rows
 

@@ -60,7 +60,7 @@ def _meaning(param: Any) -> str:
 
 @click.group("config")
 def config() -> None:
-    """Show, check and change chip.ini (the device's system configuration, Table 25)."""
+    """Show, check and change chip.ini (the device's system configuration, as on its web tabs)."""
 
 
 @config.command("show")
@@ -70,7 +70,7 @@ def config() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_context
 def show(ctx: click.Context, tab: str | None, secrets: bool, with_meters: bool, as_json: bool) -> None:
-    """All parameters with their values, grouped by web tab (the guide's print page, section 4.8).
+    """All parameters with their values, grouped by web tab (as the device's print page shows them).
 
     A parameter sonocli keeps but does not act on (a network setting of the device, its web server, ...)
     says so in its meaning: "[no effect in sonocli: why]"; --json has it as "no_effect" (null: it works).

@@ -10,18 +10,34 @@ from pathlib import Path
 
 
 class CliContext:
-    __slots__ = ("debug", "root_option", "verbosity")
+    """``root_may_be_missing`` is for ``init``, the one command that creates a root: every other command
+    refuses a ``--root``/SONOCLI_ROOT that does not exist (exit 2) instead of showing an empty one."""
 
-    def __init__(self, debug: bool = False, verbosity: int = 0, root_option: Path | None = None) -> None:
+    __slots__ = ("debug", "root_may_be_missing", "root_option", "verbosity")
+
+    def __init__(self, debug: bool = False, verbosity: int = 0, root_option: Path | None = None,
+                 root_may_be_missing: bool = False) -> None:
         self.debug = debug
         self.verbosity = verbosity
         self.root_option = root_option
+        self.root_may_be_missing = root_may_be_missing
 
     def __repr__(self) -> str:
         return f"CliContext(debug={self.debug!r}, verbosity={self.verbosity!r}, root_option={self.root_option!r})"
 
     @property
     def root(self) -> Path:
+        import os
+
         from sonocli.engine.configuration import resolve_root
 
-        return resolve_root(self.root_option)
+        root = resolve_root(self.root_option)
+        chosen = self.root_option is not None or bool(os.environ.get("SONOCLI_ROOT"))
+        if chosen and not self.root_may_be_missing and not root.is_dir():
+            from sonocli.errors import UsageError
+
+            what = "is not a directory" if root.exists() else "does not exist"
+            raise UsageError(f"root directory {root} {what}; not a sonocli root",
+                             hint=f"check --root/SONOCLI_ROOT, or create it with 'sonocli init' "
+                             f"(sonocli --root {root} init)")
+        return root

@@ -5,6 +5,8 @@ and reopens the wireless receivers whose port, dongle, mode, settings or wM-Bus 
 starts an M-Bus scan (MBUS_SCANMODE, bounded by WATCHDOG_SCAN) whose meters are added to the list.
 A step that outlives its WATCHDOG_* timeout is aborted; a main loop stuck past WATCHDOG_IDLE (waiting) or
 WATCHDOG_PROCESS (its own work) ends the process with status 70, for ``Restart=always`` to restart it.
+Under systemd (NOTIFY_SOCKET) it sends READY=1, WATCHDOG=1 (WatchdogSec=) and STOPPING=1; with its stderr
+on the journal (JOURNAL_STREAM) lines carry syslog priorities instead of a time and PID.
 
 A systemd unit::
 
@@ -14,8 +16,11 @@ A systemd unit::
     Wants=network-online.target
 
     [Service]
+    Type=notify
+    NotifyAccess=main
     ExecStart=/usr/local/bin/sonocli serve-daemon --root /var/lib/sonocli
     ExecReload=/bin/kill -HUP $MAINPID
+    WatchdogSec=60
     KillSignal=SIGTERM
     TimeoutStopSec=120
     Restart=always
@@ -42,6 +47,7 @@ from sonocli.errors import EXIT_FAILURE, EXIT_PARTIAL
 if TYPE_CHECKING:
     from sonocli.engine.core import Engine
 
+REPEAT_INTERVAL = 60.0  # seconds over which repeated log events are summarised
 MUC_LOG_LEVELS = {"NONE": logging.CRITICAL + 10, "ERRORONLY": logging.ERROR, "DEFAULT": logging.INFO,
                   "ALL": logging.DEBUG}
 
@@ -51,8 +57,11 @@ def configure_daemon_logging(level_name: str, syslog: bool, verbosity: int,
     """MUC_LOG decides the level (-v forces ALL); lines go to stderr (journald adds its own time) and syslog.
 
     The guide says "STDOUT"; stderr keeps stdout free for data (``--once`` in a cron pipe) - journald and
-    cron collect both alike.
+    cron collect both alike. When stderr is the journal (JOURNAL_STREAM), lines have no time or PID of their
+    own and a syslog priority prefix instead (sonocli.daemon.systemd), so ``journalctl -p err`` works.
     """
+    from sonocli.daemon.systemd import JournalFormatter, RepeatSummary, journal_stream
+
     level = MUC_LOG_LEVELS.get(level_name.upper(), logging.INFO)
     if verbosity > 0:
         level = logging.DEBUG
@@ -64,8 +73,11 @@ def configure_daemon_logging(level_name: str, syslog: bool, verbosity: int,
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
     stderr = logging.StreamHandler(sys.stderr)
-    stderr.setFormatter(logging.Formatter("%(asctime)s sonocli[%(process)d] %(levelname)s %(name)s: %(message)s",
-                                          "%Y-%m-%dT%H:%M:%S"))
+    if journal_stream():  # journald records time and PID itself; <N> gives each line its priority
+        stderr.setFormatter(JournalFormatter())
+    else:
+        stderr.setFormatter(logging.Formatter("%(asctime)s sonocli[%(process)d] %(levelname)s %(name)s: %(message)s",
+                                              "%Y-%m-%dT%H:%M:%S"))
     logger.addHandler(stderr)
     if syslog:
         from logging.handlers import SysLogHandler
@@ -74,6 +86,21 @@ def configure_daemon_logging(level_name: str, syslog: bool, verbosity: int,
         handler = SysLogHandler(address=address, facility=SysLogHandler.LOG_DAEMON)
         handler.setFormatter(logging.Formatter("sonocli[%(process)d]: %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
+    # repeated events (undecryptable telegrams, CRC errors): the first of a kind, then one line a minute with
+    # the count, instead of one line each
+    for handler in logger.handlers:
+        summary = RepeatSummary(handler, interval=REPEAT_INTERVAL)
+        handler.addFilter(summary)
+        summary.start()
+
+
+def _flush_log_summaries() -> None:
+    """At exit: the counts of repeated events not yet summarised (the last interval's)."""
+    from sonocli.daemon.systemd import RepeatSummary
+
+    for handler in logging.getLogger("sonocli").handlers:
+        for summary in [f for f in handler.filters if isinstance(f, RepeatSummary)]:
+            summary.close()
 
 
 class RedactSecrets(logging.Filter):
@@ -125,9 +152,11 @@ def _redact_logs(engine: Engine) -> None:
 @click.option("--virtual-clock", type=float, default=None, hidden=True,
               help="Tests/benchmarks: run on a virtual UNIX clock starting here, jumping to each due time.")
 @click.option("--until", type=float, default=None, hidden=True, help="Tests/benchmarks: stop at this clock time.")
+@click.option("--status-every", type=click.FloatRange(0.1), default=None, hidden=True,
+              help="Tests: seconds between status snapshot writes (default 120).")
 @click.pass_context
 def serve_daemon(ctx: click.Context, root_here: Path | None, once: bool, syslog: bool, no_wireless: bool,
-                 virtual_clock: float | None, until: float | None) -> None:
+                 virtual_clock: float | None, until: float | None, status_every: float | None) -> None:
     """Run the concentrator continuously with chip.ini's schedule.
 
     Readouts every METER_TIME s (+METER_DELAY), wireless reception all the time, CSV logging
@@ -153,7 +182,7 @@ def serve_daemon(ctx: click.Context, root_here: Path | None, once: bool, syslog:
         from sonocli.daemon.schedule import FastClock
 
         clock = FastClock(virtual_clock) if virtual_clock is not None else None
-        daemon = Daemon(engine, wireless=not no_wireless, clock=clock, until=until)
+        daemon = Daemon(engine, wireless=not no_wireless, clock=clock, until=until, status_every=status_every)
         daemon.install_signals()
         try:
             if once:
@@ -180,4 +209,5 @@ def serve_daemon(ctx: click.Context, root_here: Path | None, once: bool, syslog:
 
             os._exit(EXIT_WATCHDOG)
         finally:
+            _flush_log_summaries()
             engine.close()

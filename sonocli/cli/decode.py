@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 import click
 
 from sonocli.cli.context import CliContext
-from sonocli.errors import DecodeError, NoKeyError, UsageError
+from sonocli.errors import DecodeError, NeedMoreData, NoKeyError, SonoError, UsageError
 
 _SEPARATORS = frozenset(string.whitespace + ",:_|")
 
@@ -77,6 +77,13 @@ def _looks_wired(data: bytes) -> bool:
     return data[:1] in (b"\xe5", b"\x10") and len(data) < 11
 
 
+# What a complete wired frame looks like, by its first byte (EN 13757-2), for "frame incomplete" errors.
+_FRAME_SHAPES = {
+    0x68: "a long frame is 68 L L 68 C A CI data… CS 16, L = the number of bytes from C to the last data byte, "
+    "CS = their sum mod 256; e.g. 68 03 03 68 53 FE 50 A1 16",
+    0x10: "a short frame is 10 C A CS 16, CS = C + A mod 256; e.g. 10 5B FE 59 16",
+}
+
 MAX_INPUT = 1 << 20  # far above any frame (261 bytes) or telegram written out as hex with separators
 
 
@@ -117,6 +124,24 @@ def _print_text(result: dict[str, Any]) -> None:
         click.echo("more records follow (DIF 0x1F): send REQ_UD2 again")
 
 
+def _wireless_options(format_hex: str | None, driver: str | None, explain: bool) -> Any:
+    """WirelessOptions for the engine: --format parsed as hex, the root's database when it has one."""
+    from sonocli.engine.decoding import WirelessOptions, formats_database
+
+    headers = None
+    if format_hex is not None:
+        try:
+            headers = parse_hex(format_hex)
+        except DecodeError as exc:
+            raise UsageError(f"--format: {exc.message}") from exc
+    obj = click.get_current_context().find_object(CliContext)
+    try:
+        database = formats_database(obj.root if obj is not None else CliContext().root)
+    except SonoError:  # no usable root: decode still works, with built-in formats only
+        database = None
+    return WirelessOptions(compact_format=headers, driver=driver, explain=explain, database=database)
+
+
 @click.command("decode")
 @click.argument("frame", nargs=-1)
 @click.option(
@@ -129,10 +154,29 @@ def _print_text(result: dict[str, Any]) -> None:
     default=None,
     help="AES-128 key (32 hex digits) of an encrypted wireless telegram or wired frame (security mode 5).",
 )
-def decode(frame: tuple[str, ...], file_: Path | None, as_json: bool, key: str | None) -> None:
+@click.option(
+    "--format",
+    "format_hex",
+    default=None,
+    metavar="HEX",
+    help="Record headers (DIF/VIF bytes without data) of a compact frame whose full frame was never seen.",
+)
+@click.option("--driver", "driver", default=None, help="Read the proprietary payload with this driver by name.")
+@click.option("--explain", is_flag=True, help="Show byte by byte how a wireless telegram was read.")
+def decode(
+    frame: tuple[str, ...],
+    file_: Path | None,
+    as_json: bool,
+    key: str | None,
+    format_hex: str | None,
+    driver: str | None,
+    explain: bool,
+) -> None:
     """Decode a wired M-Bus frame or wireless telegram given as HEX, '-' for stdin, or --file PATH.
 
     HEX may be split by spaces, ',', ':', '_' or '|' (wmbusmeters' telegram=|...| works as logged).
+    A compact frame is expanded with a built-in format, one the daemon learnt (stored in the root's
+    database) or the headers given with --format; --driver and --explain apply to wireless telegrams.
     """
     if file_ is not None and frame:
         raise UsageError("give the frame either as HEX/'-' or with --file, not both")
@@ -154,12 +198,16 @@ def decode(frame: tuple[str, ...], file_: Path | None, as_json: bool, key: str |
     if not _looks_wired(data):
         refuse_garbage_before_a_frame(data)
     if not _looks_wired(data) and looks_wireless(data):  # wireless M-Bus (EN 13757-4): the wmbus pipeline
-        print_wireless_decode(data, key, as_json)
+        print_wireless_decode(data, key, as_json, _wireless_options(format_hex, driver, explain))
         return
+    if format_hex is not None or driver is not None or explain:
+        raise UsageError("--format, --driver and --explain apply to wireless telegrams; this is a wired frame")
     try:
         result = decode_wired(data, key)
     except NoKeyError as exc:
         raise NoKeyError(exc.message, hint="give the AES key with --key 32HEX") from exc
+    except NeedMoreData as exc:  # cut short: say what the whole frame looks like
+        raise DecodeError(exc.reason, offset=exc.offset, hint=_FRAME_SHAPES.get(data[0])) from exc
     obj = click.get_current_context().find_object(CliContext)
     if obj is None or obj.verbosity >= 0:  # -q silences warnings; --json still carries them
         for warning in result.get("warnings", ()):

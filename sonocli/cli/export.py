@@ -65,7 +65,7 @@ def parse_version(text: str) -> int:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE (atomically).")
 @click.option("--scale-values/--raw-values", default=None, help="Write value x scale [chip.ini MUC_SCALEVALUES].")
 @click.option("--muc-id", metavar="HEX", help="XML MUC_ID (hex) [this machine's MUC-ID, see `service info`].")
-@click.option("--iec-obis", is_flag=True, help="CSV: OBIS as A-B:C.D.E*F, not Figure 22's A-B-C.D.E*F.")
+@click.option("--iec-obis", is_flag=True, help="CSV: OBIS as A-B:C.D.E*F (IEC 62056-6-1), not A-B-C.D.E*F.")
 @click.option("--json", "as_json", is_flag=True, help="With -o: print a JSON summary instead of a line on stderr.")
 @click.pass_context
 def export(
@@ -81,7 +81,7 @@ def export(
     iec_obis: bool,
     as_json: bool,
 ) -> None:
-    """Export stored readings as CSV (guide 5.3.2) or XML (guide 5.3.3), to stdout or -o FILE.
+    """Export stored readings as the device's CSV or XML report files, to stdout or -o FILE.
 
     As reports carry them: readings of active meters with their active values only.
 

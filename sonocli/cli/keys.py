@@ -28,88 +28,60 @@ def keys() -> None:
     """Import and check wireless M-Bus decryption keys (stored in the meter list)."""
 
 
-_HEADER_IDS = frozenset({"id", "meter", "meter_id", "meterid", "serial"})
-
-
-def parse_key_file(text: str, source: str) -> tuple[list[tuple[str, bytes]], list[str]]:
-    """``id,key`` lines -> (entries, one error line each).
-
-    Accepted: ``#`` comments (whole line or after the key), blank lines, spaces around fields, ``;`` as
-    separator, quoted fields and a UTF-8 BOM (spreadsheet exports), one header line before the first
-    entry (``id,key``). A meter listed twice with the same key counts once; with different keys it is an
-    error and neither key is used, since the file does not say which one is right.
-    """
-    from sonocli.engine.keys import parse_key
-
-    parsed: dict[str, tuple[int, bytes]] = {}
-    conflicting: set[str] = set()
-    errors: list[str] = []
-    seen_entry = False
-    for number, line in enumerate(text.removeprefix("\ufeff").splitlines(), 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        parts = [p.strip().strip("\"'").strip() for p in line.replace(";", ",").split(",")]
-        if len(parts) != 2:
-            errors.append(f"{source}:{number}: expected 'id,key', got {len(parts)} fields")
-            continue
-        meter_id, key_text = parts
-        if not seen_entry and meter_id.lower() in _HEADER_IDS and key_text.lower() in ("key", "aes key", "aeskey"):
-            seen_entry = True
-            continue
-        seen_entry = True
-        meter_id = meter_id.upper().removeprefix("0X")
-        if len(meter_id) != 8 or any(ch not in "0123456789ABCDEF" for ch in meter_id):
-            errors.append(f"{source}:{number}: meter id {parts[0]!r} must be 8 hex/BCD digits")
-            continue
-        try:
-            key = parse_key(key_text, name=f"key of meter {meter_id}")
-        except UsageError as exc:
-            errors.append(f"{source}:{number}: {exc}")
-            continue
-        earlier = parsed.get(meter_id)
-        if earlier is None:
-            parsed[meter_id] = (number, key)
-        elif earlier[1] != key:
-            errors.append(
-                f"{source}:{number}: meter {meter_id} already has a different key on line {earlier[0]}; "
-                "neither is imported"
-            )
-            conflicting.add(meter_id)
-    entries = [(meter_id, key) for meter_id, (_, key) in parsed.items() if meter_id not in conflicting]
-    return entries, errors
-
-
 @keys.command("import")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["auto", "csv", "json", "wmbusmeters", "kem"]), default="auto",
+              show_default=True, help="Key file format (auto: told by the content).")
+@click.option("--password", default=None, help="Password of a Kamstrup KEM file (its content is encrypted).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
-def import_keys(ctx: click.Context, file: Path, as_json: bool) -> None:
-    """Set the keys of FILE (CSV 'id,key' per line) on the meter list; unknown meters are created."""
+def import_keys(ctx: click.Context, files: tuple[Path, ...], fmt: str, password: str | None, as_json: bool) -> None:
+    """Set the keys of FILES on the meter list; unknown meters are created.
+
+    Each FILE is CSV ('id,key' per line), JSON ({"id": "key"} or [{"id", "key"}]), a wmbusmeters meter
+    file (id=, key= lines; several at once: /etc/wmbusmeters.d/*) or a Kamstrup KEM/KEM2 export (XML or
+    zip, with --password). Every meter is reported: set, or refused and why. A meter given two different
+    keys is not imported (exit 2); other refusals exit 3 when something was imported, else 2.
+    """
     from sonocli.cli.common import engine_for, mask_key
     from sonocli.cli.output import emit_json, print_table
-    from sonocli.engine.keys import KeyImported, apply_keys
+    from sonocli.engine.keys import KeyImported, apply_keys, check_key, latest_telegrams, merge_key_files, read_key_file
 
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{file}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
-    entries, errors = parse_key_file(text, str(file))
+    parsed = []
+    for file in files:
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"{file}: cannot read it ({exc.strerror or exc})") from None
+        parsed.append(read_key_file(data, str(file), fmt=fmt, password=password))
+    result = merge_key_files(parsed)
     engine = engine_for(ctx)
     visible = _visible(engine)
+    errors = [item.line for item in result.refused]
     for line in errors:
         click.echo(f"sonocli: error: {line}", err=True)
+    entries = [(e.id, e.key) for e in result.entries]
     done: list[KeyImported] = engine.update_meters(partial(apply_keys, entries=entries)) if entries else []
-    results: list[dict[str, Any]] = [
-        {"id": item.id, "action": item.action, "key": mask_key(item.key, visible)} for item in done
-    ]
+    latest = latest_telegrams(engine) if done else {}
+    where = {e.id: e.where for e in result.entries}
+    results: list[dict[str, Any]] = []
+    for item in done:
+        status, detail = check_key(item.id, item.key, latest.get(item.id))
+        if status == "unsupported":
+            click.echo(f"sonocli: warning: meter {item.id}: key set, but {detail}", err=True)
+        results.append({"id": item.id, "action": item.action, "key": mask_key(item.key, visible),
+                        "source": where.get(item.id, ""), "check": status, "detail": detail})
+    refused = [{"id": r.id, "source": r.where, "reason": r.reason} for r in result.refused]
     if as_json:
-        emit_json({"imported": results, "errors": errors})
+        emit_json({"format": result.format, "imported": results, "refused": refused, "errors": errors})
     else:
-        print_table(f"keys imported into {engine.layout.device_handle}", ("ID", "Action", "Key"),
-                    [(r["id"], r["action"], r["key"]) for r in results])
+        rows = [(r["id"], r["action"], r["key"], f"{r['check']}: {r['detail']}") for r in results]
+        rows += [(r["id"] or "?", "refused", "", f"{r['source']}: {r['reason']}") for r in refused]
+        print_table(f"keys imported into {engine.layout.device_handle}", ("ID", "Action", "Key", "Detail"), rows)
+    if result.conflicts or (errors and not entries):
+        raise click.exceptions.Exit(EXIT_USAGE)
     if errors:
-        raise click.exceptions.Exit(EXIT_PARTIAL if entries else EXIT_USAGE)
+        raise click.exceptions.Exit(EXIT_PARTIAL)
 
 
 def _visible(engine: Engine) -> bool:

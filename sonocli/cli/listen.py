@@ -30,7 +30,19 @@ MODES = ("T1", "C1", "S1", "C1T1")
 
 
 def _heard_to_dict(item: Heard) -> dict[str, Any]:
-    out: dict[str, Any] = {"time": item.when.isoformat(), "rssi": item.rssi}
+    """One JSON line: the one meter object (the list's entry for a listed meter), ``time`` (ISO 8601 UTC),
+    rssi, then the telegram as `decode --json` shows it; a telegram that failed adds ``error``
+    ``{"message", "kind"}`` (as a failed readout does)."""
+    from sonocli.engine.meterjson import error_object, iso_time, meter_object
+
+    out: dict[str, Any] = {}
+    if item.reading is not None:
+        out["meter"] = meter_object(item.reading.meter)
+    elif item.meter is not None:
+        out["meter"] = meter_object(item.meter.as_meter())
+    out.update({"time": iso_time(item.when), "rssi": item.rssi, "link_mode": item.link_mode})
+    if item.rssi_rel is not None:  # rtl-wmbus's relative level: not dBm, so never in "rssi"
+        out["rssi_rel"] = item.rssi_rel
     if item.meter is not None:
         out["in_list"] = item.meter.in_list
         out["new"] = item.new_meter
@@ -38,8 +50,9 @@ def _heard_to_dict(item: Heard) -> dict[str, Any]:
         out.update(telegram_to_dict(item.telegram))
     else:
         out["kind"] = "wmbus"
-        out["error"] = item.error
         out["raw"] = item.raw.hex().upper()
+    if item.error:
+        out["error"] = error_object(item.error, item.error_kind or None)
     return out
 
 
@@ -67,20 +80,18 @@ COLUMNS = ("ID", "MAN", "Medium", "RSSI", "Telegrams", "Last seen", "Decryption"
 
 class _LiveTable:
     def __init__(self, receiver: Receiver) -> None:
+        from rich.console import Console
         from rich.live import Live
 
         self.receiver = receiver
-        self.live = Live(self._render(), refresh_per_second=4, transient=False)
+        self.console = Console()
+        self.live = Live(self._render(), console=self.console, refresh_per_second=4, transient=False)
 
     def _render(self) -> Any:
-        from rich.table import Table
+        from sonocli.cli.output import render_table  # the one table layout (one line per row)
 
-        table = Table(title="wireless M-Bus meters heard")
-        for column in COLUMNS:
-            table.add_column(column)
-        for meter in sorted(self.receiver.heard.values(), key=lambda m: m.id):
-            table.add_row(*(str(cell) for cell in _row(meter)))
-        return table
+        rows = [_row(meter) for meter in sorted(self.receiver.heard.values(), key=lambda m: m.id)]
+        return render_table("wireless M-Bus meters heard", COLUMNS, rows, self.console.width)
 
     def update(self, item: Heard) -> None:
         self.live.update(self._render())
@@ -88,10 +99,17 @@ class _LiveTable:
 
 @click.command("listen")
 @click.option(
+    "--protocol",
+    type=click.Choice(["wmbus", "sml"]),
+    default="wmbus",
+    show_default=True,
+    help="wmbus: a wireless M-Bus receiver; sml: SML files pushed by a meter (IR head) [chip.ini SML_PORT].",
+)
+@click.option(
     "--port",
     "port_url",
     default=None,
-    help="Port URL (/dev/ttyUSB0, socket://h:p, sim://air, -, file:PATH) [chip.ini WMBUS_PORT].",
+    help="Port URL (/dev/ttyUSB0, socket://h:p, sim://air, sim://sml, -, file:PATH) [chip.ini WMBUS_PORT].",
 )
 @click.option(
     "--dongle", default=None, help=f"Receiver type: {', '.join(dongle_names())} [chip.ini WMBUS_DONGLE]."
@@ -130,6 +148,7 @@ class _LiveTable:
 @click.pass_context
 def listen(
     ctx: click.Context,
+    protocol: str,
     port_url: str | None,
     dongle: str | None,
     mode: str | None,
@@ -141,10 +160,26 @@ def listen(
     store: bool,
     as_json: bool,
 ) -> None:
-    """Receive wireless M-Bus telegrams, decrypt them with the meter list's keys, and show the meters."""
+    """Receive wireless M-Bus telegrams, decrypt them with the meter list's keys, and show the meters.
+
+    --protocol sml hears SML files pushed by a meter (eHZ/EDL21 through an IR head; SML_PORT, SML_BAUDRATE):
+    one line per file, with --json {"time", "kind": "sml", "meter", "records": [... "obis": "1-0:1.8.0*255"]};
+    a bad file (CRC, truncated, unknown message) is one line on stderr and the stream goes on.
+    """
     if duration is not None and count is not None:
         raise UsageError("give --duration or --count, not both")
     engine = engine_for(ctx)
+    if protocol == "sml":
+        wireless_only = [name for name, given in (("--dongle", dongle), ("--mode", mode),
+                                                  ("--only-listed", only_listed)) if given]
+        if wireless_only:
+            engine.close()
+            raise UsageError(f"{', '.join(wireless_only)}: for --protocol wmbus only")
+        try:
+            _listen_sml(engine, port_url, duration, count, store, as_json, save)
+        finally:
+            engine.close()
+        return
     try:
         _listen(engine, port_url, dongle, mode, interface, duration, count, save, only_listed, store, as_json)
     finally:
@@ -239,6 +274,44 @@ def _listen(
     )
     if save:
         _save(engine, receiver)
+
+
+def _listen_sml(engine: Engine, port_url: str | None, duration: float | None, count: int | None, store: bool,
+                as_json: bool, save: bool = False) -> None:
+    """``listen --protocol sml``: every SML file on the port, a line each (JSON when piped or --json)."""
+    from sonocli.cli.output import emit_json, stdout_is_tty
+    from sonocli.engine.sml import SmlItem, item_to_dict, listen_sml
+    from sonocli.errors import ProtocolError
+
+    json_lines = as_json or not stdout_is_tty()
+
+    def on_item(item: SmlItem) -> None:
+        if item.reading is None:
+            click.echo(f"sonocli: bad SML file: {item.error}", err=True)
+            return
+        if json_lines:
+            data = item_to_dict(item)  # the meter object first, as in every line of listen and readout
+            emit_json({"meter": data.pop("meter"), **data}, lines=True)
+            return
+        shown = ", ".join(f"{v.text}={v.exact}{' ' + v.unit if v.unit else ''}" for v in item.reading.values
+                          if v.is_numeric)
+        click.echo(f"{item.when.astimezone().strftime('%H:%M:%S')} {item.reading.meter.device_id} {shown}")
+
+    try:
+        stats = listen_sml(engine, port_url, duration=duration, count=count, store=store, on_item=on_item)
+    except KeyboardInterrupt:
+        return
+    click.echo(f"sonocli: heard {len(stats.meters)} SML meter(s), {stats.files} files, {stats.bad} bad"
+               + (f", {stats.stored} readings stored" if stats.stored else ""), err=True)
+    if save and stats.unlisted:
+        from dataclasses import replace
+
+        added = engine.save_heard([replace(m, active=False) for m in stats.unlisted.values()])
+        click.echo(f"sonocli: meter list {engine.layout.device_handle}: {len(added)} SML meter(s) added (inactive: "
+                   f"activate with 'sonocli meters activate ID')", err=True)
+    if stats.bad and not stats.files:
+        raise ProtocolError(f"no valid SML file: {stats.bad} bad", hint="check the baud rate (SML_BAUDRATE) "
+                            "and the IR head's position")
 
 
 def _save(engine: Engine, receiver: Receiver) -> None:

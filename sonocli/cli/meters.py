@@ -10,13 +10,13 @@ leaves the file untouched; parallel writers (``keys import``, the daemon) never 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from sonocli.cli.common import active_mark, engine_for, meter_dict, meter_table, value_description, value_dict
-from sonocli.cli.output import emit_json, print_table
+from sonocli.cli.output import FIXED, TEXT, Column, display_unit, emit_json, print_table
 
 if TYPE_CHECKING:
     from sonocli.engine.core import Engine
@@ -68,10 +68,6 @@ def _statuses(engine: Engine) -> dict[str, Any]:
     return engine.meter_statuses()
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
-
-
 # ------------------------------------------------------------------------------------------ commands
 @click.group("meters")
 def meters() -> None:
@@ -108,7 +104,7 @@ def list_(ctx: click.Context, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_context
 def show(ctx: click.Context, ref: str, as_json: bool) -> None:
-    """One meter with its values; descriptions follow MUC_METERDESCRIPTIONENABLEFLAGS (Table 10).
+    """One meter with its values; descriptions follow chip.ini MUC_METERDESCRIPTIONENABLEFLAGS.
 
     State "*": the last readout had more records than the meter's value limit; Note: how the last readout's
     records were matched to the values when the meter's record layout changed.
@@ -136,7 +132,7 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
         "serial",
         "manufacturer",
         "version",
-        "medium_text",
+        "medium",
         "primary_address",
         "address_mode",
         "readout_cycle",
@@ -146,7 +142,7 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
         "rssi",
         "user",
     ):
-        shown = data[name]
+        shown = data[name]["text"] if name == "medium" and data[name] else data[name]
         click.echo(f"{name.replace('_', ' '):16} {'' if shown is None else shown}")
     if data["limited"]:
         click.echo(f"{'state':16} * (value list limited: more records than "
@@ -173,7 +169,11 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
         for i, v in enumerate(meter.values)
     ]
     print_table(
-        f"{len(rows)} value(s)", ("#", "Description", "Value", "Scale", "Unit", "OBIS-ID", "Active", "User label"), rows
+        f"{len(rows)} value(s)",
+        ("#", Column("Description", TEXT), Column("Value", FIXED), "Scale", Column("Unit", FIXED, tty=display_unit),
+         Column("OBIS-ID", FIXED, hide_blank=True), Column("Active", FIXED, short="On"),
+         Column("User label", TEXT, hide_blank=True, short="User")),
+        rows,
     )
 
 
@@ -190,19 +190,19 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
 @click.option("--interface", type=click.Choice(INTERFACES, case_sensitive=False), help="Meter interface.")
 @click.option("--serial", help="Serial (8 digits); with --count, decimal serials count up.")
 @click.option("--manufacturer", help="3-letter manufacturer code, e.g. DFS.")
-@click.option("--medium", help="Medium: Table 16 text (e.g. 'Heat (outlet)') or number.")
+@click.option("--medium", help="Medium: its name as `meters list` shows it (e.g. 'Heat (outlet)') or number.")
 @click.option("--version", "version_", help="Version number (0..255, 0x.. accepted).")
 @click.option("--primary-address", help="Primary address (0..250) or S0 channel.")
 @click.option("--address-mode", type=click.Choice(("secondary", "primary")), help="Addressing of an M-Bus meter.")
 @click.option("--cycle", type=click.IntRange(0, 4294967295), help="Readout interval in s (0: METER_TIME).")
 @click.option("--key", help="AES-128 key, '0x82 0xB0 ...' or 32 hex digits.")
-@click.option("--user", help="User label (Table 9 characters).")
+@click.option("--user", help="User label: letters, digits, space and ! $ % & / ( ) = ? + * , - . _")
 @click.option("--inactive", is_flag=True, help="Add as inactive.")
 @click.option("--value", "value_", type=float, help="Value of a manual S0/DLDE value (with --to).")
 @click.option("--scale", help="Scale, e.g. 1e-4 (with --to).")
-@click.option("--unit", help="Unit, Table 18 text, e.g. kWh (with --to).")
+@click.option("--unit", help="Unit as the reports write it, e.g. kWh, m^3, degree C (with --to).")
 @click.option("--obis", help="OBIS-ID A-B:C.D.E*F, each 0..255 (with --to).")
-@click.option("--description", help="Description, Table 17 text, e.g. Energy (with --to).")
+@click.option("--description", help="Description as the reports write it, e.g. Energy, Volume (with --to).")
 @click.option("--json", "as_json", is_flag=True, help="Print what was added as JSON.")
 @click.pass_context
 def add(
@@ -227,7 +227,7 @@ def add(
     description: str | None,
     as_json: bool,
 ) -> None:
-    """Add meters (section 5.1.3), or with --to add values to a manual S0/DLDE meter."""
+    """Add meters by hand (as on the device's Meter tab), or with --to add values to a manual S0/DLDE meter."""
     from sonocli.engine import meterlist
     from sonocli.errors import UsageError
     from sonocli.model.values import AddressMode, Interface, Meter, ValueConfig
@@ -305,7 +305,7 @@ def add(
 
 @meters.command("edit")
 @click.argument("ref", metavar="METER|METER/N")
-@click.option("--user", help="User label (Table 9 characters); '' removes it.")
+@click.option("--user", help="User label: letters, digits, space and ! $ % & / ( ) = ? + * , - . _; '' removes it.")
 @click.option("--key", help="AES-128 key ('0x82 0xB0 ...' or 32 hex digits); 'none' removes it.")
 @click.option("--cycle", type=click.IntRange(0, 4294967295), help="Readout interval in s (0: METER_TIME).")
 @click.option("--primary-address", help="Primary address.")
@@ -316,7 +316,7 @@ def add(
 @click.option("--medium", help="Medium (S0/DLDE meters only).")
 @click.option("--version", "version_", help="Version (S0/DLDE meters only).")
 @click.option("--obis", help="OBIS-ID of a value, A-B:C.D.E*F; '' removes it.")
-@click.option("--description", help="Description of a value (Table 17 text).")
+@click.option("--description", help="Description of a value as the reports write it, e.g. Energy.")
 @click.option("--value", "value_", type=float, help="Value (S0/DLDE values only).")
 @click.option("--scale", help="Scale, e.g. 1e-3 (S0/DLDE values only).")
 @click.option("--unit", help="Unit (S0/DLDE values only).")
@@ -340,7 +340,7 @@ def edit(
     scale: str | None,
     unit: str | None,
 ) -> None:
-    """Change a meter or a value (Table 9: what each interface allows)."""
+    """Change a meter or a value (an M-Bus meter's own fields, such as its serial, come from the meter)."""
     from sonocli.engine import meterlist
     from sonocli.errors import UsageError
     from sonocli.model.values import AddressMode
@@ -463,7 +463,7 @@ def deactivate(ctx: click.Context, refs: tuple[str, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_context
 def heard(ctx: click.Context, as_json: bool) -> None:
-    """The temporary list (guide 5.1.2): wM-Bus meters heard by `listen` or the daemon, not in the meter list.
+    """The temporary list: wM-Bus meters heard by `listen` or the daemon, not in the meter list.
 
     They wait there for the engineer: `sonocli meters activate ID` moves one into the meter list, active.
     """
@@ -472,21 +472,9 @@ def heard(ctx: click.Context, as_json: bool) -> None:
     engine = engine_for(ctx)
     entries = engine.heard_meters() if engine.layout.database.exists() else []
     if as_json:
-        emit_json([
-            {
-                "id": e.id,
-                "manufacturer": e.manufacturer,
-                "medium": medium_text(e.medium),
-                "version": e.version,
-                "rssi": e.rssi,
-                "first_seen": _iso(e.first_seen),
-                "last_seen": _iso(e.last_seen),
-                "telegrams": e.telegrams,
-                "security": e.security,
-                "decrypts": e.decrypts,
-            }
-            for e in entries
-        ])
+        from sonocli.engine.meterjson import heard_dict  # the one meter object, then what was heard
+
+        emit_json([heard_dict(e) for e in entries])
     else:
         rows = [
             (e.id, e.manufacturer, medium_text(e.medium), e.version, "" if e.rssi is None else e.rssi,
@@ -495,7 +483,9 @@ def heard(ctx: click.Context, as_json: bool) -> None:
         ]
         if rows:
             print_table(f"{len(rows)} heard meter(s) not in the meter list", (
-                "ID", "MAN", "Medium", "Version", "RSSI", "First seen", "Last seen", "Telegrams", "Decrypts"), rows)
+                Column("ID", FIXED), "MAN", Column("Medium", TEXT), Column("Version", FIXED, short="Ver"), "RSSI",
+                Column("First seen", FIXED, optional=True), Column("Last seen", FIXED), "Telegrams", "Decrypts"),
+                rows)
     if not entries:
         click.echo("sonocli: note: no heard wM-Bus meters outside the meter list "
                    "(hint: sonocli listen --port sim://air --dongle im871a, or run the daemon: sonocli serve-daemon)",

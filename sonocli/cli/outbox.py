@@ -21,22 +21,30 @@ def outbox() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_context
 def list_cmd(ctx: click.Context, all_: bool, as_json: bool) -> None:
-    """Show pending reports (oldest first), their attempts and last error."""
-    from sonocli.engine.outbox_ops import PENDING, reports
+    """Show pending reports (oldest first), their attempts and last error, and the outbox's use against its
+    limit (OUTBOX_MAXITEMS; beyond it the oldest reports are deleted, delivered ones first).
+
+    --json prints {"limit": …, "use": {"items", "pending", "done", "dropped", "payload_bytes"}, "items": […]}.
+    """
+    from sonocli.engine.outbox_ops import PENDING, reports, usage
 
     engine = engine_for(ctx)
     try:
         items = reports(engine, all_states=all_)
+        use = usage(engine)
     finally:
         engine.close()
+    limit = use.pop("limit")
     if as_json:
-        emit_json([item.as_dict() for item in items])
+        emit_json({"limit": limit, "use": use, "items": [item.as_dict() for item in items]})
         return
     now = time.time()
     rows = [[i.id, i.channel, i.name, i.size, i.readings, i.state, i.attempts,
              "" if i.state != PENDING or i.next_try <= now else f"in {int(i.next_try - now)} s",
              i.last_error or ""] for i in items]
     print_table("outbox", ["id", "channel", "name", "bytes", "readings", "state", "attempts", "next", "error"], rows)
+    click.echo(f"outbox: {use['items']} of {limit} report(s) (OUTBOX_MAXITEMS): {use['pending']} pending, "
+               f"{use['done']} delivered, {use['dropped']} dropped; {use['payload_bytes']} bytes")
 
 
 def _ids(ids: tuple[int, ...], all_: bool) -> list[int] | None:

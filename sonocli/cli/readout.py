@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from sonocli.cli.common import engine_for, meter_row
+from sonocli.cli.common import engine_for
 from sonocli.cli.output import emit_json, print_records, progress
 from sonocli.errors import PartialFailure, SonoError, TimeoutError_, UsageError
 from sonocli.registry import baud_help
@@ -69,7 +69,7 @@ def _meter_from_id(text: str) -> Meter:
 
 def reading_to_dict(reading: Reading, target: Meter, limited: bool = False) -> dict[str, Any]:
     """A recorded reading as ``--json`` prints it: the meter (the list's entry, with the addressing it was
-    read by: ``target``), then taken_at, telegrams, header and records (indexed to the meter list, from
+    read by: ``target``), then time, telegrams, header and records (indexed to the meter list, from
     sonocli.engine.decoding) and whether its value list is limited (the "*" of ``meters list``)."""
     from dataclasses import replace
 
@@ -125,7 +125,9 @@ def _readout_dlde(ctx: click.Context, port: str | None, address: str | None, ide
     finally:
         engine.close()
     _warn_recorded(recorded)
-    data = {"meter": meter_row(result.reading.meter), **readout_to_dict(result)}
+    from sonocli.engine.messages import dlde_message
+
+    data = dlde_message(result.reading, readout_to_dict(result))
     if as_json:
         emit_json([data])
     else:
@@ -173,15 +175,17 @@ def readout(
     readouts are joined), MBUS_SELECTMASK, timeouts and retries.
 
     --json prints a list with one object per meter read: {"meter": {device_id, serial, manufacturer,
-    version, medium, primary_address, address_mode}, "taken_at", "telegrams", "header": {...},
-    "records": [...], "limited"} where header and records are shaped as in `sonocli decode --json`, the
-    records indexed to the meter list's value entries (-1: not in the list), and limited tells whether the
-    meter has more records than maxvaluecount/METER_MAXVALUECOUNT allows. Meters that failed appear as
-    {"meter": {...}, "error": "..."}. --all also records the active manual S0/DLDE meters' set values.
+    version, medium: {code, text}, interface, primary_address, address_mode}, "time" (ISO 8601 UTC),
+    "telegrams", "header": {...}, "records": [...], "limited"} where header and records are shaped as in
+    `sonocli decode --json`, the records indexed to the meter list's value entries (0-based, -1: not in
+    the list), and limited tells whether the meter has more records than maxvaluecount/METER_MAXVALUECOUNT
+    allows. Meters that failed appear as {"meter": {...}, "error": {"message", "kind"}}, also with
+    --address or --id (then the exit code is the error's). --all also records the active manual S0/DLDE
+    meters' set values. The schema is in sonocli(1), JSON SCHEMA.
 
     --protocol dlde reads one IEC 62056-21 meter (sign-on /?!, or /?A! with --address A on RS-485; the baud
     switch of modes B and C up to --baud, default DLDE_BAUDRATE): --json prints [{"meter", "protocol",
-    "identification", "mode", "baudrate", "taken_at", "records"}], each record with "obis": "1-0:1.8.0*255".
+    "identification", "mode", "baudrate", "time", "records"}], each record with "obis": "1-0:1.8.0*255".
 
     Exit codes: 0 all read, 1 none read, 3 some read (each failure is one line on stderr).
     """
@@ -202,8 +206,12 @@ def readout(
             engine.read_manual()
     finally:
         engine.close()
+    from sonocli.engine.meterjson import failed_meter
+
     failures = [r for r in results if r.reading is None]
     if len(targets) == 1 and failures and isinstance(failures[0].error, SonoError):
+        if as_json:  # a script still gets the meter, with what went wrong
+            emit_json([failed_meter(failures[0].meter, failures[0].error)])
         raise failures[0].error
     _warn_recorded(recorded)
     limited = {device_id.upper() for device_id in recorded.limited}
@@ -212,7 +220,7 @@ def readout(
         if result.reading is not None:
             out.append(reading_to_dict(result.reading, result.meter, result.reading.meter.device_id.upper() in limited))
         else:
-            out.append({"meter": meter_row(result.meter), "error": str(result.error)})
+            out.append(failed_meter(result.meter, result.error or "no answer"))
     if as_json:
         emit_json(out)
     else:

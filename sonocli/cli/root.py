@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -29,12 +29,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "meters": ("sonocli.cli.meters:meters", "Show and edit the meter list (device_handle.cfg)."),
     "config": ("sonocli.cli.config_cmd:config", "Show, check and change chip.ini."),
     "export": ("sonocli.cli.export:export", "Export stored readings as CSV or XML."),
+    "readings": ("sonocli.cli.readings:readings", "Show stored readings by meter, value and time; plot a value."),
     "push": ("sonocli.cli.push:push", "Deliver reports to the head-end now, or test the connection."),
     "outbox": ("sonocli.cli.outbox:outbox", "List, retry or drop reports waiting for delivery."),
     "serve-daemon": ("sonocli.cli.daemon:serve_daemon", "Run the concentrator continuously (chip.ini)."),
     "update-system": ("sonocli.cli.update:update_system", "Install a signed sonocli update image."),
     "service": ("sonocli.cli.service:service", "Service tab: info, keys, log format, daemon control."),
-    "users": ("sonocli.cli.users:users", "Users and rights of the web interface and FTP (guide 4.6)."),
+    "users": ("sonocli.cli.users:users", "Users and rights of the web interface and the FTP server."),
+    "status": ("sonocli.cli.status:status", "Show whether the daemon runs, its interfaces, channels and store."),
 }
 
 
@@ -54,6 +56,9 @@ class LazyGroup(click.Group):
         module_name, _, attr = entry[0].partition(":")
         command = getattr(importlib.import_module(module_name), attr)
         assert isinstance(command, click.Command)
+        from sonocli.cli.examples import attach  # a table, cheap: every --help ends with Examples
+
+        attach(command, cmd_name)
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -62,13 +67,25 @@ class LazyGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        # the root's own options (``sonocli --bogus``, ``sonocli --root``): the same one line as below
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.UsageError as exc:
+            _usage_error(exc)
+        except click.exceptions.ClickException as exc:
+            _click_error(exc)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except SonoError as exc:
             _report(ctx, exc, exc.exit_code, exc.hint, exc.frames)
-        except click.exceptions.ClickException:
-            raise
+        except click.exceptions.UsageError as exc:  # click's 3-line block would be a second error voice
+            _usage_error(exc)
+        except click.exceptions.ClickException as exc:
+            _click_error(exc)
         except (click.exceptions.Exit, click.exceptions.Abort):
             raise
         except KeyboardInterrupt:
@@ -105,6 +122,40 @@ class LazyGroup(click.Group):
                 err=True,
             )
             ctx.exit(EXIT_FAILURE)
+
+
+def _usage_error(exc: click.exceptions.UsageError) -> NoReturn:
+    """click's usage errors in sonocli's voice: ``sonocli: error: no such option: --bogus (hint: sonocli
+    readout --help)``, one line, exit 2."""
+    if isinstance(exc, _NO_ARGS_IS_HELP):  # `sonocli meters`: the group's help is the answer (exit 2)
+        raise exc
+    click.echo(f"sonocli: error: {_one_line(exc.format_message())} (hint: {_command_path(exc.ctx)} --help)", err=True)
+    raise click.exceptions.Exit(EXIT_USAGE)
+
+
+def _command_path(ctx: click.Context | None) -> str:
+    """``sonocli meters edit`` for the hint, whatever name the program was started by (``python -m``, tests)."""
+    if ctx is None:
+        return "sonocli"
+    return " ".join(["sonocli", *ctx.command_path.split(" ")[1:]])
+
+
+# click >= 8.2 shows a group's help for a bare `sonocli meters` through this UsageError subclass
+_NO_ARGS_IS_HELP: type[Exception] = getattr(click.exceptions, "NoArgsIsHelpError", type("_Never", (Exception,), {}))
+
+
+def _click_error(exc: click.exceptions.ClickException) -> NoReturn:
+    """Other click errors (a file option that cannot be opened): one line with click's exit code."""
+    click.echo(f"sonocli: error: {_one_line(exc.format_message())}", err=True)
+    raise click.exceptions.Exit(exc.exit_code)
+
+
+def _one_line(message: str) -> str:
+    """click's message as one line in sonocli's style: lower-case start, no final full stop."""
+    text = " ".join(message.split())
+    if len(text) > 1 and text[0].isupper() and text[1].islower():
+        text = text[0].lower() + text[1:]
+    return text.replace(". Did you mean", "; did you mean").removesuffix(".")
 
 
 def _classify_os_error(exc: BaseException) -> tuple[int, str | None]:
@@ -169,7 +220,8 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: int, root: Path | 
     3 partial success (some meters failed).
     """
     _configure_logging(verbose, quiet)
-    ctx.obj = CliContext(debug=debug, verbosity=verbose - quiet, root_option=root)
+    ctx.obj = CliContext(debug=debug, verbosity=verbose - quiet, root_option=root,
+                         root_may_be_missing=ctx.invoked_subcommand == "init")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -180,6 +232,7 @@ def main(argv: list[str] | None = None) -> None:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         click.echo(f"sonocli: error: {message}" + (f" (hint: {exc.hint})" if exc.hint else ""), err=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.UsageError as exc:
-        exc.show()
+    except click.exceptions.UsageError as exc:  # only without standalone handling; still one line
+        click.echo(f"sonocli: error: {_one_line(exc.format_message())} (hint: {_command_path(exc.ctx)} --help)",
+                   err=True)
         sys.exit(EXIT_USAGE)

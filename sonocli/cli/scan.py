@@ -4,15 +4,21 @@ Settings come from chip.ini under the root (MBUS_* of Table 25); options overrid
 ``--port`` defaults to chip.ini MBUS_PORT. With ``--save`` the meters found are merged into
 device_handle.cfg the way the device does it: additively, meters already listed stay as configured, new
 ones are added up to METER_MAXDEVICECOUNT (a missing root is created first).
+
+The scan is an inventory (sonocli.engine.inventory): with ``--save`` or ``--against FILE`` it reports the
+expected meters that did not answer, the new ones and the changed ones; ``--resume`` continues a scan
+that was interrupted. This module only parses, calls the engine and prints.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
 from sonocli.cli.common import engine_for, meter_row
 from sonocli.cli.output import emit_json, print_table, progress
-from sonocli.engine.scan import ScanResult
+from sonocli.engine.inventory import Inventory, state_path
 from sonocli.errors import EXIT_PARTIAL
 from sonocli.registry import baud_help
 
@@ -41,8 +47,14 @@ def _list_status(device_id: str, added: set[str], listed: set[str], values: dict
 @click.option("--first", type=click.IntRange(0, 250), help="First primary address (MBUS_MINPRIMARYADDRESS).")
 @click.option("--last", type=click.IntRange(0, 250), help="Last primary address (MBUS_MAXPRIMARYADDRESS).")
 @click.option("--retries", type=click.IntRange(0, 255), help="Retries per probe (MBUS_MAXRETRY).")
-@click.option("--save", is_flag=True, help="Add the meters found to the meter list (device_handle.cfg).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON: mode, probes, wire time, meters, added.")
+@click.option("--save", is_flag=True, help="Add the meters found to the meter list and report the listed ones "
+              "that did not answer, the new and the changed ones.")
+@click.option("--against", "against", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
+              help="Compare with an installation list: CSV id[,manufacturer,version,medium], header optional.")
+@click.option("--resume", is_flag=True, help="Continue the interrupted scan saved under the root (same port, "
+              "mode and mask).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: mode, probes, wire time, meters, added, "
+              "summary, missing, new, changed.")
 @click.pass_context
 def scan(
     ctx: click.Context,
@@ -54,6 +66,8 @@ def scan(
     last: int | None,
     retries: int | None,
     save: bool,
+    against: Path | None,
+    resume: bool,
     as_json: bool,
 ) -> None:
     """Search the wired M-Bus for meters.
@@ -62,8 +76,23 @@ def scan(
     secondary address), secondary-reverse (ID digits from last to first: best for consecutive serial
     numbers), and the -alloc variants (give each meter found a free primary address). Scans are additive:
     with --save, meters already in the list stay as they are, and each meter added is read once so its
-    value entries are in the list. Exit 0 also when nothing was found; exit 3 when a collision could not
-    be explained (meters may be missing: each is named in a warning, with its mask or address).
+    value entries are in the list.
+
+    Inventory: --save compares the scan with the meter list as it was, --against FILE with an installation
+    list (CSV, one meter a line: id[,manufacturer[,version[,medium]]], version and medium in hex as in the
+    Device-ID; an optional header names the columns; '#' starts a comment). Reported: missing (expected,
+    did not answer), new (not expected), changed (same ID, another version or medium). Only meters the scan
+    could see are expected: those matching --mask; for a primary scan the listed meters in the range (an
+    installation list names no primary addresses: all of it is expected).
+
+    Every scan saves its progress under the root (ext/scan_state.json) as it goes and removes it when
+    done; --resume continues an interrupted scan with the same port, mode and mask without probing again
+    what it already learned. The summary (found, missing, unresolved, probes, wire time) is logged as one
+    INFO line (-v) for cron.
+
+    Exit 0 also when nothing was found; exit 3 when a collision could not be explained (each is named in
+    a warning, with its mask or address), an expected meter is missing, or a meter answered the scan but
+    not its first readout; exit 2 for a bad installation list line or nothing to resume.
     """
     engine = engine_for(ctx)
     try:
@@ -76,10 +105,20 @@ def scan(
             bar_title, total = "primary scan", settings.max_primary - settings.min_primary + 1
         else:
             bar_title, total = "secondary scan", None
-        with progress(bar_title, total) as bar:
-            outcome = engine.scan(url=port, mode=scan_mode, settings=settings, save=save, on_progress=bar)
+        try:
+            with progress(bar_title, total) as bar:
+                inventory = engine.scan_inventory(url=port, mode=scan_mode, settings=settings, save=save,
+                                                  against=against, resume=resume, on_progress=bar)
+        except KeyboardInterrupt:
+            click.echo(
+                f"sonocli: scan interrupted; its progress is saved in {state_path(engine)}: continue it with "
+                "`sonocli scan --resume` (same --port, --mode and --mask)",
+                err=True,
+            )
+            ctx.exit(130)
     finally:
         engine.close()
+    outcome = inventory.outcome
     result = outcome.result
     added_ids = {m.device_id for m in outcome.added}
     listed_ids = {m.device_id for m in outcome.known}
@@ -97,9 +136,16 @@ def scan(
                 "limit_reached": result.stopped_at_limit,
                 "diagnosis": result.diagnosis,
                 "values": values,
+                "reference": inventory.reference,
+                "missing": [e.to_json() for e in inventory.diff.missing] if inventory.missing_known else None,
+                "new": [m.device_id for m in inventory.diff.new] if inventory.reference else [],
+                "changed": [c.to_json() for c in inventory.diff.changed],
+                "unreadable": [{"device_id": d, "error": why} for d, why in inventory.unreadable],
+                "resumed_probes": inventory.resumed,
+                "summary": inventory.summary(),
             }
         )
-        _finish(ctx, result)
+        _finish(ctx, inventory, as_json=True)
         return
     rows = [
         (
@@ -111,7 +157,11 @@ def scan(
         for m in result.meters
     ]
     title = f"{len(result.meters)} meters, {result.probes} probes, {result.elapsed:.1f} s on the wire"
+    if inventory.resumed:
+        title += f" ({inventory.resumed} probes from the saved scan)"
     print_table(title, ("Device-ID", "primary", "addressing", "list"), rows)
+    if inventory.reference:
+        _print_inventory(inventory)
     for text in result.collisions_unresolved:
         if ":" in text:  # an unreadable meter, with its own explanation
             click.echo(f"sonocli: warning: {'' if text.startswith('primary') else 'mask '}{text}", err=True)
@@ -128,12 +178,40 @@ def scan(
         )
     if result.stopped_at_limit:
         click.echo("sonocli: warning: stopped at METER_MAXDEVICECOUNT", err=True)
-    _finish(ctx, result)
+    _finish(ctx, inventory, as_json=False)
 
 
-def _finish(ctx: click.Context, result: ScanResult) -> None:
-    """The diagnosis of a noisy bus as a warning; exit 3 (partial) while a collision is unexplained."""
+def _print_inventory(inventory: Inventory) -> None:
+    """The comparison as a table: one row per missing, new and changed meter."""
+    diff = inventory.diff
+    rows: list[tuple[str, str, str, str]] = []
+    for want in diff.missing:
+        label = "-".join(part for part in (want.manufacturer, want.id) if part)
+        rows.append(("missing", label, want.source, "expected, did not answer"))
+    for meter in diff.new:
+        rows.append(("new", meter.device_id, "", f"not in the {_reference_name(inventory)}"))
+    for change in diff.changed:
+        rows.append(("changed", change.meter.device_id, change.expected.source, ", ".join(change.what)))
+    missing = f"{len(diff.missing)} missing" if inventory.missing_known else "missing unknown (scan stopped early)"
+    title = (f"against the {_reference_name(inventory)}: {missing}, {len(diff.new)} new, "
+             f"{len(diff.changed)} changed")
+    print_table(title, ("status", "meter", "expected as", "detail"), rows)
+
+
+def _reference_name(inventory: Inventory) -> str:
+    return "meter list" if inventory.reference == "meter list" else f"installation list {inventory.reference}"
+
+
+def _finish(ctx: click.Context, inventory: Inventory, *, as_json: bool) -> None:
+    """The diagnosis of a noisy bus and failed first readouts as warnings; exit 3 (partial) while a
+    collision is unexplained, an expected meter is missing or a meter answered but could not be read."""
+    result = inventory.result
     if result.diagnosis:
         click.echo(f"sonocli: warning: {result.diagnosis}", err=True)
-    if result.partial:
+    for device_id, why in inventory.unreadable:
+        why = why.removeprefix(f"{device_id}: ")
+        click.echo(f"sonocli: warning: {device_id} answered its selection but not its readout: {why}", err=True)
+    if inventory.diff.missing and as_json:  # the table lists them otherwise
+        click.echo(f"sonocli: warning: {len(inventory.diff.missing)} expected meter(s) did not answer", err=True)
+    if inventory.partial:
         ctx.exit(EXIT_PARTIAL)

@@ -94,7 +94,7 @@ def _prefix_help() -> str:
 def update_system(
     ctx: click.Context, dry_run: bool, allow_downgrade: bool, prefix: Path | None, as_json: bool, image: Path | None
 ) -> None:
-    """Install a signed sonocli update image (guide 7.1).
+    """Install a signed sonocli update image (the device's software update).
 
     IMAGE defaults to the one file in ext/Upd/ below the root (exactly one image may reside there). The
     image's Ed25519 signature is checked with app/update-pubkey.pem, then the SHA-256 of the wheel it

@@ -20,7 +20,7 @@ RIGHTS_HELP = ("Rights, comma-separated: TAB:read or TAB:write for general, mete
 
 @click.group("users")
 def users() -> None:
-    """The users of the web interface and the FTP server, and their rights (guide 4.6, Tables 13/14).
+    """The users of the web interface and the FTP server, and their rights per web tab (read or write).
 
     A new root has admin/admin, web/web and ftp/ftp; change their passwords (`sonocli users passwd NAME`).
     """

@@ -18,6 +18,8 @@ from sonocli.errors import (
     WrongKeyError,
 )
 
+KEY_HINT = "a key is 16 bytes: 32 hex digits such as 1AC8BD4C1421E45C4D11456AC0467A83, or '0x1A 0xC8 …'"
+
 
 def parse_key(text: str, *, name: str = "key") -> bytes:
     """A 16-byte AES key from 32 hex digits: spaces, colons, commas and dashes allowed, and a 0x before each
@@ -26,9 +28,9 @@ def parse_key(text: str, *, name: str = "key") -> bytes:
     cleaned = "".join(t[2:] if t[:2] in ("0x", "0X") else t for t in tokens)
     if any(ch not in "0123456789abcdefABCDEF" for ch in cleaned):
         bad = next(ch for ch in cleaned if ch not in "0123456789abcdefABCDEF")
-        raise UsageError(f"{name} {text!r} is not hexadecimal ({bad!r}); allowed: 0-9, A-F")
+        raise UsageError(f"{name} {text!r} is not hexadecimal ({bad!r}); allowed: 0-9, A-F", hint=KEY_HINT)
     if len(cleaned) != 32:
-        raise UsageError(f"{name} must be 32 hex digits (AES-128), got {len(cleaned)}")
+        raise UsageError(f"{name} must be 32 hex digits (AES-128), got {len(cleaned)}", hint=KEY_HINT)
     return bytes.fromhex(cleaned)
 
 

@@ -8,9 +8,9 @@ it could not decrypt. Structural problems (truncated, bad CRC) raise DecodeError
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sonocli.codecs import crypto
 from sonocli.codecs.mbus_app import decode_record_block
@@ -80,6 +80,10 @@ class WmbusTelegram:
     more_records_follow: bool = False
     manufacturer_data: bytes = b""
     warnings: tuple[str, ...] = ()
+    driver: str = ""  # the proprietary-payload driver that read it (sonocli.codecs.drivers), if any
+    fields: tuple[tuple[str, Any], ...] = ()  # that driver's named values (total_m3, current_hca, ...)
+    spans: tuple[Any, ...] = ()  # that driver's drivers.Span explanations (decode --explain)
+    compact_format: str = ""  # where a compact frame's format came from: learnt, built-in, given
 
     @property
     def meter(self) -> Address:
@@ -101,22 +105,57 @@ class _Layout:
     entries: tuple[tuple[bytes, int], ...]
 
 
-class FormatCache:
-    """Compact-frame formats learnt from full frames, keyed by (M, version, type, signature); bounded LRU."""
+FormatKey = tuple[int, int, int, int]  # (M, version, device type, format signature)
 
-    def __init__(self, size: int = 1000) -> None:
+
+class FormatCache:
+    """Compact-frame formats learnt from full frames, keyed by (M, version, type, signature); bounded LRU.
+
+    A format not learnt yet is looked up among the built-in formats of meters known to send compact frames
+    (:mod:`sonocli.codecs.compact_formats`), so their compact frames decode from the first telegram.
+    ``on_learn`` is told about every new or changed format (the store persists them, so a restarted daemon
+    or a later ``decode`` knows them); :meth:`preload` puts stored formats back without telling it.
+    """
+
+    def __init__(self, size: int = 1000, *, builtin: bool = True) -> None:
         self._size = max(1, size)
-        self._items: OrderedDict[tuple[int, int, int, int], _Layout] = OrderedDict()
+        self._items: OrderedDict[FormatKey, _Layout] = OrderedDict()
+        self.builtin = builtin
+        self.on_learn: Callable[[FormatKey, bytes], None] | None = None
 
     def learn(self, meter: Address, layout: _Layout) -> None:
         key = (meter.manufacturer, meter.version, meter.device_type, layout.signature)
+        known = self._items.get(key)
         self._items[key] = layout
         self._items.move_to_end(key)
         while len(self._items) > self._size:
             self._items.popitem(last=False)
+        if self.on_learn is not None and known != layout:
+            self.on_learn(key, layout_headers(layout))
+
+    def preload(self, key: FormatKey, headers: bytes) -> bool:
+        """A stored format (record headers without data) back into the cache; False if it does not read."""
+        layout = layout_from_headers(headers)
+        if layout is None or layout.signature != key[3]:
+            return False
+        self._items[key] = layout
+        return True
 
     def find(self, meter: Address, signature: int) -> _Layout | None:
-        return self._items.get((meter.manufacturer, meter.version, meter.device_type, signature))
+        found = self._items.get((meter.manufacturer, meter.version, meter.device_type, signature))
+        if found is None and self.builtin:
+            from sonocli.codecs.compact_formats import builtin_format
+
+            headers = builtin_format(meter.manufacturer_text, meter.device_type, meter.version, signature)
+            if headers is not None:
+                found = layout_from_headers(headers)
+        return found
+
+    def source(self, meter: Address, signature: int) -> str:
+        """"learnt" or "built-in": where :meth:`find` got the format from (for --json and --explain)."""
+        if (meter.manufacturer, meter.version, meter.device_type, signature) in self._items:
+            return "learnt"
+        return "built-in"
 
     def __len__(self) -> int:
         return len(self._items)
@@ -128,6 +167,9 @@ class DecodeOptions:
     cache: FormatCache = field(default_factory=FormatCache)
     frame_format: str = "auto"
     decode_application: bool = True
+    drivers: bool = True  # read proprietary payloads with the matching driver (sonocli.codecs.drivers)
+    driver: str | None = None  # use this driver by name instead of choosing one
+    compact_format: bytes | None = None  # record headers a user gives for a compact frame (decode --format)
 
 
 def _lookup(keys: KeyLookup, meter_id: str) -> bytes | None:
@@ -197,6 +239,19 @@ def record_layout(apl: bytes, *, headers_only: bool = False) -> tuple[tuple[byte
     return tuple(out)
 
 
+def layout_headers(layout: _Layout) -> bytes:
+    """The record headers (DIF/VIF bytes without data) of a format, as a format frame carries them."""
+    return b"".join(e[0] for e in layout.entries)
+
+
+def layout_from_headers(headers: bytes) -> _Layout | None:
+    """A format from record headers without data (stored, built-in or given with ``decode --format``)."""
+    entries = record_layout(headers, headers_only=True)
+    if not entries:
+        return None
+    return _Layout(crc16_en13757(b"".join(e[0] for e in entries)), entries)
+
+
 def _layout_from_full(apl: bytes) -> _Layout | None:
     entries = record_layout(apl)
     if not entries:
@@ -220,15 +275,27 @@ def _layout_from_format_frame(apl: bytes) -> _Layout:
     return _Layout(signature, entries)
 
 
-def _expand_compact(apl: bytes, meter: Address, cache: FormatCache) -> bytes:
+def _expand_compact(apl: bytes, meter: Address, cache: FormatCache, given: bytes | None = None) -> tuple[bytes, str]:
     if len(apl) < 4:
         raise DecodeError("compact frame truncated: no format signature")
     signature = int.from_bytes(apl[0:2], "little")
     full_crc = int.from_bytes(apl[2:4], "little")
-    layout = cache.find(meter, signature)
+    if given is not None:
+        layout = layout_from_headers(given)
+        if layout is None:
+            raise DecodeError("--format: the record headers cannot be read (or one has variable length)")
+        if layout.signature != signature:
+            raise DecodeError(
+                f"--format: its signature is {layout.signature:04X}, the compact frame's is {signature:04X}"
+            )
+        source = "given"
+    else:
+        layout = cache.find(meter, signature)
+        source = cache.source(meter, signature)
     if layout is None:
         raise DecodeError(
-            f"compact frame with format signature {signature:04X}: no full frame with this format seen yet"
+            f"compact frame with format signature {signature:04X}: no full frame with this format seen yet",
+            hint="give its record headers with decode --format HEX",
         )
     data = apl[4:]
     full = bytearray()
@@ -239,8 +306,8 @@ def _expand_compact(apl: bytes, meter: Address, cache: FormatCache) -> bytes:
         full += difvif + data[pos : pos + length]
         pos += length
     if crc16_en13757(bytes(full)) != full_crc:
-        raise DecodeError(f"compact frame full-frame CRC mismatch (format {signature:04X})")
-    return bytes(full) + data[pos:]
+        raise DecodeError(f"compact frame full-frame CRC mismatch (format {signature:04X}, {source})")
+    return bytes(full) + data[pos:], source
 
 
 # --- the pipeline ----------------------------------------------------------------------------------
@@ -296,9 +363,10 @@ def _decode(telegram: bytes, trailing: bytes, opts: DecodeOptions, *, strict_rec
         ci = body[pos]
 
     if is_manufacturer_ci(ci) or not (ci in SHORT_TPL_CIS or ci in LONG_TPL_CIS or ci in NO_TPL_CIS):
-        return WmbusTelegram(
+        plain = WmbusTelegram(
             body, link, ell, afl, None, ci, security, payload=body[pos + 1 :], warnings=tuple(warnings)
         )
+        return _with_driver(plain, opts) if opts.decode_application else plain
     tpl, apl_start = parse_tpl(body, pos)
     meter = tpl.address or link.address
     apl = body[apl_start:]
@@ -312,12 +380,13 @@ def _decode(telegram: bytes, trailing: bytes, opts: DecodeOptions, *, strict_rec
 
     if ci in NO_APL_CIS:
         return WmbusTelegram(body, link, ell, afl, tpl, ci, security, payload=apl, warnings=tuple(warnings))
+    compact_source = ""
     if ci in COMPACT_CIS and opts.decode_application:  # a header-only look needs no format
         if mode != 0 and apl[:2] == b"\x2f\x2f":
             # OMS Vol 2 (security modes 5/7): the encrypted part starts with the 2F 2F check bytes, also in
             # a compact frame; the format signature follows them.
             apl = apl[2:]
-        apl = _expand_compact(apl, meter, opts.cache)
+        apl, compact_source = _expand_compact(apl, meter, opts.cache, opts.compact_format)
     elif ci in (0x78, 0x7A, 0x72):
         layout = _layout_from_full(apl)
         if layout is not None:
@@ -334,7 +403,55 @@ def _decode(telegram: bytes, trailing: bytes, opts: DecodeOptions, *, strict_rec
         block = decode_record_block(apl, strict=strict_records)
         records, more, mfct = block.values, block.more_records_follow, block.manufacturer_data
         warnings.extend(block.warnings)
-    return WmbusTelegram(body, link, ell, afl, tpl, ci, security, apl, records, more, mfct, tuple(warnings))
+    result = WmbusTelegram(
+        body, link, ell, afl, tpl, ci, security, apl, records, more, mfct, tuple(warnings),
+        compact_format=compact_source,
+    )  # fmt: skip
+    return _with_driver(result, opts) if opts.decode_application and ci not in FORMAT_CIS else result
+
+
+def _with_driver(telegram: WmbusTelegram, opts: DecodeOptions) -> WmbusTelegram:
+    """Read the proprietary part with the telegram's driver: its values become records after the standard
+    ones, its named values ``fields``; bytes it did not read stay as a manufacturer-data record. A driver
+    that fails leaves the standard records, the raw bytes as that record and a warning naming the meter."""
+    if not opts.drivers:
+        return telegram
+    from sonocli.codecs import drivers
+
+    meter = telegram.meter
+    try:
+        driver = drivers.load(opts.driver) if opts.driver else drivers.find(
+            meter.manufacturer_text, meter.device_type, meter.version, telegram.app_ci
+        )
+    except KeyError:
+        raise DecodeError(f"no driver called {opts.driver!r}", hint=f"drivers: {', '.join(drivers.names())}") from None
+    if driver is None:
+        return telegram
+    own = telegram.manufacturer_data or (telegram.payload if telegram.tpl is None else b"")
+    try:
+        out = driver.decode(telegram, key=_lookup(opts.keys, meter.id))
+    except DecodeError as exc:
+        note = f"meter {meter.id} ({meter.manufacturer_text}), driver {driver.name}: {exc.message}"
+        extra = (drivers.manufacturer_record(own),) if own else ()
+        return replace(
+            telegram, records=_indexed(telegram.records, extra), warnings=(*telegram.warnings, note),
+            driver=driver.name,
+        )  # fmt: skip
+    if not out.records and not out.fields:
+        return telegram
+    added = list(out.records)
+    if out.unread:
+        added.append(drivers.manufacturer_record(out.unread))
+    kept = () if getattr(driver, "replaces_records", False) else telegram.records
+    return replace(
+        telegram, records=_indexed(kept, added), driver=driver.name,
+        fields=tuple(out.fields.items()), spans=out.spans, warnings=(*telegram.warnings, *out.warnings),
+    )  # fmt: skip
+
+
+def _indexed(records: tuple[MeterValue, ...], added: Sequence[MeterValue]) -> tuple[MeterValue, ...]:
+    start = len(records)
+    return records + tuple(v._replace(index=start + i) for i, v in enumerate(added))
 
 
 def _open_ell(

@@ -157,13 +157,32 @@ def meter_id_text(id_bytes: bytes) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Address:
-    """M-field and A-field (ID, version, device type) as sent; ``raw`` keeps the 8 bytes for IVs."""
+    """M-field and A-field (ID, version, device type) as sent; ``raw`` keeps the 8 bytes for IVs.
+
+    ``quirk`` names a manufacturer address transformation applied by :func:`parse_link_header` (e.g.
+    ``"diehl-swap"``); then ``id``/``version``/``device_type`` are the meter's real ones while ``raw``
+    stays the 8 bytes on the air (IVs, Diehl LFSR seeds) and ``dll_id`` the id read per EN 13757-4.
+    """
 
     manufacturer: int
     id: str
     version: int
     device_type: int
     raw: bytes
+    quirk: str | None = None
+
+    @property
+    def dll_id(self) -> str:
+        """The ID as the DLL carries it, read per EN 13757-4 (differs from ``id`` after a quirk)."""
+        return meter_id_text(self.raw[2:6])
+
+    @property
+    def dll_version(self) -> int:
+        return self.raw[6]
+
+    @property
+    def dll_device_type(self) -> int:
+        return self.raw[7]
 
     @property
     def manufacturer_text(self) -> str:
@@ -209,9 +228,78 @@ C_FIELD_NAMES = {
 
 
 def parse_link_header(telegram: bytes) -> LinkHeader:
+    """L, C and the DLL address, with the manufacturer's address layout undone (:func:`diehl_address`)."""
     if len(telegram) < 11:
         raise DecodeError(f"telegram too short: {len(telegram)} bytes, need at least 11 (L C M A CI)")
-    return LinkHeader(telegram[0], telegram[1], Address.from_bytes(telegram[2:10]))
+    return LinkHeader(telegram[0], telegram[1], diehl_address(telegram))
+
+
+# --- manufacturer specificities --------------------------------------------------------------------
+#
+# Diehl Metering and its brands (DME, EWT, HYD = Hydrometer, SAP = Sappel, SPL) do not always fill the
+# A-field as EN 13757-4 lays it out (ID(4) version(1) type(1)): which layout a frame uses follows from its
+# "frame interpretation", told by the C-field, the CI-field and, for CI 0x7A, the CFG field. The rules
+# below are the public behaviour of wmbusmeters (src/manufacturer_specificities.cc,
+# detectDiehlFrameInterpretation / mustTransformDiehlAddress / transformDiehlAddress, GPL-3.0, read at
+# commit 4dedd717d3af8043ffa3e94f69476656ccd17bc2 — re-stated here, not copied) and they are checked
+# against its driver-test outputs (drivers/src/izarv2.xmq: IzarWater2 66236629, IzarWater3 20481979,
+# IzarWater6 48500375, SAP IzarWater 21242472 unchanged; tests/unit/test_wmbus_quirks.py). The shared
+# fact sheet (FACTS.md §1.2) notes the swapped HYD/Diehl layout too [RJ-dll can_read_hyd_reversed].
+
+DIEHL_MANUFACTURERS = frozenset({"DME", "EWT", "HYD", "SAP", "SPL"})
+
+
+def diehl_interpretation(telegram: bytes) -> str | None:
+    """The Diehl frame interpretation of a CRC-less telegram: ``PRIOS``, ``PRIOS_SCR``, ``SAP_PRIOS``,
+    ``SAP_PRIOS_STD``, ``REAL_DATA``, ``OMS``, ``RESERVED``, or None (not a Diehl SND_NR/SND_IR frame).
+
+    * only SND_NR (0x44) and SND_IR (0x46) frames of the Diehl codes are concerned;
+    * CI 0x71 (alarm) is REAL_DATA; CI 0x7A is REAL_DATA when bit 12 of CFG (0x10 of its high byte, a
+      security mode of 16..31, manufacturer specific per EN 13757-7) is set, else OMS;
+    * CI 0xA0..0xA7 are PRIOS (SAP: SAP PRIOS); 0xB0 is SAP PRIOS standard for SAP, reserved otherwise;
+      0xB1..0xB3 PRIOS scrambled; 0xA8..0xAF and 0xB4..0xB7 reserved; any other CI is OMS.
+    """
+    if len(telegram) < 11 or telegram[1] not in (0x44, 0x46):
+        return None
+    man = manufacturer_code(int.from_bytes(telegram[2:4], "little"))
+    if man not in DIEHL_MANUFACTURERS:
+        return None
+    ci = telegram[10]
+    if ci == 0x71:
+        return "REAL_DATA"
+    if ci == 0x7A:
+        high_cfg = telegram[14] if len(telegram) > 14 else 0
+        return "REAL_DATA" if high_cfg & 0x10 else "OMS"
+    if 0xA0 <= ci <= 0xA7:
+        return "SAP_PRIOS" if man == "SAP" else "PRIOS"
+    if ci == 0xB0:
+        return "SAP_PRIOS_STD" if man == "SAP" else "RESERVED"
+    if 0xB1 <= ci <= 0xB3:
+        return "PRIOS_SCR"
+    if 0xA8 <= ci <= 0xAF or 0xB4 <= ci <= 0xB7:
+        return "RESERVED"
+    return "OMS"
+
+
+def diehl_address(telegram: bytes) -> Address:
+    """The DLL address of ``telegram`` with the Diehl layout of its frame interpretation undone.
+
+    * PRIOS, PRIOS scrambled, real data: the A-field is sent as version(1) type(1) ID(4); the ID is the
+      last four bytes (e.g. Hydrus ``86 07 75 03 50 48`` -> ID 48500375, version 0x86, type 0x07 water).
+    * SAP PRIOS: the ID stays where it is, the version byte is part of a 5-byte IZAR id, and the type is
+      water: version 0, type 0x07 (as wmbusmeters sets them).
+    * SAP PRIOS standard: wmbusmeters leaves it untransformed (not implemented there); so does sonocli.
+    * OMS, reserved, other manufacturers: the standard layout.
+    ``raw`` is always the 8 bytes as sent, so IVs and the PRIOS LFSR seed use the bytes on the air.
+    """
+    raw = bytes(telegram[2:10])
+    address = Address.from_bytes(raw)
+    interpretation = diehl_interpretation(telegram)
+    if interpretation in ("PRIOS", "PRIOS_SCR", "REAL_DATA"):
+        return Address(address.manufacturer, meter_id_text(raw[4:8]), raw[2], raw[3], raw, "diehl-swap")
+    if interpretation == "SAP_PRIOS":
+        return Address(address.manufacturer, address.id, 0x00, 0x07, raw, "diehl-sap-prios")
+    return address
 
 
 # --- extended link layer ---------------------------------------------------------------------------

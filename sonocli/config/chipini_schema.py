@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 
 from sonocli.errors import ConfigError
 from sonocli.registry import BAUD_RATES, dongle_names
+from sonocli.registry import PORT_SCHEMES as REGISTRY_PORT_SCHEMES
 
 Value = int | str | bool
 
@@ -34,8 +35,8 @@ U32 = 4294967295
 U16 = 65535
 
 KINDS = ("int", "bool", "choice", "text", "ip", "mask", "port")
-# URL schemes a port may use: pyserial's (serial_for_url) and sonocli's simulator
-PORT_SCHEMES = ("socket", "rfc2217", "sim", "spy", "loop", "hwgrep", "alt")
+# URL schemes a port may use: pyserial's (serial_for_url) and sonocli's simulator (declared in the registry)
+PORT_SCHEMES = REGISTRY_PORT_SCHEMES
 TABS = ("general", "configuration", "server", "security", "sonocli")
 
 
@@ -230,7 +231,6 @@ _BAUDS: tuple[str | int, ...] = BAUD_RATES
 # checks that exactly these are the parameters no code outside this schema reads.
 _DEVICE_NETWORK = "a network setting of the device; the operating system configures this computer's network"
 _SNTP = "the device's time service; the operating system keeps this computer's clock (NTP)"
-_SML = "sonocli does not decode SML data inside M-Bus frames"
 NO_EFFECT: dict[str, str] = {
     "ADDRESS": _DEVICE_NETWORK,
     "NETMASK": _DEVICE_NETWORK,
@@ -239,11 +239,9 @@ NO_EFFECT: dict[str, str] = {
     "TCPIPMEM": "the memory of the device's embedded web server; a computer needs no such limit",
     "NAME": "the device's name for CHIPtool discovery; sonocli is not discovered by CHIPtool",
     "MBUS_DISABLEDECRYPTION": "sonocli never decrypts wired M-Bus data: an encrypted payload is reported, not decoded",
-    "MBUS_SMLENEABLE": _SML,
     "METER_RETRYDIVIDER": "the daemon has no separate retry timer: a meter that failed is read again at its next "
     "readout (METER_TIME)",
     "METER_STAT_CONFIG": "the meter list is always <root>/app/device_handle.cfg",
-    "MUC_SETDEVICES": "sonocli does not write data to meters",
     "MUC_SHOWVENDORRAWDATA": "manufacturer-specific data are never listed as meter values",
     "MUC_SHOWVENDORRAWDATAWEB": "binary data (vendor-specific, containers) are never shown in sonocli's meter list",
     "SNTP_ENABLE": _SNTP,
@@ -253,7 +251,6 @@ NO_EFFECT: dict[str, str] = {
     "SNTP_IP": _SNTP,
     "TLS_DEBUGOUT": "the device's debug output; sonocli logs deliveries with -v (the daemon with MUC_LOG=ALL)",
     "WMBUS_DEBUGOUT": "the device's debug output; use -vv (the daemon: MUC_LOG=ALL) and WMBUS_RAWLOGENABLE",
-    "WMBUS_SMLENEBALE": _SML,
     "WMBUS2_DEBUGOUT": "the device's debug output; use -vv (the daemon: MUC_LOG=ALL) and WMBUS_RAWLOGENABLE",
     "XMLTOTCP_DEBUGOUT": "the device's debug output; sonocli logs deliveries with -v (the daemon with MUC_LOG=ALL)",
 }
@@ -530,12 +527,37 @@ _TABLE: tuple[Param, ...] = (
         "on (0.0.0.0: every interface).", _OWN),
     _bool(_C, "XMLTOTCP_LISTENTLS", False, "sonocli: the pull server speaks TLS with TLS_CLI_CERT_FILE and "
           "TLS_CLI_KEY_FILE and accepts only clients with a certificate signed by TLS_ROOT_CERT_FILE.", _OWN),
+    # sonocli's own: bounds of what ext/ holds (issue 13), enforced oldest first with a warning counting the drops.
+    _int(_C, "STORE_MAXREADINGS", 100, 10**9, 1_000_000, "sonocli: most readings kept in the database; the oldest "
+         "(those already in every channel's reports first) are deleted beyond it.", _OWN),
+    _int(_C, "STORE_COMMITINTERVAL", 1, 3600, 30, "sonocli: seconds a reading taken by serve-daemon waits at most "
+         "in memory for its database transaction (readings are stored together to spare the flash); a crash or "
+         "power cut loses at most this span of readings not yet stored.", _OWN),
+    _int(_C, "OUTBOX_MAXITEMS", 10, 10**7, 2000, "sonocli: most reports kept in the outbox; beyond it the oldest "
+         "delivered ones are deleted first, then dropped ones, then the oldest undelivered.", _OWN),
+    _int(_C, "CSVLOG_MAXSIZE", 64, 2**31 - 1, 262144, "sonocli: most KiB all CSV log files (MUC_CSVLOG_ENABLE) "
+         "may take together; the oldest files are deleted beyond it (the newest is always kept).", _OWN),
     # sonocli's own: the DLDE (IEC 62056-21) meter interface (issue 18).
     _port("DLDE_PORT", "sonocli: DLDE (IEC 62056-21) interface as a port URL (optical head, RS-485; sim://dlde); "
           "the daemon reads the DLDE meters of the meter list on it, the default of readout --protocol dlde."),
     _choice(_C, "DLDE_BAUDRATE", tuple(b for b in _BAUDS if int(b) <= 19200), 19200, "sonocli: the highest baud "
             "rate accepted from a DLDE meter in mode C (the sign-on is at 300 baud).", _OWN),
     _int(_C, "DLDE_TIMEOUT", 200, 10000, 2000, "sonocli: DLDE timeout until the first byte of an answer, in ms.", _OWN),
+    # sonocli's own: SML meters pushing on a serial port, S0 pulse inputs on GPIO lines (issue 18).
+    _port("SML_PORT", "sonocli: SML interface as a port URL (an IR head on an eHZ/EDL21 meter; sim://sml); the "
+          "daemon records each SML meter once per readout cycle, the default of listen --protocol sml."),
+    _choice(_C, "SML_BAUDRATE", tuple(b for b in _BAUDS if int(b) <= 115200), 9600, "sonocli: baud rate of "
+            "SML_PORT (8N1).", _OWN),
+    _int(_C, "SML_TIMEOUT", 1000, 60000, 10000, "sonocli: how long a readout listens on SML_PORT for a valid "
+         "file of each SML meter, in ms.", _OWN),
+    _text(_C, "S0_GPIOCHIP", "/dev/gpiochip0", "sonocli: the GPIO chip of the S0 inputs (libgpiod, gpiod "
+          "package).", _OWN, 200),
+    _text(_C, "S0_LINES", "", "sonocli: GPIO line of each S0 input, CHANNEL=LINE[,...] (line offset or "
+          "name; the channel is the S0 meter's primary address); a meter's <gpio> element overrides it.",
+          _OWN, 200),
+    _choice(_C, "S0_EDGE", ("falling", "rising"), "falling", "sonocli: the S0 pulse edge counted.", _OWN),
+    _int(_C, "S0_DEBOUNCE", 0, 1000, 10, "sonocli: debounce period of the S0 inputs, in ms (EN 62053-31 "
+         "pulses last at least 30 ms).", _OWN),
 )
 
 PARAMETERS: tuple[Param, ...] = tuple(

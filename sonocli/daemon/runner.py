@@ -36,6 +36,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from sonocli.daemon.schedule import SystemClock, WallClock, meter_due, next_aligned, report_jitter
+from sonocli.daemon.systemd import Notifier
+from sonocli.engine.recording import batched, catch_up_csv, flush_due
+from sonocli.engine.status import HEARTBEAT, StatusTracker
 from sonocli.errors import SonoError
 
 log = logging.getLogger("sonocli.daemon")
@@ -143,9 +146,17 @@ def pid_file(ext: Path) -> Iterator[Path]:
     """Write and lock ``ext/sonocli-daemon.pid``; refuse to start when another daemon holds it."""
     import fcntl
 
-    ext.mkdir(parents=True, exist_ok=True)
     path = ext / PID_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        ext.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        # a read-only (or full) root: the daemon still reads meters and delivers what it can, without the
+        # PID file (and so without its guard against a second daemon); said once, here
+        log.error("cannot create %s: %s; running without a PID file (service stop-daemon cannot find this "
+                  "process; pid %d)", path, exc.strerror or exc, os.getpid())
+        yield path
+        return
     try:
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -153,9 +164,13 @@ def pid_file(ext: Path) -> Iterator[Path]:
             other = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
             raise SonoError(f"another serve-daemon (pid {other or '?'}) runs on this root; see {path}",
                             hint="sonocli service stop-daemon") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        os.fsync(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            os.fsync(fd)
+        except OSError as exc:  # a full disk: the lock holds all the same
+            log.error("cannot write %s: %s; the lock is held, but service stop-daemon cannot read the pid "
+                      "(%d)", path, exc.strerror or exc, os.getpid())
         yield path
     finally:
         with contextlib.suppress(OSError):
@@ -176,6 +191,8 @@ class Daemon:
         wireless: bool = True,
         until: float | None = None,
         on_hang: Callable[[str, float, float], None] = exit_for_restart,
+        notifier: Notifier | None = None,
+        status_every: float | None = None,
     ) -> None:
         self.engine = engine
         self.clock = clock or SystemClock()
@@ -195,7 +212,12 @@ class Daemon:
         self._abortables: list[Callable[[], None]] = []
         self._threads: list[threading.Thread] = []
         self._receivers: dict[int, RunningReceiver] = {}  # by interface: 1 WMBUS_*, 2 WMBUS2_*
+        self.s0_source: Any = None  # the S0 edge source (None: the GPIO lines of S0_GPIOCHIP; tests give a fake)
         engine.now = self.clock.now
+        # systemd (NOTIFY_SOCKET: READY/WATCHDOG/STOPPING; nothing without it) and the status snapshot
+        self.notifier = notifier if notifier is not None else Notifier()
+        self.status = StatusTracker(engine, clock=self.clock.now, heartbeat=status_every or HEARTBEAT)
+        self.last_step_error = ""
 
     # -- signals --------------------------------------------------------------------------------------------
     def install_signals(self) -> None:
@@ -217,6 +239,7 @@ class Daemon:
     def _relay_signals(self, rfd: int) -> None:
         while os.read(rfd, 64):
             if self.stop_requested:
+                self.notifier.stopping()  # at once, not after the current step: systemd shows "deactivating"
                 self.stop_event.set()  # before wake: the main loop looks at stop_event once woken
             self.wake.set()
 
@@ -276,7 +299,10 @@ class Daemon:
 
         def target() -> None:
             try:
-                box["result"] = work(cancel)
+                # every reading the step records is stored in one transaction when it ends (flash wear); a
+                # disk that cannot take them keeps them held and logs why (sonocli.engine.recording)
+                with batched(self.engine):
+                    box["result"] = work(cancel)
             except BaseException as exc:
                 box["error"] = exc
             finally:
@@ -288,8 +314,9 @@ class Daemon:
         worker.start()
         deadline = time.monotonic() + timeout
         while worker.is_alive() and (left := deadline - time.monotonic()) > 0:
-            worker.join(min(left, 1.0))
+            worker.join(min(left, 1.0, self.notifier.interval or 1.0))
             self.log_signals()
+            self._alive()
         aborted = worker.is_alive()
         if aborted:
             self.stats.watchdog_trips += 1
@@ -309,6 +336,7 @@ class Daemon:
             # after an abort, whatever the step died of (pyserial raises TypeError on a port closed under a
             # read) is the abort's doing, not a bug to crash the daemon with
             if aborted or isinstance(exc, SonoError | OSError):
+                self.last_step_error = f"{what} failed: {exc}"
                 self.stats.failures += 1
                 log.error("%s failed: %s", what, exc)
                 return None
@@ -329,14 +357,20 @@ class Daemon:
     def idle_until(self, due: float) -> None:
         """Wait for ``due`` (or a signal), kicking the watchdog at least every WATCHDOG_IDLE/2 seconds."""
         limit = float(self.g("WATCHDOG_IDLE"))
-        beat = max(0.05, limit / 2.0)
+        beat = max(0.05, min(limit / 2.0, self.notifier.interval or limit, self.status.heartbeat))
         while not self.wake.is_set():
             self.watchdog.enter("idle", limit)
+            self._alive()
             now = self.clock.now()
             if now >= due:
                 break
             self.clock.wait_until(min(due, now + beat), self.wake)
         self._busy()
+
+    def _alive(self) -> None:
+        """The main thread moves on: WATCHDOG=1 to systemd when due, and the status heartbeat."""
+        self.notifier.kick()
+        self.status.write(force=False)
 
     # -- steps ----------------------------------------------------------------------------------------------
     def g(self, name: str) -> int:
@@ -369,8 +403,18 @@ class Daemon:
         if str(self.engine.get("DLDE_PORT") or "").strip():  # DLDE meters on DLDE_PORT (sonocli.engine.dlde)
             from sonocli.engine.dlde import read_due
 
-            self.guarded("dlde", float(self.g("WATCHDOG_READOUT")), lambda cancel: read_due(
+            self.last_step_error = ""
+            results = self.guarded("dlde", float(self.g("WATCHDOG_READOUT")), lambda cancel: read_due(
                 self.engine, self.last_read, now, general=general or all_meters, cancel=cancel))
+            if results:
+                good = sum(r.error is None for r in results)
+                self.status.event("dlde", good == len(results), f"{good} of {len(results)} meter(s) read")
+            elif results is None:
+                self.status.event("dlde", False, self.last_step_error or "readout failed")
+        if (general or all_meters) and str(self.engine.get("SML_PORT") or "").strip():  # SML meters pushing
+            from sonocli.engine import sml
+
+            self.guarded("sml", float(self.g("WATCHDOG_READOUT")), lambda cancel: sml.read_due(self.engine, cancel))
         if general or all_meters:
             self.step_manual()
 
@@ -391,6 +435,7 @@ class Daemon:
                 with contextlib.suppress(Exception):
                     close()
 
+        self.last_step_error = ""
         summary = self.guarded("readout", timeout, work)
         self.stats.cycle_cpu.append(time.process_time() - cpu)
         self.stats.readouts += 1
@@ -398,6 +443,9 @@ class Daemon:
             self.stats.readings += summary.readings
             self.stats.meter_failures += len(summary.failed)
             log.info("readout: %d of %d meter(s) read", summary.readings, len(meters))
+            self.status.event("mbus", not summary.failed, f"{summary.readings} of {len(meters)} meter(s) read")
+        else:
+            self.status.event("mbus", False, self.last_step_error or "readout failed")
 
     def step_manual(self) -> None:
         """Record the set values of the active manual S0/DLDE meters (Figure 21) once per readout cycle.
@@ -445,6 +493,13 @@ class Daemon:
         log.info("scan: %d meter(s) found, %d added to the meter list%s", len(outcome.result.meters),
                  len(outcome.added), f" (value entries of {learned} recorded)" if outcome.added else "")
 
+    def step_csv_catch_up(self) -> None:
+        """On start: append to the CSV log what the database holds and the log does not (issue 13)."""
+        appended = self.guarded("csv log", float(self.g("WATCHDOG_PROCESS")),
+                                lambda cancel: catch_up_csv(self.engine))
+        if appended:
+            log.warning("CSV log: %d reading(s) stored before a crash or a full disk appended now", appended)
+
     def step_report(self, *, force: bool = True) -> None:
         timeout = float(self.g("WATCHDOG_PROCESS"))
 
@@ -456,7 +511,10 @@ class Daemon:
             self.stats.reports += len(items)
         self.step_deliver(force=force)
         # delivered reports are kept a week for `outbox list --all`, then their payloads are freed
-        self.engine.outbox.prune(KEEP_DONE, self.clock.now())
+        try:
+            self.engine.outbox.prune(KEEP_DONE, self.clock.now())
+        except SonoError as exc:  # a full or read-only disk: pruning waits for the next report cycle
+            log.debug("delivered reports not pruned: %s", exc)
 
     def step_deliver(self, *, force: bool = False) -> None:
         timeout = float(self.g("WATCHDOG_PROCESS"))
@@ -472,9 +530,15 @@ class Daemon:
         def work(cancel: threading.Event) -> Any:
             return self.engine.deliver(force=force, stop=cancel, on_channel=on_channel)
 
+        self.last_step_error = ""
         results = self.guarded("upload", timeout, work)
-        for result in (results or {}).values():
+        for key, result in (results or {}).items():
             self.stats.delivered += result.sent
+            self.status.delivery(key, result.sent, result.failed, result.error)
+        if results is None and self.last_step_error:
+            for spec in self.engine.channel_specs():
+                if spec.key != "tcp-server":
+                    self.status.delivery(spec.key, 0, 1, self.last_step_error)
         while current:
             self._not_abortable(current.pop().abort)
 
@@ -482,6 +546,10 @@ class Daemon:
     def start_background(self) -> None:
         if self.wireless:
             self._sync_receivers(initial=True)
+        if self.s0_source is not None or any(m.interface.name == "S0" for m in self.engine.meters):
+            t = threading.Thread(target=self._count_pulses, name="sonocli-s0", daemon=True)
+            t.start()
+            self._threads.append(t)
         if any(spec.key == "tcp-server" for spec in self.engine.channel_specs()):
             t = threading.Thread(target=self._tcp_server, name="sonocli-tcp-server", daemon=True)
             t.start()
@@ -529,6 +597,7 @@ class Daemon:
                 changes[slot] = f"reopened ({_describe_change(running.config, wanted)})"
             self._stop_receiver(running)
             del self._receivers[slot]
+            self.status.drop_interface(f"wmbus{slot}")
         for slot, config in sorted(plan.items()):
             if slot in self._receivers:
                 continue
@@ -542,6 +611,7 @@ class Daemon:
 
     def _start_receiver(self, slot: int, config: ReceiverConfig, inputs: tuple[Any, ...]) -> None:
         stop = threading.Event()
+        self.status.interface(f"wmbus{slot}", f"wmbus ({config.dongle}, {config.mode})", config.url)
         thread = threading.Thread(target=self._receive, args=(slot, config.url, config.dongle, stop),
                                   name=f"sonocli-rx{slot}-{config.url}", daemon=True)
         self._receivers[slot] = RunningReceiver(config, inputs, stop, thread)
@@ -562,20 +632,40 @@ class Daemon:
         def halted() -> bool:
             return self.stop_event.is_set() or own_stop.is_set()
 
+        def polled() -> bool:  # between telegrams: store what is held once it waited STORE_COMMITINTERVAL
+            flush_due(self.engine)
+            return halted()
+
         try:
             while not halted():
                 try:
-                    self.engine.listen(url, dongle, should_stop=halted, interface=slot)
+                    with batched(self.engine):
+                        self.engine.listen(url, dongle, should_stop=polled, interface=slot,
+                                           on_reading=lambda r: self.status.reception(f"wmbus{slot}",
+                                                                                      r.meter.device_id))
                 except Exception as exc:  # a dongle unplugged: log, wait, reopen
                     if halted():
                         break
                     log.error("wireless receiver %s (%s): %s; retrying in 10 s", url, dongle, exc)
+                    self.status.event(f"wmbus{slot}", False, f"receiver error: {exc}")
                     own_stop.wait(10)
                 else:
                     if not halted():
                         own_stop.wait(1)
         finally:
             self.engine.release_thread()  # this thread's SQLite connections die with it
+
+    def _count_pulses(self) -> None:
+        """The S0 counter (sonocli.engine.s0): edges of the S0 lines into the store until the daemon stops.
+        A missing or busy GPIO line is one error line; the other meters are read on."""
+        from sonocli.engine.s0 import run_counter
+
+        try:
+            run_counter(self.engine, self.stop_event.is_set, self.s0_source)
+        except SonoError as exc:
+            log.error("%s", exc)
+        finally:
+            self.engine.release_thread()
 
     def _tcp_server(self) -> None:
         """XMLTOTCP_IP empty: head-ends connect to XMLTOTCP_PORT and fetch the pending reports."""
@@ -587,6 +677,7 @@ class Daemon:
             log.error("%s", exc)
             return
         log.info("tcp server: head-ends may connect to port %d", server.port)
+        self.status.listening(server.describe())
         try:
             while not self.stop_event.is_set():
                 try:
@@ -595,11 +686,13 @@ class Daemon:
                     log.error("tcp server: %s", exc)
         finally:
             server.close()
+            self.status.listening(None)
             self.engine.release_thread()
 
     # -- main loops -----------------------------------------------------------------------------------------
     def once(self) -> DaemonStats:
         """Cron mode: read every configured meter once, report everything not yet delivered, send, exit."""
+        self.step_csv_catch_up()
         self.step_readout(all_meters=True)
         if self.wireless:
             for url, dongle in self.engine.wireless_receivers():
@@ -614,9 +707,10 @@ class Daemon:
         seen: set[str] = set()
         window = float(max(60, self.g("FASTRESCAN_TIME")))
         try:
-            self.engine.listen(url, dongle, duration=window,
-                               should_stop=lambda: (bool(wanted) and wanted <= seen) or self.stop_event.is_set(),
-                               on_reading=lambda r: seen.add(r.meter.serial))
+            with batched(self.engine):
+                self.engine.listen(url, dongle, duration=window,
+                                   should_stop=lambda: (bool(wanted) and wanted <= seen) or self.stop_event.is_set(),
+                                   on_reading=lambda r: seen.add(r.meter.serial))
         except Exception as exc:
             log.error("wireless receiver %s (%s): %s", url, dongle, exc)
 
@@ -630,14 +724,29 @@ class Daemon:
             self.watchdog.stop()
 
     def _run(self) -> DaemonStats:
+        # the first snapshot before any thread starts: it also creates and migrates a new database alone
+        # (two connections switching a fresh file to WAL at once can fail with "database is locked")
+        self.status.write()
         self.start_background()
         now = self.clock.now()
         next_readout = next_aligned(now, self.g("METER_TIME")) + self.g("METER_DELAY")
         next_report = self._next_report(now)
         log.info("daemon started: next readout %s, next report %s", _ts(next_readout), _ts(next_report))
-        # the first readout runs right away: a restarted device has no fresh data
+        if str(self.engine.get("MBUS_PORT") or "").strip() and self.engine.get("MBUS_ENABLE"):
+            self.status.interface("mbus", "mbus", str(self.engine.get("MBUS_PORT")))
+        if str(self.engine.get("DLDE_PORT") or "").strip():
+            self.status.interface("dlde", "dlde", str(self.engine.get("DLDE_PORT")))
+        self.status.schedule(next_readout, next_report)
+        self.status.write()
+        # up: receivers and servers opened; the first readout may take minutes, systemd need not wait for it
+        self.notifier.ready(f"next readout {_ts(next_readout)}, next report {_ts(next_report)}")
+        # the CSV log first gets what the database holds and it does not (a crash, a full disk), then the first
+        # readout runs right away: a restarted device has no fresh data
+        self.step_csv_catch_up()
         self.step_readout(all_meters=True)
         while not self.stopping:
+            self.status.schedule(next_readout, next_report)
+            self.status.write()  # after every step: what `sonocli status` shows
             # Clear the wake-up flag before looking at what is due: a signal that lands after this line sets
             # it again and cuts the wait short (clearing it later could swallow a SIGTERM).
             self.wake.clear()
@@ -689,8 +798,12 @@ class Daemon:
     def _next_retry(self) -> float | None:
         # only channels still configured: a report left behind by a disabled channel waits for the engineer
         keys = {spec.key for spec in self.engine.channel_specs()} - {"tcp-server"}
-        times = [item.next_try for item in self.engine.outbox.items()
-                 if item.channel in keys and item.attempts > 0]
+        try:
+            pending = self.engine.outbox.items()
+        except SonoError as exc:  # a full or read-only root without an outbox yet: nothing to retry
+            log.debug("outbox not read: %s", exc)
+            return None
+        times = [item.next_try for item in pending if item.channel in keys and item.attempts > 0]
         return min(times) if times else None
 
     def _reload(self) -> None:
@@ -716,6 +829,8 @@ class Daemon:
         for t in [*self._threads, *(r.thread for r in receivers)]:
             t.join(5)
         self._receivers.clear()
+        self.notifier.stopping()
+        self.status.stop()
         log.info("daemon stopped")
 
 

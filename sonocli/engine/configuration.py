@@ -131,6 +131,10 @@ def check_file(path: Path) -> CheckResult:
     path = Path(path)
     if not path.exists():
         raise NotFoundError(f"{path}: no such file")
+    if path.suffix.lower() == ".toml":  # a declarative driver (app/drivers/*.toml, sonocli.codecs.drivers)
+        from sonocli.codecs.drivers.declarative import check_file as check_driver
+
+        return CheckResult(path, "driver", tuple(ConfigError(problem) for problem in check_driver(path)))
     data = read_config(path, limit=CONFIG_LIMIT if path.suffix.lower() == ".cfg" else CHIP_INI_LIMIT,
                        missing_ok=False) or b""
     if _is_meter_list(path, data):
@@ -146,9 +150,31 @@ def check_file(path: Path) -> CheckResult:
         ini = ChipIni.from_bytes(data, str(path), errors=errors)
     except ConfigError as exc:  # not UTF-8: nothing can be checked line by line
         return CheckResult(path, "chip.ini", (exc,))
+    errors.extend(_wmbus_mode_errors(ini, str(path)))
     # parameters set away from their default that sonocli does not act on are warnings, not errors: the
     # file is valid (and stays right for the device), it just will not change what sonocli does
     return CheckResult(path, "chip.ini", tuple(errors), tuple(sorted([*ini.warnings(), *ini.ignored()])))
+
+
+def _wmbus_mode_errors(ini: ChipIni, file: str) -> list[ConfigError]:
+    """A WMBUS_MODE / WMBUS2_MODE the named dongle cannot do (registry.DONGLE_WMBUS_MODES): an error naming
+    the modes it can do, never a silent fall-back to T1. Only where the receiver's dongle is set."""
+    from sonocli.errors import ConfigError
+    from sonocli.registry import wmbus_mode_problem
+
+    out: list[ConfigError] = []
+    for dongle_name, mode_name in (("WMBUS_DONGLE", "WMBUS_MODE"), ("WMBUS2_DONGLE", "WMBUS2_MODE")):
+        try:
+            dongle, mode = str(ini.get(dongle_name) or ""), str(ini.get(mode_name) or "")
+        except (KeyError, ValueError):
+            continue  # an invalid line is reported by the parse already
+        problem = wmbus_mode_problem(dongle, mode, mode_name) if dongle else None
+        if problem is not None:
+            where = ini.line_of(mode_name) or ini.line_of(dongle_name)
+            unset = "" if ini.is_set(mode_name) else f" ({mode_name} is not set: its default is {mode})"
+            out.append(ConfigError(f"{problem}{unset}", file=file,
+                                   line=where, hint=f"set {mode_name} to a mode of the {dongle} dongle"))
+    return out
 
 
 def require_usable_chip_ini(path: Path) -> None:

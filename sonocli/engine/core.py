@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from sonocli.config.device_handle import MeterList
+    from sonocli.engine.inventory import Inventory
     from sonocli.engine.master import Master, MasterSettings, ReadResult
     from sonocli.engine.meterlist import Limits
     from sonocli.engine.receiver import Heard, Receiver
@@ -189,6 +190,18 @@ class Engine:
         return store
 
     @property
+    def pulses(self) -> Any:
+        """This thread's S0 pulse counters (sonocli.store.pulses; SQLite, one per thread)."""
+        pulses = getattr(self._local, "pulses", None)
+        if pulses is None:
+            from sonocli.store.pulses import PulseStore
+
+            self.layout.ext.mkdir(parents=True, exist_ok=True)
+            pulses = PulseStore(self.layout.database)
+            self._local.pulses = pulses
+        return pulses
+
+    @property
     def outbox(self) -> Outbox:
         if self._outbox is None:
             self.layout.ext.mkdir(parents=True, exist_ok=True)
@@ -197,7 +210,7 @@ class Engine:
 
     def release_thread(self) -> None:
         """Close the calling thread's store connections (worker threads call this before they end)."""
-        for name in ("store", "meter_state"):
+        for name in ("store", "meter_state", "pulses"):
             conn = getattr(self._local, name, None)
             if conn is not None:
                 conn.close()
@@ -289,6 +302,24 @@ class Engine:
         (additively, guide 4.2) and each meter added is read once so its value entries are recorded."""
         return wired.scan(self, url=url, mode=mode, settings=settings, save=save, on_progress=on_progress,
                           cancel=cancel, master=master)
+
+    def scan_inventory(
+        self,
+        *,
+        url: str | None = None,
+        mode: str | None = None,
+        settings: MasterSettings | None = None,
+        save: bool = False,
+        against: Path | None = None,
+        resume: bool = False,
+        on_progress: Callable[[int, int | None, str], None] | None = None,
+    ) -> Inventory:
+        """``sonocli scan``: the scan above, journalled for ``resume`` (ext/scan_state.json), and compared with
+        the meter list (``save``: missing, new, changed) or an installation list (``against``)."""
+        from sonocli.engine import inventory
+
+        return inventory.scan(self, url=url, mode=mode, settings=settings, save=save, against=against,
+                              resume=resume, on_progress=on_progress)
 
     def save_found(self, found: Sequence[Meter], max_devices: int | None = None) -> list[Meter]:
         """Merge scan results into the meter list (one locked write); returns the meters actually added."""

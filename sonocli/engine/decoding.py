@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sonocli.errors import DecodeError, SonoError, UsageError
@@ -172,17 +173,6 @@ def reading_header(reading: Reading) -> dict[str, Any] | None:
     return header_to_dict(decode_application(frame.ci, frame.data).header)
 
 
-def reading_to_dict(reading: Reading) -> dict[str, Any]:
-    """A reading as ``readout --json`` prints it, less the ``meter`` object the command puts first:
-    taken_at, telegrams, header and records (the records as recorded: indexed to the meter list)."""
-    return {
-        "taken_at": reading.taken_at.isoformat(),
-        "telegrams": len(reading.raw_frames),
-        "header": reading_header(reading),
-        "records": records_to_dicts(reading.values),
-    }
-
-
 # -- wireless telegrams -----------------------------------------------------------------------------------
 def telegram_to_dict(telegram: Telegram) -> dict[str, Any]:
     """The `decode --json` shape for wireless telegrams: core shape plus ``security`` and link details."""
@@ -202,6 +192,9 @@ def telegram_to_dict(telegram: Telegram) -> dict[str, Any]:
         "c_field": f"0x{telegram.link.c_field:02X} {C_FIELD_NAMES.get(telegram.link.c_field, '')}".strip(),
         "ci": None if telegram.app_ci is None else f"0x{telegram.app_ci:02X}",
     }
+    if link.quirk is not None:  # a manufacturer address layout was undone: the DLL's A-field as sent
+        header["dll_address"] = {"id": link.dll_id, "version": link.dll_version,
+                                 "device_type": link.dll_device_type, "quirk": link.quirk}
     if link.raw != meter.raw:
         header["radio"] = {
             "id": link.id,
@@ -227,9 +220,129 @@ def telegram_to_dict(telegram: Telegram) -> dict[str, Any]:
     }
     if telegram.app_ci is not None and not telegram.records and telegram.payload and telegram.tpl is None:
         out["payload"] = telegram.payload.hex().upper()
+    if telegram.compact_format:
+        out["compact_format"] = telegram.compact_format  # learnt, built-in or given (--format)
+    if telegram.driver:
+        out["driver"] = telegram.driver
+        out["fields"] = {name: value for name, value in telegram.fields}
     if telegram.warnings:
         out["warnings"] = list(telegram.warnings)
     return out
+
+
+def attach_format_store(cache: Any, database: Path) -> int:
+    """Back a receiver's or ``decode``'s FormatCache with the database: the formats stored there are
+    loaded now, and every format it learns from now on is stored (a restarted daemon or a later
+    ``decode`` knows it). Returns how many were loaded. A store that cannot be written does not stop
+    decoding: the format stays in memory and the failure is logged."""
+    import logging
+
+    from sonocli.errors import SonoError
+    from sonocli.store.formats import FormatStore
+
+    store = FormatStore(database)
+    loaded = sum(cache.preload(row[:4], row.headers) for row in store.all())
+
+    def save(key: tuple[int, int, int, int], headers: bytes) -> None:
+        try:
+            store.save(key, headers)
+        except SonoError as exc:
+            logging.getLogger("sonocli.formats").warning("compact-frame format not stored: %s", exc)
+
+    cache.on_learn = save
+    return int(loaded)
+
+
+def load_drivers(app_dir: Path) -> list[str]:
+    """Register the declarative drivers of ``app_dir/drivers/*.toml`` (at start: receivers, ``decode``);
+    returns one line per file that is not a valid driver (it is skipped; ``config check FILE`` says why)."""
+    from sonocli.codecs import drivers
+    from sonocli.codecs.drivers.declarative import load_dir
+
+    found, problems = load_dir(app_dir / "drivers")
+    for driver in found:
+        drivers.register(driver)
+    return problems
+
+
+def formats_database(root: Path) -> Path | None:
+    """The database of the root whose learnt compact-frame formats ``decode`` uses; None when there is
+    none yet (``decode`` never creates a root)."""
+    from sonocli.config.layout import RootLayout
+
+    layout = RootLayout(root)
+    load_drivers(layout.app)
+    path = layout.database
+    return path if path.is_file() else None
+
+
+def explain(telegram: Telegram) -> list[dict[str, Any]]:
+    """``decode --explain``: how the telegram was read, byte by byte: offset, bytes (hex), meaning.
+
+    Header fields by position (EN 13757-4 link layer, then the transport header up to the application
+    data), then each record's DIF/VIF and data, then what the driver read (offsets into the bytes it
+    reads: the frame, the payload after the CI or the manufacturer data after 0x0F, as it says)."""
+    from sonocli.codecs.wmbus_link import C_FIELD_NAMES
+    from sonocli.model.tables import medium_text
+
+    raw = telegram.raw
+    link = telegram.link.address
+    rows: list[dict[str, Any]] = []
+
+    def row(offset: int | str, data: bytes, meaning: str) -> None:
+        rows.append({"offset": offset, "bytes": data.hex(" ").upper(), "meaning": meaning})
+
+    row(0, raw[0:1], f"L-field: {raw[0]} bytes follow")
+    row(1, raw[1:2], f"C-field: {C_FIELD_NAMES.get(raw[1], 'unknown')}")
+    row(2, raw[2:4], f"M-field: manufacturer {link.manufacturer_text}")
+    row(4, raw[4:8], f"A-field ID (BCD, little-endian): {link.id}")
+    row(8, raw[8:9], f"version 0x{raw[8]:02X}")
+    row(9, raw[9:10], f"device type 0x{raw[9]:02X} ({medium_text(raw[9])})")
+    if telegram.meter.raw != raw[2:10]:
+        meter = telegram.meter
+        row("-", b"", f"meter: {meter.manufacturer_text}-{meter.id}, version 0x{meter.version:02X}, "
+            f"device type 0x{meter.device_type:02X} (read from the header above)")
+    if len(raw) > 10:
+        ci = raw[10]
+        row(10, raw[10:11], f"CI-field 0x{ci:02X}")
+    apl = telegram.payload
+    head_end = len(raw) - len(apl) if telegram.tpl is not None and not telegram.compact_format else None
+    if head_end is not None and 11 <= head_end <= len(raw):
+        tpl = telegram.tpl
+        parts = []
+        if telegram.access_number is not None:
+            parts.append(f"access number {telegram.access_number}")
+        if tpl is not None and tpl.status is not None:
+            parts.append(f"status 0x{tpl.status:02X}")
+        parts.append(f"security mode {telegram.security.mode} ({telegram.security.state})")
+        row(11, raw[11:head_end], "transport header: " + ", ".join(parts))
+    if telegram.compact_format:
+        row("-", apl[:0], f"compact frame: expanded with a {telegram.compact_format} format; records below are"
+            " shown with the format's DIF/VIF bytes")
+    pos = 0
+    base = head_end if head_end is not None else None
+    for value in telegram.records:
+        if value.text == "manufacturer data" and value.dif_vif == b"\x0f" and telegram.driver:
+            row("-", value.data, "manufacturer data kept as a record (not read by the driver)")
+            continue
+        chunk = value.dif_vif + value.data
+        at = apl.find(chunk, pos) if chunk else -1
+        if at < 0:
+            row("driver", chunk, f"record from driver {telegram.driver}: {value.described} {value.exact} {value.unit}")
+            continue
+        pos = at + len(chunk)
+        offset: int | str = base + at if base is not None else f"+{at}"
+        storage = f", storage {value.storage}" if value.storage else ""
+        tariff = f", tariff {value.tariff}" if value.tariff else ""
+        row(offset, value.dif_vif, f"DIF/VIF: {value.described}, {value.encoding}{storage}{tariff}")
+        row(offset if isinstance(offset, str) else offset + len(value.dif_vif), value.data,
+            f"data: {value.exact} {value.unit}".rstrip())
+    if telegram.manufacturer_data and not telegram.driver:
+        row("-", telegram.manufacturer_data, "manufacturer data after DIF 0F/1F (no driver for this meter)")
+    for span in telegram.spans:
+        source = getattr(span, "source", "")
+        row(f"{telegram.driver}+{span.offset}", b"", f"{span.text} ({span.length} bytes{source})")
+    return rows
 
 
 def split_telegrams(data: bytes) -> list[bytes]:
@@ -282,7 +395,21 @@ class WirelessDecode:
         return None
 
 
-def decode_wireless(data: bytes, key_text: str | None = None) -> WirelessDecode:
+@dataclass(frozen=True)
+class WirelessOptions:
+    """What ``decode`` can add for wireless telegrams: record headers for one compact frame
+    (``--format``), a driver by name (``--driver``), the byte-by-byte explanation (``--explain``) and the
+    database whose learnt compact-frame formats are used and extended (None: none)."""
+
+    compact_format: bytes | None = None
+    driver: str | None = None
+    explain: bool = False
+    database: Path | None = None
+
+
+def decode_wireless(
+    data: bytes, key_text: str | None = None, options: WirelessOptions | None = None
+) -> WirelessDecode:
     """Wireless telegram(s) for ``decode``: several in a row are decoded in order with one format cache,
     so a compact frame decodes after its full frame.
 
@@ -293,9 +420,12 @@ def decode_wireless(data: bytes, key_text: str | None = None) -> WirelessDecode:
     from sonocli.codecs.crypto import parse_key
     from sonocli.codecs.wmbus import DecodeOptions, FormatCache, decode_telegram
 
+    opts = options or WirelessOptions()
     key = parse_key(key_text, name="--key") if key_text is not None else None
     pieces = split_telegrams(data)
     cache = FormatCache()
+    if opts.database is not None:
+        attach_format_store(cache, opts.database)
     items: list[DecodedTelegram] = []
     used = False
     for piece in pieces:
@@ -304,12 +434,17 @@ def decode_wireless(data: bytes, key_text: str | None = None) -> WirelessDecode:
             probe = decode_telegram(piece, DecodeOptions(decode_application=False))
             keys = {probe.meter.id: key, probe.link.address.id: key}
         try:
-            telegram = decode_telegram(piece, DecodeOptions(keys=keys, cache=cache))
+            telegram = decode_telegram(piece, DecodeOptions(
+                keys=keys, cache=cache, driver=opts.driver, compact_format=opts.compact_format,
+            ))  # fmt: skip
         except SonoError as exc:
             if len(pieces) == 1:
                 raise
             items.append(DecodedTelegram({"kind": "wmbus", "error": str(exc), "raw": piece.hex().upper()}, exc))
             continue
         used = used or telegram.security.state != "none"
-        items.append(DecodedTelegram(telegram_to_dict(telegram), security_error=telegram.security.error))
+        result = telegram_to_dict(telegram)
+        if opts.explain:
+            result["explain"] = explain(telegram)
+        items.append(DecodedTelegram(result, security_error=telegram.security.error))
     return WirelessDecode(tuple(items), key_given=key is not None, key_used=used)

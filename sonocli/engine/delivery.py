@@ -219,7 +219,27 @@ def build_reports(engine: Engine, specs: Iterable[ChannelSpec] | None = None) ->
             items = engine.outbox.enqueue(spec.key, new, name=channel.report_name, now=now, cursor=latest)
         log.info("%s: %d report(s) queued with %d reading(s)", spec.key, len(items), sum(n.readings for n in new))
         created.extend(items)
+    if created:
+        bound_outbox(engine)
     return created
+
+
+def bound_outbox(engine: Engine) -> dict[str, int]:
+    """OUTBOX_MAXITEMS: delete the oldest reports beyond it - delivered first, then dropped, then pending -
+    with a warning counting them (loudly when undelivered reports go). Returns the deleted by state."""
+    limit = int(engine.get("OUTBOX_MAXITEMS"))
+    with engine._write_lock:
+        deleted = engine.outbox.bound(limit)
+    if deleted:
+        counts = ", ".join(f"{count} {state}" for state, count in deleted.items())
+        if deleted.get("pending"):
+            log.error("outbox over OUTBOX_MAXITEMS %d: deleted the oldest reports (%s); %d undelivered "
+                      "report(s) are lost for their head-end", limit, counts, deleted["pending"])
+        elif deleted.get("dropped"):
+            log.warning("outbox over OUTBOX_MAXITEMS %d: deleted the oldest reports (%s)", limit, counts)
+        else:  # delivered ones only: routine at a full outbox (they are kept for `outbox list --all` alone)
+            log.info("outbox over OUTBOX_MAXITEMS %d: deleted the oldest reports (%s)", limit, counts)
+    return deleted
 
 
 def deliver(

@@ -216,8 +216,10 @@ def _serial_of(address: str) -> str:
 def dlde_meters(engine: Engine) -> list[Meter]:
     """The active DLDE meters of the list that are read over DLDE_PORT: those without manual set values
     (a DLDE meter whose entries carry set values, Figure 21, is a manual one and stays so)."""
-    return [m for m in engine.meters
-            if m.interface is Interface.DLDE and m.active and not any(v.value is not None for v in m.values)]
+    from sonocli.engine.sml import is_sml_meter  # SML meters push on SML_PORT: they are not signed on
+
+    return [m for m in engine.meters if m.interface is Interface.DLDE and m.active and not is_sml_meter(m)
+            and not any(v.value is not None for v in m.values)]
 
 
 def meter_address(meter: Meter) -> str:
@@ -386,13 +388,11 @@ def record_dicts(values: Sequence[MeterValue]) -> list[dict[str, Any]]:
 
 
 def readout_to_dict(readout: DldeReadout) -> dict[str, Any]:
-    """``readout --protocol dlde --json`` less the ``meter`` the command puts first."""
-    reading = readout.reading
+    """``readout --protocol dlde --json`` less the ``meter`` and ``time`` (sonocli.engine.messages adds them)."""
     return {
         "protocol": "dlde",
         "identification": readout.identification.text,
         "mode": readout.mode,
         "baudrate": readout.baudrate,
-        "taken_at": reading.taken_at.isoformat(),
-        "records": record_dicts(reading.values),
+        "records": record_dicts(readout.reading.values),
     }

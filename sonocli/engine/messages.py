@@ -1,7 +1,11 @@
-"""A reading as one JSON object: the shape ``readout --json`` prints and every MQTT message carries.
+"""A reading as one JSON object: the shape ``readout --json`` and ``readings --json`` print and every MQTT
+message carries.
 
 One function builds it (:func:`reading_message`), so a script written against ``readout --json`` reads the
-broker's messages unchanged. MQTT reports are JSON Lines: one reading per line, in reading order, each line
+broker's messages and the stored history unchanged: ``{"meter": {...}, "time", "telegrams", "header",
+"records"}`` with the one meter object of sonocli.engine.meterjson and ``time`` in ISO 8601 UTC.
+
+MQTT reports are JSON Lines: one reading per line, in reading order, each line
 published as one message to ``{MQTT_TOPIC}/{device_id}`` (sonocli.push.mqtt).
 """
 
@@ -10,42 +14,47 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sonocli.engine.decoding import json_text, reading_to_dict
+from sonocli.engine.decoding import json_text, reading_header, records_to_dicts
+from sonocli.engine.meterjson import iso_time, meter_object
 from sonocli.errors import SonoError
-from sonocli.model.values import Meter, Reading
+from sonocli.model.values import Meter, MeterValue, Reading
+
+__all__ = ["CONTENT_TYPE", "dlde_message", "json_line", "line_chunks", "meter_object", "reading_message",
+           "render_lines"]
 
 CONTENT_TYPE = "application/x-ndjson"
 
 
-def meter_object(meter: Meter) -> dict[str, Any]:
-    """The ``meter`` object of ``readout --json`` (device_id, serial, manufacturer, version, medium,
-    primary_address, address_mode)."""
-    return {
-        "device_id": meter.device_id,
-        "serial": meter.serial,
-        "manufacturer": meter.manufacturer,
-        "version": meter.version,
-        "medium": meter.medium,
-        "primary_address": meter.primary_address,
-        "address_mode": meter.address_mode.name.lower(),
-    }
-
-
-def reading_message(reading: Reading, meter: Meter | None = None) -> dict[str, Any]:
-    """``{"meter": {...}, "taken_at", "telegrams", "header", "records"}`` of one reading.
+def reading_message(reading: Reading, meter: Meter | None = None,
+                    values: Iterable[MeterValue] | None = None) -> dict[str, Any]:
+    """``{"meter": {...}, "time", "telegrams", "header", "records"}`` of one reading.
 
     ``meter`` is the entry to show (readout passes the list's entry with the addressing it read by); the
-    reading's own meter otherwise. A first telegram that is not a wired frame (a wM-Bus reading) has no
+    reading's own meter otherwise. ``values`` are the records to show (``readings --value``: a selection of
+    the reading's), all by default. A first telegram that is not a wired frame (a wM-Bus reading) has no
     wired application header: ``header`` is then null, as for a manual S0/DLDE reading.
     """
     try:
-        body = reading_to_dict(reading)
+        header = reading_header(reading)
     except (SonoError, ValueError, IndexError):
-        from dataclasses import replace
+        header = None
+    return {
+        "meter": meter_object(meter if meter is not None else reading.meter),
+        "time": iso_time(reading.taken_at),
+        "telegrams": len(reading.raw_frames),
+        "header": header,
+        "records": records_to_dicts(tuple(reading.values if values is None else values)),
+    }
 
-        body = reading_to_dict(replace(reading, raw_frames=()))
-        body["telegrams"] = len(reading.raw_frames)
-    return {"meter": meter_object(meter if meter is not None else reading.meter), **body}
+
+def dlde_message(reading: Reading, details: dict[str, Any]) -> dict[str, Any]:
+    """``readout --protocol dlde --json``: the meter, ``details`` (protocol, identification, mode, baudrate
+    as sonocli.engine.dlde gives them, less its own time key), ``time`` and records with ``"obis"``."""
+    from sonocli.engine.dlde import record_dicts
+
+    body = {k: v for k, v in details.items() if k not in ("time", "records", "meter")}
+    return {"meter": meter_object(reading.meter), **body, "time": iso_time(reading.taken_at),
+            "records": record_dicts(reading.values)}
 
 
 def json_line(reading: Reading) -> bytes:

@@ -17,7 +17,8 @@ from sonocli.store.outbox import DONE, DROPPED, PENDING, OutboxItem
 if TYPE_CHECKING:
     from sonocli.engine.core import Engine
 
-__all__ = ["DONE", "DROPPED", "PENDING", "OutboxItem", "StepEvent", "StepObserver", "drop", "reports", "retry"]
+__all__ = ["DONE", "DROPPED", "PENDING", "OutboxItem", "StepEvent", "StepObserver", "drop", "reports", "retry",
+           "usage"]
 
 ALL_STATES = (PENDING, DONE, DROPPED)
 
@@ -25,6 +26,13 @@ ALL_STATES = (PENDING, DONE, DROPPED)
 def reports(engine: Engine, *, all_states: bool = False) -> list[OutboxItem]:
     """The reports waiting for delivery, oldest first; with ``all_states`` the delivered and dropped too."""
     return engine.outbox.items(states=ALL_STATES if all_states else (PENDING,))
+
+
+def usage(engine: Engine) -> dict[str, int]:
+    """How full the outbox is against OUTBOX_MAXITEMS: items (by state) and their payload bytes, and the
+    limit (``outbox list`` shows it; 'items' counts every state, as the limit does)."""
+    use = engine.outbox.use().as_dict()
+    return {"limit": int(engine.get("OUTBOX_MAXITEMS")), **use}
 
 
 def retry(engine: Engine, ids: Sequence[int] | None) -> int:

@@ -27,6 +27,7 @@ from sonocli.model import Interface, Meter, Reading
 log = logging.getLogger("sonocli.receiver")
 
 IGNORED = "ignored (wM-Bus listen off)"  # stats.bad key: telegrams of unlisted meters with listen_new off
+LINK_MODE = "link mode"  # stats.bad key: telegrams heard in another link mode than the one listened in
 
 
 class Port(Protocol):
@@ -101,6 +102,8 @@ class Heard:
     error: str = ""
     error_kind: str = ""
     reading: Reading | None = None
+    rssi_rel: int | None = None  # a level that is not dBm (rtl-wmbus PACKET_RSSI); ``rssi`` is dBm only
+    link_mode: str | None = None  # T1, C1, S1 as heard (the stick's word, else the one mode listened in)
 
 
 @dataclass
@@ -257,6 +260,34 @@ class Receiver:
         return out
 
     def handle(self, event: Received) -> Heard:
+        """Decode one received telegram and update what is known of its meter; never raises."""
+        heard = self._handle(event)
+        mode = self.link_mode(event)
+        if mode is None and event.rssi_rel is None:
+            return heard
+        return replace(heard, rssi_rel=event.rssi_rel, link_mode=mode)
+
+    def link_mode(self, event: Received) -> str | None:
+        """The link mode a telegram was heard in: the stick's own word (rtl-wmbus's MODE field, CUL's format
+        B line = C mode), else the one mode listened in; None when listening in C1T1 to a stick that does
+        not say which (iM871A, AMB8465 strip the CRCs, so the frame format is not seen)."""
+        if event.link_mode is not None:
+            return event.link_mode
+        return None if self.settings.mode == "C1T1" else self.settings.mode
+
+    def _wrong_mode(self, event: Received) -> str | None:
+        """Why a telegram heard in another link mode than the one listened in is not taken (None: it fits).
+
+        rtl-wmbus demodulates T and C mode at once, whatever WMBUS_MODE says: taking a C1 telegram while
+        listening in T1 would make the outcome depend on the stick, so every dongle refuses it the same way.
+        """
+        heard = event.link_mode
+        listening = self.settings.mode
+        if heard is None or heard == listening or (listening == "C1T1" and heard in ("C1", "T1")):
+            return None
+        return f"{heard} telegram heard while listening in {listening}: not taken (WMBUS_MODE)"
+
+    def _handle(self, event: Received) -> Heard:
         when = self.now()
         raw = event.telegram
         self.recorder.append(raw.hex().upper())
@@ -271,6 +302,14 @@ class Receiver:
         except Exception as exc:  # a decoder bug must not stop the receiver either; keep the evidence
             log.debug("decoder failure on %s", raw.hex().upper(), exc_info=True)
             return self._bad(when, raw, event.rssi, "internal", f"decoder failure ({type(exc).__name__}: {exc})")
+        wrong_mode = self._wrong_mode(event)
+        if wrong_mode is not None:
+            self.stats.bad[LINK_MODE] += 1
+            text = f"meter {telegram.meter.id} ({telegram.meter.manufacturer_text}): {wrong_mode}"
+            log.info("%s", text)
+            hint = "C1T1" if self.settings.mode in ("T1", "C1") else event.link_mode
+            return Heard(when, None, raw, event.rssi, telegram,
+                         error=f"{text}; listen in {hint} (--mode) to take it", error_kind=LINK_MODE)
         self.stats.telegrams += 1
         address = telegram.meter
         ident = address.id
@@ -505,8 +544,10 @@ def open_port(url: str, driver: DongleDriver) -> Any:
     import serial
 
     from sonocli.errors import TransportError, UsageError
+    from sonocli.registry import check_port_url
     from sonocli.transports import register_sim_handler
 
+    check_port_url(url, also=("- (stdin)", "file:PATH"))
     register_sim_handler()
     try:
         return serial.serial_for_url(url, baudrate=driver.baudrate or 9600, timeout=0.1)

@@ -5,16 +5,39 @@ Every reading the engine takes — wired, wireless or a manual meter's set value
 a listed meter's first reading teaches the list its value entries, the "*" flag and layout notes are kept in
 the meter state, and the readings go to the store (every record: nothing is lost) and, as configured, to the
 CSV log. :func:`configured` is what every output carries: active meters, active values.
+
+Writing little (issue 13, flash wear): SQLite writes every page a transaction touches whole, twice (WAL,
+then checkpoint), so a transaction per reading cost about 40 KB per reading. Inside :func:`batched` (the
+daemon's steps and receivers) readings are held and stored together — a readout cycle in one transaction,
+a transaction at least every STORE_COMMITINTERVAL seconds (default :data:`BATCH_AGE`) — and the CSV log is
+appended once per transaction. That interval is the span a kill -9 or a power cut can lose of readings taken
+but not yet stored (wired meters are read again at their next cycle, wM-Bus meters send again): 30 s by
+default; a longer one writes a little less (measured in benchmarks/daemon.py, README "Disk space").
+A reading counts as stored (and is logged as read) only once its transaction committed, so kill -9 never
+loses a reading acknowledged as stored; what was only held is taken again at the next cycle.
+
+The CSV log follows the database: after each store, :func:`catch_up_csv` appends what the database holds and
+the log does not (sonocli.store.csvlog keeps the high-water id and resolves a crash mid-append), so the log is
+complete after any crash. The bounds (STORE_MAXREADINGS, CSVLOG_MAXSIZE; OUTBOX_MAXITEMS in delivery) are
+enforced after each store, oldest first, with a warning counting what was dropped.
+
+A full disk or read-only root is an operating condition: in :func:`batched` a failing store keeps the readings
+in memory (at most :data:`HOLD_LIMIT`, oldest dropped loudly beyond), logs the cause with the free space once
+per change of condition, retries at every flush and says so when storing works again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
+from sonocli.errors import SonoError
 from sonocli.model.values import Interface, Meter, Reading
 
 if TYPE_CHECKING:
@@ -22,6 +45,193 @@ if TYPE_CHECKING:
     from sonocli.engine.core import Engine
 
 log = logging.getLogger("sonocli.engine")
+
+BATCH_ITEMS: Final = 250  # readings held before a flush: bounds memory; more per transaction saves little
+BATCH_AGE: Final = 30.0  # default of STORE_COMMITINTERVAL: seconds a held reading waits at most for its transaction
+HOLD_LIMIT: Final = 20_000  # readings held in memory while the disk cannot take them; beyond, oldest dropped
+
+
+@dataclass
+class _Held:
+    """Readings recorded but not yet stored, shared by the engine's threads (one transaction takes all)."""
+
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    readings: list[Reading] = field(default_factory=list)
+    since: float | None = None
+    failure: str | None = None  # the storage condition last logged: logged again only when it changes
+    csv_failure: str | None = None
+    dropped: int = 0
+    learned: list[tuple[Meter, tuple[Any, ...]]] = field(default_factory=list)  # value entries to save
+
+
+_HELD: weakref.WeakKeyDictionary[Any, _Held] = weakref.WeakKeyDictionary()
+_HELD_GUARD = threading.Lock()
+
+
+def _held(engine: Engine) -> _Held:
+    with _HELD_GUARD:
+        held = _HELD.get(engine)
+        if held is None:
+            held = _HELD[engine] = _Held()
+        return held
+
+
+def _batching(engine: Engine) -> bool:
+    return int(getattr(engine._local, "batch_depth", 0)) > 0
+
+
+@contextlib.contextmanager
+def batched(engine: Engine) -> Iterator[None]:
+    """Hold the readings recorded by this thread and store them together: when :data:`BATCH_ITEMS` are
+    held, when the oldest waited STORE_COMMITINTERVAL s (:func:`flush_due`), and when the block ends.
+
+    Storage failures do not raise here: the readings stay held and the condition is logged (see module doc).
+    """
+    depth = int(getattr(engine._local, "batch_depth", 0))
+    engine._local.batch_depth = depth + 1
+    try:
+        yield
+    finally:
+        engine._local.batch_depth = depth
+        if depth == 0:
+            flush(engine)
+
+
+def held_count(engine: Engine) -> int:
+    """Readings recorded but not (yet) stored: waiting for their transaction, or for disk space."""
+    return len(_held(engine).readings)
+
+
+def commit_interval(engine: Engine) -> float:
+    """chip.ini STORE_COMMITINTERVAL (sonocli's own), seconds; :data:`BATCH_AGE` when it is not set."""
+    try:
+        return float(engine.get("STORE_COMMITINTERVAL"))
+    except (KeyError, SonoError, TypeError, ValueError):
+        return BATCH_AGE
+
+
+def flush_due(engine: Engine) -> None:
+    """Store the held readings if enough are held or the oldest waited long enough (called by receivers
+    between telegrams, so that a quiet radio does not keep a reading in memory for long)."""
+    held = _held(engine)
+    if held.readings and (len(held.readings) >= BATCH_ITEMS or
+                          held.since is None or engine.now() - held.since >= commit_interval(engine)):
+        flush(engine)
+
+
+def flush(engine: Engine) -> bool:
+    """Store every held reading in one transaction, then bring the CSV log up and enforce the bounds.
+
+    Returns False (readings kept, condition logged once) when the store cannot take them."""
+    held = _held(engine)
+    with held.lock:
+        if held.learned:
+            learned, held.learned = held.learned, []
+            try:
+                _save_learned(engine, learned)
+            except SonoError as exc:  # the cached view has them: they are saved with the next meter learned
+                log.error("learned value entries not saved to the meter list: %s", exc)
+                held.learned[:0] = learned
+        batch = list(held.readings)
+        if not batch:
+            return True
+        try:
+            before = _store(engine, batch)
+        except SonoError as exc:
+            _storage_failed(engine, held, exc)
+            return False
+        del held.readings[: len(batch)]
+        held.since = engine.now() if held.readings else None
+        if held.failure is not None:
+            log.warning("storing works again: %d held reading(s) stored", len(batch))
+            held.failure = None
+        _after_store(engine, held, before)
+    return True
+
+
+def _store(engine: Engine, readings: Sequence[Reading]) -> int:
+    """Store ``readings`` in one transaction; returns the newest id before them (where the CSV log of a
+    fresh log starts)."""
+    with engine._write_lock:
+        store = engine.store
+        before = int(store.latest_id())
+        store.add_many(readings)
+    return before
+
+
+def _storage_failed(engine: Engine, held: _Held, exc: SonoError) -> None:
+    from sonocli.store.db import free_space
+
+    reason = str(getattr(exc, "reason", "") or type(exc).__name__)
+    if len(held.readings) > HOLD_LIMIT:
+        drop = len(held.readings) - HOLD_LIMIT
+        del held.readings[:drop]
+        held.dropped += drop
+        log.error("cannot store readings and %d are held in memory: dropped the %d oldest (%d so far)",
+                  HOLD_LIMIT, drop, held.dropped)
+    if held.failure == reason:
+        return
+    held.failure = reason
+    hint = f"; {exc.hint}" if exc.hint else ""
+    log.error("%s (%s on %s)%s; %d reading(s) held in memory, storing is retried at every readout and "
+              "every %.0f s", exc, free_space(engine.layout.ext), engine.layout.ext, hint, len(held.readings),
+              commit_interval(engine))
+
+
+def _after_store(engine: Engine, held: _Held, before: int) -> None:
+    """The CSV log catches up on what was just stored, and the bounds are enforced; neither may fail the
+    readings, which are stored: failures are logged once per change of condition."""
+    try:
+        catch_up_csv(engine, start=before)
+    except SonoError as exc:
+        reason = str(getattr(exc, "reason", "") or type(exc).__name__)
+        if held.csv_failure != reason:
+            held.csv_failure = reason
+            log.error("CSV log not written: %s%s; it catches up from the database once it can",
+                      exc, f"; {exc.hint}" if exc.hint else "")
+    else:
+        if held.csv_failure is not None:
+            log.warning("CSV log written again: it caught up on the readings stored meanwhile")
+            held.csv_failure = None
+    try:
+        bound_store(engine)
+    except SonoError as exc:
+        log.error("STORE_MAXREADINGS not enforced: %s", exc)
+
+
+def bound_store(engine: Engine) -> int:
+    """STORE_MAXREADINGS: delete the oldest readings beyond it (those already in every channel's reports
+    first - they are the oldest), with a warning counting them. Returns how many were deleted."""
+    limit = int(engine.get("STORE_MAXREADINGS"))
+    specs = engine.channel_specs()
+    delivered = min((engine.outbox.cursor(spec.key) for spec in specs), default=None) if specs else None
+    with engine._write_lock:
+        deleted, undelivered = engine.store.prune(limit, delivered_upto=delivered)
+    if deleted:
+        log.warning("readings over STORE_MAXREADINGS %d: deleted the %d oldest%s", limit, deleted,
+                    f" ({undelivered} of them not yet in a report)" if undelivered else
+                    " (all already in every channel's reports)")
+    return int(deleted)
+
+
+def catch_up_csv(engine: Engine, *, start: int | None = None) -> int:
+    """Append to the CSV log (MUC_CSVLOG_ENABLE) what the database holds and the log does not; the daemon
+    calls it on start, and every store ends with it. Returns the rows appended."""
+    from sonocli.engine.values import deliverable
+
+    if not engine.get("MUC_CSVLOG_ENABLE") or not engine.layout.database.exists():
+        return 0
+    csvlog = engine.csvlog()
+    csvlog.partition_limit = int(engine.get("CSVLOG_MAXSIZE")) * 1024
+    store = engine.store
+
+    def stored(after: int, upto: int) -> Iterator[tuple[int, Reading | None]]:
+        for reading_id, reading in store.iter_stored(after_id=after, upto_id=upto):
+            yield reading_id, deliverable(reading)
+
+    with engine._csv_lock:
+        appended = int(csvlog.catch_up(stored, int(store.latest_id()), start=start))
+    return appended
 
 
 @dataclass(frozen=True)
@@ -47,6 +257,10 @@ def record(engine: Engine, readings: Sequence[Reading], *, csv: bool = True, sto
 
     if not readings:
         return Recorded()
+    if engine.get("MBUS_SMLENEABLE") or engine.get("WMBUS_SMLENEBALE"):  # SML inside the telegrams
+        from sonocli.engine.sml import with_embedded
+
+        readings = with_embedded(engine, readings)
     bound: list[Reading] = []
     limited: list[str] = []
     notes: list[str] = []
@@ -59,11 +273,18 @@ def record(engine: Engine, readings: Sequence[Reading], *, csv: bool = True, sto
         if entry is not None and reading.meter.rssi != entry.rssi and reading.meter.interface is Interface.WMBUS:
             meter = replace(entry, rssi=reading.meter.rssi)
         binding = bind(reading, meter, default_limit=default_limit, show_timestamps=show)
+        if binding.learned is not None and reading.meter.interface in (Interface.MBUS, Interface.WMBUS):
+            from sonocli.engine.sml import learned_obis
+
+            binding = learned_obis(binding)  # SML records inside the telegram: their entries get the OBIS-ID
         if binding.learned is not None and entry is not None:
             _learn(engine, entry, binding.learned)
             learned.append(entry.device_id)
         if entry is not None:
-            _note_status(engine, entry.device_id, binding.limited, binding.note())
+            try:
+                _note_status(engine, entry.device_id, binding.limited, binding.note())
+            except SonoError as exc:  # a full or read-only disk must not stop the reading itself
+                log.debug("status of %s not kept: %s", entry.device_id, exc)
         if binding.limited:
             limited.append(meter.device_id)
         note = binding.note()
@@ -72,13 +293,33 @@ def record(engine: Engine, readings: Sequence[Reading], *, csv: bool = True, sto
             log.warning("%s", note)
         bound.append(binding.reading)
     if store:
-        with engine._write_lock:
-            engine.store.add_many(bound)
-        if csv:
-            engine.log_csv(bound)
+        if _batching(engine):
+            held = _held(engine)
+            with held.lock:
+                if not held.readings:
+                    held.since = engine.now()
+                held.readings.extend(bound)
+            flush_due(engine)
+        else:
+            _store_now(engine, bound)
     else:
         _keep_looks(engine, bound)
     return Recorded(tuple(bound), tuple(limited), tuple(notes), tuple(learned))
+
+
+def _store_now(engine: Engine, readings: Sequence[Reading]) -> None:
+    """Outside :func:`batched` (a command): store at once (readings held from before first), raising a
+    StoreError (full disk, read-only root) to the command. The CSV log catches up even for ``csv=False``
+    (whose caller logs the same readings right after: that is then a no-op), so that a log that starts
+    with these readings knows where it starts."""
+    held = _held(engine)
+    with held.lock:
+        batch = [*held.readings, *readings]
+        before = _store(engine, batch)
+        held.readings.clear()
+        held.since = None
+        catch_up_csv(engine, start=before)
+        bound_store(engine)
 
 
 def value_texts(reading: Reading) -> dict[int, str]:
@@ -117,23 +358,44 @@ def latest_values(engine: Engine, meter: Meter) -> tuple[datetime, dict[int, str
 
 def _learn(engine: Engine, entry: Meter, values: tuple[Any, ...]) -> None:
     """Save the value entries learned from a meter's first reading, unless another writer gave the meter
-    entries meanwhile (then those stand: the next reading is matched to them)."""
+    entries meanwhile (then those stand: the next reading is matched to them).
+
+    Inside :func:`batched` the meter list is written once per flush for every meter learned meanwhile,
+    not once per meter: a first cycle over 500 new meters rewrote the whole list 500 times (hundreds of MB
+    of flash). The cached view learns at once, so the cycle's later readings are matched to the entries."""
+    from dataclasses import replace
+
+    from sonocli.engine.meterlist import same_meter
+
+    if _batching(engine):
+        held = _held(engine)
+        with held.lock:
+            held.learned.append((entry, values))
+    else:
+        _save_learned(engine, [(entry, values)])
+    if engine._meters is not None:  # the cached view learns them too, without re-reading the whole list
+        engine._meters = tuple(replace(m, values=values) if same_meter(m, entry) and not m.values else m
+                               for m in engine._meters)
+
+
+def _save_learned(engine: Engine, learned: Sequence[tuple[Meter, tuple[Any, ...]]]) -> None:
+    """Write learned value entries into device_handle.cfg in one locked read-modify-write."""
     from dataclasses import replace
 
     from sonocli.engine.meterlist import same_meter
 
     def change(meters: MeterList) -> tuple[MeterList, bool]:
         items = list(meters.meters)
-        for i, meter in enumerate(items):
-            if same_meter(meter, entry) and not meter.values:
-                items[i] = replace(meter, values=values)
-                return replace(meters, meters=tuple(items)), True
-        return meters, False
+        changed = False
+        for entry, values in learned:
+            for i, meter in enumerate(items):
+                if same_meter(meter, entry) and not meter.values:
+                    items[i] = replace(meter, values=values)
+                    changed = True
+                    break
+        return (replace(meters, meters=tuple(items)), True) if changed else (meters, False)
 
     engine.update_meters(change, refresh=False)
-    if engine._meters is not None:  # the cached view learns them too, without re-reading the whole list
-        engine._meters = tuple(replace(m, values=values) if same_meter(m, entry) and not m.values else m
-                               for m in engine._meters)
 
 
 def _note_status(engine: Engine, device_id: str, limited: bool, note: str | None) -> None:
@@ -159,12 +421,10 @@ def _statuses(engine: Engine) -> dict[str, tuple[bool, str | None]]:
 
 
 def log_csv(engine: Engine, readings: Sequence[Reading]) -> None:
-    """Append what the meter list says is to be delivered (active meters and values) to the CSV log."""
-    if readings and engine.get("MUC_CSVLOG_ENABLE"):
-        configured = engine.configured(readings)
-        if configured:
-            with engine._csv_lock:
-                engine.csvlog().append(configured)
+    """Bring the CSV log up to the database (``readings`` were stored with ``csv=False``): what the meter
+    list says is to be delivered (active meters and values). Inside :func:`batched` the flush does it."""
+    if readings and not _batching(engine):
+        catch_up_csv(engine)
 
 
 def configured(readings: Iterable[Reading]) -> list[Reading]:
@@ -197,4 +457,8 @@ def read_manual(engine: Engine, when: float | None = None) -> Recorded:
     moment = datetime.fromtimestamp(engine.now() if when is None else when, UTC)
     readings = [r for m in engine.meters if m.active
                 for r in [manual_reading(m, moment)] if r is not None]
+    if any(r.meter.interface is Interface.S0 for r in readings):  # counted S0 meters: set value + pulses
+        from sonocli.engine.s0 import with_counts
+
+        readings = with_counts(engine, readings)
     return engine.record(readings)

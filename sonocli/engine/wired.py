@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from sonocli.config.device_handle import MeterList
     from sonocli.engine.core import Engine
     from sonocli.engine.master import Master, MasterSettings, ReadResult
-    from sonocli.engine.scan import ScanResult
+    from sonocli.engine.scan import Journal, ScanResult
 
 log = logging.getLogger("sonocli.engine")
 
@@ -42,6 +42,7 @@ class ScanOutcome:
     known: tuple[Meter, ...]
     added: tuple[Meter, ...]
     recorded: Recorded
+    unreadable: tuple[tuple[str, str], ...] = ()  # (Device-ID, why): answered the scan, not its first readout
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,6 @@ def open_master(engine: Engine, url: str | None = None, settings: MasterSettings
     """A master on the wired port, with chip.ini's line settings unless ``settings`` are given."""
     from sonocli.engine.master import Master
     from sonocli.transports import Link, open_link
-
     from sonocli.transports.buslock import BusLock, LockedLink
 
     port = engine.wired_port(url)
@@ -111,9 +111,16 @@ def scan(
     on_progress: Callable[[int, int | None, str], None] | None = None,
     cancel: threading.Event | None = None,
     master: Master | None = None,
+    journal: Journal | None = None,
+    on_scanned: Callable[[ScanResult], None] | None = None,
 ) -> ScanOutcome:
     """A scan (MBUS_SCANMODE or ``mode``); with ``save`` the meters found are merged into the meter list
-    (additively, guide 4.2) and each meter added is read once so its value entries are recorded."""
+    (additively, guide 4.2) and each meter added is read once so its value entries are recorded.
+
+    ``journal`` records every probe as it is made (and replays saved ones first): engine.inventory keeps
+    it on disk so an interrupted scan can be resumed; ``on_scanned`` is told when the search is complete,
+    before the meter list changes. This is the one scan of the engine: the daemon, the
+    web interface and ``sonocli scan`` (through engine.inventory) all come here."""
     from sonocli.engine.master import SCAN_MODES
     from sonocli.engine.scan import primary_scan, secondary_scan
 
@@ -131,22 +138,25 @@ def scan(
     progress = on_progress or _no_progress
     try:
         if scan_mode == "PRIMARYSCAN":
-            result = primary_scan(master, known=known, on_progress=progress)
+            result = primary_scan(master, known=known, on_progress=progress, journal=journal)
         else:
             result = secondary_scan(master, reverse=scan_mode.endswith("REVERSE"), alloc=alloc, known=known,
-                                    on_progress=progress)
+                                    on_progress=progress, journal=journal)
+        if on_scanned is not None:
+            on_scanned(result)
         added: list[Meter] = []
         recorded = Recorded()
+        unreadable: tuple[tuple[str, str], ...] = ()
         if save:
             added = engine.save_found(result.meters, s.max_device_count)
             if added and (cancel is None or not cancel.is_set()):
-                recorded = _first_readout(engine, master, added)
+                recorded, unreadable = _first_readout(engine, master, added)
     finally:
         if own:
             with _suppress():
                 master.link.close()
     return ScanOutcome(scan_mode, engine.wired_port(url) if own else "", result, tuple(known), tuple(added),
-                       recorded)
+                       recorded, unreadable)
 
 
 def save_found(engine: Engine, found: Sequence[Meter], max_devices: int | None = None) -> list[Meter]:
@@ -161,7 +171,9 @@ def save_found(engine: Engine, found: Sequence[Meter], max_devices: int | None =
     return engine.update_meters(change)
 
 
-def _first_readout(engine: Engine, master: Master, meters: Sequence[Meter]) -> Recorded:
+def _first_readout(
+    engine: Engine, master: Master, meters: Sequence[Meter]
+) -> tuple[Recorded, tuple[tuple[str, str], ...]]:
     """Read the meters a scan just added, so their value entries are in the list (Table 26) at once.
 
     The readings are not stored: this is a commissioning look, taken before the engineer configured the
@@ -171,13 +183,12 @@ def _first_readout(engine: Engine, master: Master, meters: Sequence[Meter]) -> R
 
     results = read_all(master, list(meters))
     readings = [r.reading for r in results if r.reading is not None]
-    for r in results:
-        if r.reading is None:
-            log.warning("first readout of %s failed: %s (its values are recorded at its next readout)",
-                        r.meter.device_id, r.error)
+    failed = tuple((r.meter.device_id, str(r.error)) for r in results if r.reading is None)
+    for device_id, why in failed:
+        log.warning("first readout of %s failed: %s (its values are recorded at its next readout)", device_id, why)
     # a commissioning look, not data: the values are learned and listed, nothing is stored or reported
     # before the engineer has configured the meter (labels, OBIS-IDs, what is active)
-    return engine.record(readings, store=False)
+    return engine.record(readings, store=False), failed
 
 
 def readout(

@@ -49,7 +49,14 @@ def receiver(
     settings = replace(settings, listen_new=engine.listen_new if listen_new is None else listen_new)
     if mode is not None:
         settings = replace(settings, mode=mode.upper())
-    return Receiver(driver, settings, engine.meters)
+    made = Receiver(driver, settings, engine.meters)
+    from sonocli.engine.decoding import attach_format_store, load_drivers
+
+    # compact-frame formats learnt before (another run, another receiver) and stored from now on
+    attach_format_store(made.formats, engine.layout.database)
+    for problem in load_drivers(engine.layout.app):  # declarative drivers (app/drivers/*.toml)
+        logging.getLogger("sonocli.drivers").warning("driver file skipped: %s", problem)
+    return made
 
 
 def run_receiver(

@@ -4,7 +4,9 @@ The peer answers the stick's set-up commands as the real firmware does, so drive
 path, and only starts reporting telegrams once the stick has been put into a receive mode (sticks that
 need no set-up, rtl-wmbus and hex lines, report from the start). Telegrams are wrapped in the stick's own
 framing. Faults can be injected: ``garbage=N`` puts noise before every Nth telegram, ``badcrc=N`` breaks
-every Nth telegram, ``mute=1`` makes the stick ignore its commands.
+every Nth telegram, ``mute=1`` makes the stick ignore its commands. ``rate=`` telegrams a second (default
+20). Plain ``sim://air`` is paced on the real clock (a demo daemon idles); with ``count=`` or ``rate=`` it
+runs on the virtual clock, as fast as it is read, unless ``clock=real`` is given.
 """
 
 from __future__ import annotations
@@ -160,6 +162,20 @@ def _int_param(params: dict[str, str], name: str, default: int, low: int = 0) ->
     return value
 
 
+DEFAULT_RATE = 20.0  # telegrams per second: a busy T1 channel in a block of flats, not a CPU benchmark
+
+
+def paced_in_real_time(params: dict[str, str]) -> bool:
+    """Whether ``sim://air`` runs on the real clock when no ``clock=`` is given: plain ``sim://air`` does.
+
+    On the virtual clock the simulated air delivers telegrams as fast as they can be decoded: that makes
+    tests and benchmarks fast (they say ``count=`` or ``rate=``), but a demo daemon on plain ``sim://air``
+    would spin at full CPU and log without pause. Real meters on one T1 channel send a few dozen telegrams
+    a second at most, so the plain air is paced in real time at :data:`DEFAULT_RATE`.
+    """
+    return not params.get("count") and not params.get("rate")
+
+
 class RadioPeer:
     """The far end of ``sim://air``: a receiver stick hearing simulated meters (implements SimPeer)."""
 
@@ -168,7 +184,7 @@ class RadioPeer:
         if self.dongle not in DONGLES:
             raise UsageError(f"sim://air parameter dongle={self.dongle!r}; allowed: {', '.join(DONGLES)}")
         try:
-            rate = float(params.get("rate", "20"))
+            rate = float(params.get("rate", str(DEFAULT_RATE)))
         except ValueError:
             raise UsageError(f"sim://air parameter rate={params.get('rate')!r} is not a number") from None
         if not 0 < rate <= 100000:

@@ -9,8 +9,18 @@ Behaviour, and where it differs from the device on purpose:
   file (``.csvlog-state.json``); a file the state does not know is never appended to.
 * REPORT_SIZELIMIT bounds one file: rows that would push a file past it go to the next file of the day (a
   single row larger than the limit gets a file of its own; rows are never split).
-* When all log files together pass ``partition_limit`` bytes the oldest files are deleted first (guide: "if
-  the log data partition is full, old log data gets deleted"); the newest file is always kept.
+* When all log files together pass ``partition_limit`` bytes (CSVLOG_MAXSIZE) the oldest files are deleted
+  first (guide: "if the log data partition is full, old log data gets deleted"), with a warning counting
+  the files and bytes dropped; the newest file is always kept.
+* Complete after any crash (issue 13): :meth:`CsvLog.catch_up` writes what the database holds and the log
+  does not. The state file keeps the id of the last reading logged (``logged``) and, written before each
+  append, an intent: the readings it is about to append (ids ``after``..``upto``) and where each day's rows
+  will start (file and size). A crash before, during or after the append is resolved the next time by
+  counting the complete rows past those positions: exactly the readings not yet there are appended — none
+  lost, none twice. That costs one small state write per append (the intent also carries the previous
+  append's ``logged``).
+* Errors: a full disk or a read-only log directory raises :class:`CsvLogError` (a SonoError with a hint),
+  never a bare OSError.
 * Crash safety without copying: rows are appended in place with one ``O_APPEND`` write per batch, then
   fsync (and a directory fsync when the file is new), so an append costs O(rows appended), not O(file). A
   crash (SIGKILL, power cut) can leave a torn last line; the next writer truncates it to the end of the last
@@ -28,19 +38,61 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import fcntl
+import functools
 import json
+import logging
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar, cast
 
+from sonocli.errors import SonoError
 from sonocli.fsutil import atomic_write_text, fsync_directory
 from sonocli.model.values import Reading
 from sonocli.outputs.csv_writer import CsvWriter
+from sonocli.store.db import free_space
+
+log = logging.getLogger("sonocli.store")
+F = TypeVar("F", bound=Callable[..., Any])
+CATCH_UP_CHUNK: Final = 2000  # readings appended per intent when the log catches up on a long gap
+
+
+class CsvLogError(SonoError):
+    """The CSV log cannot be written: a full disk, a read-only log directory (exit 1).
+
+    ``reason``: "full", "read-only" or "io" (see sonocli.store.db.classify)."""
+
+    def __init__(self, message: str, *, hint: str | None = None, reason: str = "io") -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
+
+
+def _os_errors(method: F) -> F:
+    """Method decorator: an OSError while writing the log leaves as a CsvLogError with a hint."""
+
+    @functools.wraps(method)
+    def inner(self: CsvLog, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except OSError as exc:
+            where = self.log_dir
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise CsvLogError(f"CSV log {where}: cannot write: disk full ({free_space(where)})",
+                                  hint=f"free space on the disk holding {where}, or lower CSVLOG_MAXSIZE",
+                                  reason="full") from exc
+            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise CsvLogError(f"CSV log {where}: cannot write: {exc.strerror or exc} (read-only)",
+                                  hint=f"{where} is read-only (a read-only mount, or owned by another user); "
+                                       "remount it read-write or run as the owner", reason="read-only") from exc
+            raise CsvLogError(f"CSV log {where}: cannot write: {exc.strerror or exc}",
+                              hint=f"check the disk holding {where} ({free_space(where)}; dmesg)") from exc
+
+    return cast(F, inner)
 
 STATE_FILE: Final = ".csvlog-state.json"
 LOCK_FILE: Final = ".csvlog.lock"
@@ -105,9 +157,12 @@ class CsvLog:
         self._layout = ";".join(CsvWriter(protocol_version).columns(1))
         self._views: dict[str, _FileView] = {}
         self._recovered = False
+        self.dropped_files = 0  # deleted by the partition limit, over this instance's life
+        self.dropped_bytes = 0
 
     # --- public ------------------------------------------------------------------------------------------------
 
+    @_os_errors
     def append(self, readings: Iterable[Reading]) -> None:
         """Append readings (one row each) to their days' files, then enforce the partition limit."""
         by_day: dict[date, list[Reading]] = {}
@@ -127,6 +182,135 @@ class CsvLog:
             if json.dumps(state, sort_keys=True) != before:
                 self._save_state(state)
 
+    @_os_errors
+    def catch_up(
+        self,
+        stored: Callable[[int, int], Iterable[tuple[int, Reading | None]]],
+        latest: int,
+        *,
+        start: int | None = None,
+    ) -> int:
+        """Append what the database holds and the log does not; returns the rows appended.
+
+        ``stored(after, upto)`` yields (id, reading as logged or None: not logged, e.g. an inactive meter) of
+        the stored readings ``after < id <= upto`` in id order. ``latest`` is the newest stored id. A log
+        that never recorded where it is starts after ``start`` (the newest id before the readings being
+        stored now; None: after ``latest``, i.e. nothing old is copied into a log just switched on)."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        appended = 0
+        with self._locked():
+            state = self._load_state()
+            if not self._recovered:
+                self._repair_files(state, thorough=False)
+            logged = state.get("logged")
+            if not isinstance(logged, int):
+                logged = latest if start is None else start
+                state["logged"] = logged
+            intent = state.get("intent")
+            if isinstance(intent, dict) and int(intent.get("after", -1)) == logged:
+                # the last append's intent: which of its readings reached the log (all, after a clean append)
+                upto_intent = int(intent.get("upto", logged))
+                present = self._rows_present(intent)
+                missing: list[tuple[int, Reading]] = []
+                already: dict[str, int] = {}
+                for reading_id, reading in stored(logged, upto_intent):
+                    if reading is None:
+                        continue
+                    key = f"{utc_day(reading.taken_at):%Y%m%d}"
+                    if present.get(key, 0) > 0:
+                        present[key] -= 1
+                        already[key] = already.get(key, 0) + 1
+                    else:
+                        missing.append((reading_id, reading))
+                if missing:  # a crash cut that append short: write the rest, counting what is there
+                    appended += self._append_logged(state, missing, upto_intent, already=already)
+                logged = upto_intent
+                state["logged"] = logged
+                state.pop("intent", None)
+            elif intent is not None:
+                state.pop("intent", None)
+            chunk: list[tuple[int, Reading]] = []
+            upto = logged
+            for reading_id, reading in stored(logged, latest) if latest > logged else ():
+                upto = reading_id
+                if reading is None:
+                    continue
+                chunk.append((reading_id, reading))
+                if len(chunk) >= CATCH_UP_CHUNK:
+                    appended += self._append_logged(state, chunk, upto)
+                    chunk = []
+            upto = max(upto, latest, logged)
+            if chunk:
+                appended += self._append_logged(state, chunk, upto)
+            else:
+                state["logged"] = upto
+                state.pop("intent", None)
+                self._save_if_changed(state)
+        return appended
+
+    def _save_if_changed(self, state: dict[str, Any]) -> None:
+        if json.dumps(state, sort_keys=True) != json.dumps(self._load_state(), sort_keys=True):
+            self._save_state(state)
+
+    def _append_logged(self, state: dict[str, Any], chunk: list[tuple[int, Reading]], upto: int, *,
+                       already: dict[str, int] | None = None) -> int:
+        """Write the intent (what is appended where), append, and note the new high-water id in memory (the
+        next intent or a final save carries it to disk).
+
+        The intent says: of the readings ``after < id <= upto`` of each day, ``skip`` are in the log before the
+        day's position (``already``: re-appending the rest of a cut-short append) and the others follow it,
+        in id order."""
+        by_day: dict[date, list[Reading]] = {}
+        for _reading_id, reading in chunk:
+            by_day.setdefault(utc_day(reading.taken_at), []).append(reading)
+        known = dict(already or {})
+        wanted = set(by_day) | {datetime.strptime(text, "%Y%m%d").date() for text in known}
+        days: dict[str, list[Any]] = {}
+        for day in wanted:
+            _number, path = self._current_file(day)
+            skip = known.get(f"{day:%Y%m%d}", 0)
+            if path is None:
+                days[f"{day:%Y%m%d}"] = [None, 0, skip]
+            else:
+                info = state["files"].get(self._key(path), {})
+                header = b""
+                if info.get("layout") == self._layout:
+                    header = CsvWriter(self.protocol_version).header(int(info.get("width", 0))).encode("utf-8")
+                days[f"{day:%Y%m%d}"] = [self._key(path), self._open_file(path, header)[0], skip]
+        state["intent"] = {"after": int(state["logged"]), "upto": upto, "days": days}
+        self._save_state(state)
+        for day in sorted(by_day):
+            self._append_day(day, by_day[day], state)
+        self._enforce_partition_limit(state)
+        # The append is complete. It is not written down now (a second state write per append): the next
+        # intent carries it, and until then the intent on disk resolves to "all rows present".
+        state["logged"] = upto
+        state.pop("intent", None)
+        return len(chunk)
+
+    def _rows_present(self, intent: dict[str, Any]) -> dict[str, int]:
+        """Per day (YYYYMMDD): the complete rows written past the intent's positions (a crash's leftovers)."""
+        out: dict[str, int] = {}
+        days = intent.get("days")
+        if not isinstance(days, dict):
+            return out
+        for day_text, where in days.items():
+            key, size, skip = [*where, None, 0, 0][:3] if isinstance(where, list) else (None, 0, 0)
+            try:
+                day = datetime.strptime(day_text, "%Y%m%d").date()
+            except ValueError:
+                continue
+            month = day_file(self.log_dir, day, 0).parent
+            count = 0
+            for path in sorted(month.glob(f"Meter_{day_text}*.csv"), key=_number_of) if month.is_dir() else []:
+                if key is not None and _number_of(path) < _number_of(self.log_dir / str(key)):
+                    continue
+                start = int(size) if key is not None and self._key(path) == key else 0
+                count += _count_rows(path, start, header=start == 0 and self.protocol_version >= 2)
+            out[day_text] = count + int(skip or 0)
+        return out
+
+    @_os_errors
     def repair(self) -> list[Path]:
         """Cut torn last lines (left by a crash mid-append) off every log file; returns the files cut."""
         if not self.log_dir.is_dir():
@@ -311,17 +495,30 @@ class CsvLog:
         files = log_files(self.log_dir)
         sizes = {path: path.stat().st_size for path in files}
         total = sum(sizes.values())
+        dropped = dropped_bytes = 0
         for path in files[:-1]:
             if total <= self.partition_limit:
                 break
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
             total -= sizes[path]
+            dropped += 1
+            dropped_bytes += sizes[path]
             state["files"].pop(self._key(path), None)
             self._views.pop(self._key(path), None)
             for directory in (path.parent, path.parent.parent):
                 with contextlib.suppress(OSError):
                     directory.rmdir()  # only when empty
+        if dropped:
+            self.dropped_files += dropped
+            self.dropped_bytes += dropped_bytes
+            log.warning("CSV log over its limit (CSVLOG_MAXSIZE %d KiB): deleted the %d oldest file(s), %d "
+                        "bytes; %d bytes kept", self.partition_limit // 1024, dropped, dropped_bytes, total)
+
+    def use(self) -> tuple[int, int]:
+        """(files, bytes) the CSV log takes now, against ``partition_limit``."""
+        files = log_files(self.log_dir)
+        return len(files), sum(_size(path) for path in files)
 
     # --- state and lock ----------------------------------------------------------------------------------------
 
@@ -350,6 +547,39 @@ class CsvLog:
                 yield
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _number_of(path: Path) -> int:
+    match = _NAME_RE.match(path.name)
+    return int(match.group(2) or 0) if match else -1
+
+
+def _count_rows(path: Path, start: int, *, header: bool) -> int:
+    """Complete rows (RFC 4180: a line break inside quotes does not end one) from ``start`` on; the first
+    row is not counted when ``header``."""
+    count = 0
+    parity = 0
+    carry = b""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(start)
+            while chunk := handle.read(_CHUNK):
+                pieces = (carry + chunk).split(b"\n")
+                carry = pieces.pop()
+                for piece in pieces:
+                    parity ^= piece.count(b'"') & 1
+                    if not parity:
+                        count += 1
+    except FileNotFoundError:
+        return 0
+    return max(0, count - 1) if header else count
 
 
 def _note_index(row: bytes, indices: dict[str, int]) -> None:

@@ -12,16 +12,37 @@ Guarantees (what the daemon and ``sonocli push`` rely on):
   again under the same name, which FTP/SFTP turn into an overwrite.
 
 The tables live in the readings database (ext/sonocli.db), WAL mode, created here on first use.
+
+Bounded (OUTBOX_MAXITEMS, issue 13): :meth:`Outbox.bound` deletes the oldest items beyond the limit —
+delivered ones first, then dropped ones, then (loudly: the caller warns with the count) the oldest pending.
+Every sqlite3 error leaves as a StoreError with a hint (a full disk, a read-only root), never as a bare
+``OperationalError``.
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from sonocli.store.db import (
+    BUSY_TIMEOUT_MS,
+    FallbackConnection,
+    _connect_read_only,
+    _nearly_full,
+    _read_only,
+    reopened,
+    rollback,
+    store_error,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -46,6 +67,19 @@ CREATE TABLE IF NOT EXISTS outbox_cursor (
     channel      TEXT PRIMARY KEY,
     last_reading INTEGER NOT NULL
 );
+-- The payloads apart from the rows whose state changes: SQLite rewrites a whole row on UPDATE, overflow pages
+-- and all, so marking a 500 kB report failed or done wrote 1 MB (WAL and checkpoint). outbox.payload is
+-- empty for rows created since; older rows keep theirs there. Stored zlib-compressed (a CSV or XML report
+-- shrinks five- to tenfold: less flash written, twice, by the WAL and its checkpoint); size: the real bytes.
+CREATE TABLE IF NOT EXISTS outbox_payload (
+    id      INTEGER PRIMARY KEY,
+    payload BLOB NOT NULL,
+    size    INTEGER NOT NULL,
+    zlib    INTEGER NOT NULL DEFAULT 1
+);
+CREATE TRIGGER IF NOT EXISTS outbox_payload_gone AFTER DELETE ON outbox BEGIN
+    DELETE FROM outbox_payload WHERE id = old.id;
+END;
 """
 
 PENDING, DONE, DROPPED = "pending", "done", "dropped"
@@ -101,10 +135,26 @@ class DeliveryResult:
     error: str | None = None
 
 
+_SIZE = ("(CASE WHEN length(payload) > 0 THEN length(payload) ELSE "
+         "coalesce((SELECT p.size FROM outbox_payload AS p WHERE p.id = outbox.id), 0) END)")
 _COLUMNS = (
-    "id, channel, name, content_type, length(payload), created, first_reading, last_reading, readings, "
+    f"id, channel, name, content_type, {_SIZE}, created, first_reading, last_reading, readings, "
     "state, attempts, next_try, last_error, sent_at"
 )
+
+
+@dataclass(frozen=True)
+class OutboxUse:
+    """How full the outbox is: items by state and their payload bytes, against OUTBOX_MAXITEMS."""
+
+    items: int
+    pending: int
+    done: int
+    dropped: int
+    payload_bytes: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {field: getattr(self, field) for field in self.__dataclass_fields__}
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -112,13 +162,61 @@ def connect(path: Path) -> sqlite3.Connection:
 
     Its own connection rather than the readings store's: the outbox needs autocommit with explicit
     ``BEGIN IMMEDIATE`` transactions and use from the daemon's delivery thread. WAL lets both coexist.
+    On a read-only root an existing database is opened for reading (``outbox list`` works; changing
+    fails with a read-only StoreError).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.executescript(SCHEMA)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise store_error(exc, path, "create its directory") from exc
+    conn: sqlite3.Connection | None = None
+    try:
+        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        _create(conn)
+    except sqlite3.Error as exc:
+        if conn is not None:
+            conn.close()
+        if path.is_file() and (_read_only(path) or _nearly_full(path)):
+            fallback = _connect_read_only(path, exc)
+            if fallback.execute("SELECT 1 FROM sqlite_master WHERE name = 'outbox'").fetchone() is not None:
+                return fallback
+            fallback.close()
+        raise store_error(exc, path, "open the outbox") from exc
     return conn
+
+
+def _create(conn: sqlite3.Connection) -> None:
+    """The outbox tables, when missing; nothing is written when they exist (a read-only root opens)."""
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index', 'trigger')")
+    have = {str(row[0]) for row in rows}
+    if not {"outbox", "outbox_cursor", "outbox_pending", "outbox_payload", "outbox_payload_gone"} <= have:
+        conn.executescript(SCHEMA)
+
+
+def _mapped(what: str) -> Callable[[F], F]:
+    """Method decorator: sqlite3 errors leave as StoreError (with a hint) naming ``what`` was tried."""
+
+    def wrap(method: F) -> F:
+        @functools.wraps(method)
+        def inner(self: Outbox, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(self._conn, FallbackConnection):  # read-only since a full disk: writable again?
+                with self._lock:
+                    self._conn = reopened(self._conn, self.path)
+                    if not isinstance(self._conn, FallbackConnection):
+                        _create(self._conn)
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.Error as exc:
+                with self._lock:
+                    rollback(self._conn)
+                raise store_error(exc, self.path, what) from exc
+
+        return cast(F, inner)
+
+    return wrap
 
 
 def backoff(attempts: int) -> float:
@@ -145,6 +243,7 @@ class Outbox:
         self.close()
 
     # -- creation ---------------------------------------------------------------------------------------
+    @_mapped("read the outbox")
     def cursor(self, channel: str) -> int:
         """Id of the last reading already put into a report for ``channel`` (0: none yet)."""
         with self._lock:
@@ -153,6 +252,7 @@ class Outbox:
             ).fetchone()
         return int(row[0]) if row else 0
 
+    @_mapped("queue reports")
     def enqueue(
         self,
         channel: str,
@@ -186,10 +286,12 @@ class Outbox:
                     cur = conn.execute(
                         "INSERT INTO outbox (channel, name, content_type, payload, created, first_reading, "
                         "last_reading, readings) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (channel, title, report.content_type, report.payload, created,
+                        (channel, title, report.content_type, b"", created,
                          report.first_reading, report.last_reading, report.readings),
                     )
                     assert cur.lastrowid is not None
+                    conn.execute("INSERT INTO outbox_payload (id, payload, size, zlib) VALUES (?, ?, ?, 1)",
+                                 (cur.lastrowid, zlib.compress(report.payload, 6), len(report.payload)))
                     ids.append(cur.lastrowid)
                 if cursor is not None:
                     conn.execute(
@@ -199,11 +301,12 @@ class Outbox:
                     )
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                rollback(conn)
                 raise
         return [self.get(item_id) for item_id in ids]
 
     # -- reading ----------------------------------------------------------------------------------------
+    @_mapped("read the outbox")
     def get(self, item_id: int) -> OutboxItem:
         from sonocli.errors import NotFoundError
 
@@ -213,11 +316,18 @@ class Outbox:
             raise NotFoundError(f"outbox item {item_id} does not exist")
         return OutboxItem(*row)
 
+    @_mapped("read the outbox")
     def payload(self, item_id: int) -> bytes:
         with self._lock:
-            row = self._conn.execute("SELECT payload FROM outbox WHERE id = ?", (item_id,)).fetchone()
-        return bytes(row[0]) if row else b""
+            row = self._conn.execute("SELECT payload, zlib FROM outbox_payload WHERE id = ?",
+                                     (item_id,)).fetchone()
+            if row is None:  # a report queued before the payloads moved
+                row = self._conn.execute("SELECT payload, 0 FROM outbox WHERE id = ?", (item_id,)).fetchone()
+        if row is None:
+            return b""
+        return zlib.decompress(row[0]) if row[1] else bytes(row[0])
 
+    @_mapped("read the outbox")
     def items(self, *, states: Iterable[str] = (PENDING,), channel: str | None = None) -> list[OutboxItem]:
         wanted = tuple(states)
         query = f"SELECT {_COLUMNS} FROM outbox WHERE state IN ({','.join('?' * len(wanted))})"
@@ -229,6 +339,7 @@ class Outbox:
             rows = self._conn.execute(query + " ORDER BY id", args).fetchall()
         return [OutboxItem(*row) for row in rows]
 
+    @_mapped("read the outbox")
     def next_pending(self, channel: str) -> OutboxItem | None:
         with self._lock:
             row = self._conn.execute(
@@ -237,6 +348,7 @@ class Outbox:
             ).fetchone()
         return OutboxItem(*row) if row else None
 
+    @_mapped("read the outbox")
     def channels_pending(self) -> list[str]:
         with self._lock:
             rows = self._conn.execute(
@@ -245,6 +357,7 @@ class Outbox:
         return [str(row[0]) for row in rows]
 
     # -- state changes ----------------------------------------------------------------------------------
+    @_mapped("mark a report delivered")
     def mark_done(self, item_id: int, now: float | None = None) -> None:
         with self._lock:
             self._conn.execute(
@@ -252,6 +365,7 @@ class Outbox:
                 (DONE, now if now is not None else time.time(), item_id),
             )
 
+    @_mapped("note a failed delivery")
     def mark_failed(self, item_id: int, error: str, now: float | None = None, *, cap: float = BACKOFF_MAX) -> float:
         """Count a failed attempt; returns when the next attempt is due."""
         at = now if now is not None else time.time()
@@ -265,6 +379,7 @@ class Outbox:
             )
         return due
 
+    @_mapped("change the outbox")
     def retry(self, ids: Iterable[int] | None = None) -> int:
         """Make pending (or dropped) items due now; all pending ones when ``ids`` is None."""
         with self._lock:
@@ -281,6 +396,7 @@ class Outbox:
                 )
             return int(cur.rowcount)
 
+    @_mapped("change the outbox")
     def drop(self, ids: Iterable[int] | None = None) -> int:
         """Give up on items (they stay in the table, state 'dropped'); all pending ones when ``ids`` is None."""
         with self._lock:
@@ -296,12 +412,52 @@ class Outbox:
                 )
             return int(cur.rowcount)
 
+    @_mapped("delete delivered reports")
     def prune(self, keep_seconds: float, now: float | None = None) -> int:
         """Forget delivered items older than ``keep_seconds`` (their payloads are the bulk of the file)."""
         limit = (now if now is not None else time.time()) - keep_seconds
         with self._lock:
             cur = self._conn.execute("DELETE FROM outbox WHERE state = ? AND sent_at < ?", (DONE, limit))
             return int(cur.rowcount)
+
+    @_mapped("read the outbox")
+    def use(self) -> OutboxUse:
+        """Items by state and their payload bytes (``outbox list``: the use against OUTBOX_MAXITEMS)."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT state, count(*), coalesce(sum({_SIZE}), 0) FROM outbox GROUP BY state").fetchall()
+        by_state = {str(row[0]): int(row[1]) for row in rows}
+        return OutboxUse(items=sum(by_state.values()), pending=by_state.get(PENDING, 0),
+                         done=by_state.get(DONE, 0), dropped=by_state.get(DROPPED, 0),
+                         payload_bytes=sum(int(row[2]) for row in rows))
+
+    @_mapped("delete the oldest reports")
+    def bound(self, limit: int) -> dict[str, int]:
+        """Keep at most ``limit`` items (OUTBOX_MAXITEMS): delete the oldest delivered, then dropped, then
+        pending ones, in one transaction. Returns how many of each state were deleted (empty: none)."""
+        deleted: dict[str, int] = {}
+        with self._lock:
+            conn = self._conn
+            total = int(conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
+            if total <= limit:
+                return deleted
+            excess = total - limit
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for state in (DONE, DROPPED, PENDING):
+                    if excess <= 0:
+                        break
+                    cur = conn.execute(
+                        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE state = ? ORDER BY id LIMIT ?)",
+                        (state, excess))
+                    if cur.rowcount:
+                        deleted[state] = int(cur.rowcount)
+                        excess -= int(cur.rowcount)
+                conn.execute("COMMIT")
+            except BaseException:
+                rollback(conn)
+                raise
+        return deleted
 
     # -- delivery ---------------------------------------------------------------------------------------
     def deliver(

@@ -35,7 +35,7 @@ from sonocli.model.values import (
     ValueConfig,
     ValueType,
 )
-from sonocli.store.db import connect
+from sonocli.store.db import connect, mapped, reopened, store_error, write_transaction
 
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO: Final = timedelta(microseconds=1)
@@ -290,6 +290,7 @@ class ReadingStore:
     """The readings table of the sonocli database; one instance per thread (sqlite3's rule)."""
 
     def __init__(self, path: Path) -> None:
+        self.path = Path(path)
         self._conn = connect(path)
         # Lookup caches filled only after a successful commit, so a rolled-back id never lingers.
         self._meter_ids: dict[str, int] = {}
@@ -316,12 +317,11 @@ class ReadingStore:
 
     def add_many(self, readings: Iterable[Reading]) -> list[int]:
         """Store readings in one transaction (all or none) and return their ids in order."""
-        conn = self._conn
+        self._conn = conn = reopened(self._conn, self.path)  # read-only since a full disk: writable again?
         ids: list[int] = []
         new_meters: dict[str, int] = {}
         new_configs: dict[bytes, int] = {}
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(conn, self.path, "store readings"):
             for reading in readings:
                 meter = reading.meter
                 key = _device_key(meter)
@@ -355,10 +355,6 @@ class ReadingStore:
                     [_value_row(reading_id, position, value) for position, value in enumerate(reading.values)],
                 )
                 ids.append(reading_id)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         self._meter_ids.update(new_meters)
         self._config_ids.update(new_configs)
         return ids
@@ -390,8 +386,54 @@ class ReadingStore:
 
     def latest_id(self) -> int:
         """The id of the newest reading, 0 for an empty store (ids only grow)."""
-        row = self._conn.execute("SELECT max(id) FROM readings").fetchone()
+        with mapped(self.path, "read readings"):
+            row = self._conn.execute("SELECT max(id) FROM readings").fetchone()
         return int(row[0] or 0)
+
+    def id_range(self) -> tuple[int, int]:
+        """(oldest id, newest id), (0, 0) for an empty store; both from the primary key, O(log n)."""
+        with mapped(self.path, "read readings"):
+            row = self._conn.execute("SELECT min(id), max(id) FROM readings").fetchone()
+        return int(row[0] or 0), int(row[1] or 0)
+
+    def prune(self, limit: int, *, delivered_upto: int | None = None) -> tuple[int, int]:
+        """Keep at most ``limit`` readings (STORE_MAXREADINGS): delete the oldest, in one transaction.
+
+        Ids only grow and readings are deleted only here, oldest first, so the ids form one run and
+        ``newest - limit`` (less 1 %) is the cut (O(log n), no count over a big table). The readings already in every
+        channel's reports (id <= ``delivered_upto``) are the oldest, so they go first by construction.
+        Returns (deleted, of those not yet delivered)."""
+        oldest, newest = self.id_range()
+        if not newest or newest - oldest + 1 <= limit:
+            return 0, 0
+        # 1 % below the limit: a store at its limit deletes (and warns) every hundredth of it, not every cycle
+        cut = newest - (limit - limit // 100)
+        conn = self._conn
+        with write_transaction(conn, self.path, "delete the oldest readings"):
+            deleted = int(conn.execute("DELETE FROM readings WHERE id <= ?", (cut,)).rowcount)
+            undelivered = 0
+            if delivered_upto is not None and cut > delivered_upto:
+                undelivered = min(deleted, cut - delivered_upto)
+            # the configurations and meters no reading refers to any more are kept: they are small, and a
+            # meter's identity is needed again at its next reading
+        return deleted, undelivered
+
+    def iter_stored(self, *, after_id: int, upto_id: int | None = None) -> Iterator[tuple[int, Reading]]:
+        """(id, reading) of the readings with ``after_id < id <= upto_id``, in id order (what the CSV log
+        catches up on: the order they were stored in)."""
+        params: list[object] = [after_id]
+        where = "WHERE r.id > ?"
+        if upto_id is not None:
+            where += " AND r.id <= ?"
+            params.append(upto_id)
+        ids: list[int] = []
+        configs: dict[int, Meter] = {}
+
+        def note(head: tuple[Any, ...]) -> None:
+            ids.append(int(head[0]))
+
+        for reading in self._stream(f"{_SELECT} {where} ORDER BY r.id, v.position", params, configs, on_head=note):
+            yield ids.pop(0), reading
 
     def count(
         self,
@@ -401,8 +443,9 @@ class ReadingStore:
         meter: str | None = None,
         after_id: int | None = None,
     ) -> int:
-        where, params = _where(since, until, self._meter_ids_for(meter), after_id)
-        row = self._conn.execute(f"SELECT count(*) FROM readings AS r {where}", params).fetchone()
+        with mapped(self.path, "read readings"):
+            where, params = _where(since, until, self._meter_ids_for(meter), after_id)
+            row = self._conn.execute(f"SELECT count(*) FROM readings AS r {where}", params).fetchone()
         return int(row[0])
 
     def max_value_count(
@@ -414,14 +457,16 @@ class ReadingStore:
         after_id: int | None = None,
     ) -> int:
         """The largest number of values of one reading in the selection (the CSV header's width)."""
-        where, params = _where(since, until, self._meter_ids_for(meter), after_id)
-        row = self._conn.execute(f"SELECT max(r.n_values) FROM readings AS r {where}", params).fetchone()
+        with mapped(self.path, "read readings"):
+            where, params = _where(since, until, self._meter_ids_for(meter), after_id)
+            row = self._conn.execute(f"SELECT max(r.n_values) FROM readings AS r {where}", params).fetchone()
         return int(row[0] or 0)
 
     def meter_known(self, meter: str) -> bool:
-        row = self._conn.execute(
-            "SELECT 1 FROM meters WHERE serial = ? OR device_id = ? COLLATE NOCASE LIMIT 1", (meter, meter)
-        ).fetchone()
+        with mapped(self.path, "read meters"):
+            row = self._conn.execute(
+                "SELECT 1 FROM meters WHERE serial = ? OR device_id = ? COLLATE NOCASE LIMIT 1", (meter, meter)
+            ).fetchone()
         return row is not None
 
     def iter_readings(
@@ -450,15 +495,17 @@ class ReadingStore:
             return
         # One query per meter: each walks the (meter_id, taken_at, id) index, so nothing is sorted.
         if meter_ids is None:
-            meter_ids = [int(row[0]) for row in self._conn.execute("SELECT id FROM meters ORDER BY id").fetchall()]
+            with mapped(self.path, "read meters"):
+                meter_ids = [int(row[0]) for row in self._conn.execute("SELECT id FROM meters ORDER BY id")]
         for meter_id in meter_ids:
             where, params = _where(since, until, [meter_id], after_id)
             yield from self._stream(f"{_SELECT} {where} ORDER BY r.taken_at, r.id, v.position", params, configs)
 
     def latest_readings(self) -> list[Reading]:
         """The newest reading of every meter, in meter order (``push --test``: the latest data, now)."""
-        ids = [int(row[0]) for row in self._conn.execute(
-            "SELECT max(id) FROM readings GROUP BY meter_id ORDER BY meter_id").fetchall()]
+        with mapped(self.path, "read readings"):
+            ids = [int(row[0]) for row in self._conn.execute(
+                "SELECT max(id) FROM readings GROUP BY meter_id ORDER BY meter_id").fetchall()]
         configs: dict[int, Meter] = {}
         out: list[Reading] = []
         for reading_id in ids:
@@ -469,12 +516,21 @@ class ReadingStore:
         """The meters matching a serial number or Device-ID; None for no filter."""
         if meter is None:
             return None
-        rows = self._conn.execute(
-            "SELECT id FROM meters WHERE serial = ? OR device_id = ? COLLATE NOCASE ORDER BY id", (meter, meter)
-        ).fetchall()
+        with mapped(self.path, "read meters"):
+            rows = self._conn.execute(
+                "SELECT id FROM meters WHERE serial = ? OR device_id = ? COLLATE NOCASE ORDER BY id", (meter, meter)
+            ).fetchall()
         return [int(row[0]) for row in rows]
 
-    def _stream(self, sql: str, params: list[object], configs: dict[int, Meter]) -> Iterator[Reading]:
+    def _stream(self, sql: str, params: list[object], configs: dict[int, Meter],
+                on_head: Any = None) -> Iterator[Reading]:
+        try:
+            yield from self._stream_rows(sql, params, configs, on_head)
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.path, "read readings") from exc
+
+    def _stream_rows(self, sql: str, params: list[object], configs: dict[int, Meter],
+                     on_head: Any) -> Iterator[Reading]:
         cursor = self._conn.execute(sql, params)
         current: int | None = None
         head: tuple[Any, ...] = ()
@@ -487,6 +543,8 @@ class ReadingStore:
                 for row in rows:
                     if row[0] != current:
                         if current is not None:
+                            if on_head is not None:
+                                on_head(head)
                             yield self._build(head, values, configs)
                         current = row[0]
                         head = row[:6]
@@ -494,6 +552,8 @@ class ReadingStore:
                     if row[6] is not None:
                         values.append(_value_from_row(row[7:]))
             if current is not None:
+                if on_head is not None:
+                    on_head(head)
                 yield self._build(head, values, configs)
         finally:
             # an abandoned generator may be finalised after the store was closed

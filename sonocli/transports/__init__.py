@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sonocli.errors import TransportError, UsageError
-from sonocli.registry import BAUD_RATES
+from sonocli.registry import BAUD_RATES, check_port_url
 from sonocli.sim.peer import Clock, RealClock
 
 if TYPE_CHECKING:
@@ -131,6 +131,7 @@ def open_link(
         raise UsageError(f"MBUS_DATABITS {bytesize} is not allowed; allowed: 7, 8")
     if stopbits not in (1, 2):
         raise UsageError(f"MBUS_STOPBITS {stopbits} is not allowed; allowed: 1, 2")
+    check_port_url(url)  # an unknown scheme lists the supported ones
     register_sim_handler()
     try:
         port = serial.serial_for_url(

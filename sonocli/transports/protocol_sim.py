@@ -7,6 +7,7 @@ pyserial finds it as ``protocol_sim`` in a package listed in ``serial.protocol_h
     sim:///path/to/segment.toml      a segment file (TOML or JSON)
     sim://air?...                    simulated radio traffic (sonocli.sim.radio.RadioPeer)
     sim://dlde?...                   IEC 62056-21 meters, modes A/B/C, multi-drop (sonocli.sim.dlde)
+    sim://sml?...                    an SML meter pushing real files, faults on demand (sonocli.sim.sml)
 
 Query parameters for wired segments: ``clock=virtual|real`` (default virtual), ``echo=1`` (a level
 converter that echoes the request), ``baud=N`` (the meters' baud rate), ``silent=A,B`` / ``flaky=A:N`` /
@@ -27,6 +28,11 @@ import serial
 from serial.serialutil import PortNotOpenError, SerialBase
 
 from sonocli.sim.peer import Clock, RealClock, SimPeer, VirtualClock
+
+
+def _live_air(params: dict[str, str]) -> bool:
+    radio = importlib.import_module("sonocli.sim.radio")
+    return bool(radio.paced_in_real_time(params))
 
 
 class Serial(SerialBase):  # type: ignore[misc]  # pyserial ships no type hints
@@ -58,7 +64,8 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial ships no type hints
         if parts.scheme != "sim":
             raise serial.SerialException(f"expected a URL of the form sim://demo or sim:///file, got {url!r}")
         params = {k: v[-1] for k, v in urllib.parse.parse_qs(parts.query).items()}
-        kind = params.get("clock", "virtual")
+        # plain sim://air is live air: the real clock unless told otherwise (sim.radio.paced_in_real_time)
+        kind = params.get("clock", "real" if parts.netloc == "air" and _live_air(params) else "virtual")
         if kind not in ("virtual", "real"):
             raise ValueError(f"clock={kind!r} is not one of virtual, real")
         clock: Clock = RealClock() if kind == "real" else VirtualClock()
@@ -69,6 +76,9 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial ships no type hints
         if parts.netloc == "dlde":  # IEC 62056-21 meters (sonocli.sim.dlde)
             dlde = importlib.import_module("sonocli.sim.dlde")
             return dlde.peer_from_params(params, clock), clock
+        if parts.netloc == "sml":  # an SML meter pushing files (sonocli.sim.sml)
+            sml = importlib.import_module("sonocli.sim.sml")
+            return sml.peer_from_params(params, clock), clock
         from sonocli.sim.wired import load_segment
 
         source = parts.netloc if parts.netloc else urllib.parse.unquote(parts.path)

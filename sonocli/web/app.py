@@ -36,7 +36,7 @@ from starlette.routing import Route
 from sonocli import __version__
 from sonocli.engine import configuration, meterlist
 from sonocli.engine import users as users_mod
-from sonocli.engine.meterjson import meter_dict
+from sonocli.engine.meterjson import meter_dict, meter_object
 from sonocli.errors import ConfigError, NotFoundError, SonoError, UsageError
 from sonocli.web import pages
 from sonocli.web.auth import BasicCache, RateLimit, Session, Sessions, TooManySessions, WriterBusy
@@ -534,7 +534,8 @@ class WebApp:
                 act = pages.button("/meter/activate", "Deactivate" if meter.active else "Activate", csrf,
                                    {"ref": str(number), "active": "0" if meter.active else "1"}, f"act-{number}")
             rows.append([pages.e(number), pages.e(data["interface"]), pages.e(state), pages.e(meter.serial),
-                         pages.e(meter.manufacturer), pages.e(data["medium_text"] or ""), pages.e(meter.version),
+                         pages.e(meter.manufacturer), pages.e((data["medium"] or {}).get("text", "")),
+                         pages.e(meter.version),
                          pages.e("" if meter.rssi is None else meter.rssi),
                          pages.e(seen[0].strftime("%Y-%m-%d %H:%M:%S") if seen else ""), "", pages.e(meter.user or ""),
                          pages.e(data["key"] or ""), pages.e(meter.readout_cycle),
@@ -855,7 +856,8 @@ class WebApp:
             for n, m in enumerate(self.engine.meter_list().meters, 1):
                 d = meter_dict(n, m, show)
                 rows.append([pages.e(x) for x in (n, d["interface"], m.serial, m.manufacturer, m.version,
-                                                   d["medium_text"], m.user or "", d["key"] or "",
+                                                   (d["medium"] or {}).get("text", ""), m.user or "",
+                                                   d["key"] or "",
                                                    "yes" if m.active else "no")])
             parts.append("<h2>Meter</h2>" + pages.table(["#", "Interface", "Serial", "MAN", "Version", "Medium",
                                                           "User label", "Key", "Active"], rows, "meters"))
@@ -901,15 +903,15 @@ class WebApp:
             limit = min(MAX_READINGS, int(call.query.get("limit", str(MAX_READINGS))))
         except ValueError:
             raise UsageError("limit is not a number") from None
+        from sonocli.engine.messages import reading_message  # the shape of readout/readings --json
+
         out: list[dict[str, Any]] = []
         if self.engine.layout.database.exists():
             for reading in self.engine.store.iter_readings(meter=meters[0].device_id, since=since):
-                out.append({"taken_at": reading.taken_at.isoformat(), "rssi": reading.rssi,
-                            "values": [{"index": v.index + 1 if v.index >= 0 else None, "value": _jsonable(v.value),
-                                        "unit": v.unit} for v in reading.values]})
+                out.append({**reading_message(reading), "rssi": reading.rssi})
                 if len(out) >= limit:
                     break
-        return JSONResponse({"device_id": meters[0].device_id, "readings": out})
+        return JSONResponse({"device_id": meters[0].device_id, "meter": meter_object(meters[0]), "readings": out})
 
     def _param(self, call: Call, write: bool) -> Any:
         ini = configuration.load_chip_ini(self.engine)
@@ -939,14 +941,6 @@ class WebApp:
         secret = is_secret(param.name)
         return JSONResponse({"name": change.param.name, "before": MASK if secret else change.before,
                              "after": MASK if secret else change.after})
-
-
-def _jsonable(value: object) -> object:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.hex()
-    return value
 
 
 def _local(url: str) -> str:

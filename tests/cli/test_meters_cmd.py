@@ -182,8 +182,10 @@ def test_edit_activate_deactivate_delete(root: Path) -> None:
         (("add", "--to", "1", "--value", "1"), "values are added only to S0 and DLDE meters"),
         (("add", "--to", "3", "--count", "2"), "S0 values are added one at a time"),
         (("add", "--interface", "S0", "--count", "2"), "S0 impulse meters are added one at a time"),
-        (("add", "--interface", "M-Bus", "--key", "0x01 0x02"), "encryption key has 2 bytes"),
-        (("add", "--interface", "M-Bus", "--key", "0xZZ"), "--key: '0xZZ' is not a byte"),
+        # one key parser for every --key: says what a key looks like (never Python's fromhex() message)
+        (("add", "--interface", "M-Bus", "--key", "0x01 0x02"), "--key must be 32 hex digits (AES-128), got 4"),
+        (("add", "--interface", "M-Bus", "--key", "0xZZ"), "--key '0xZZ' is not hexadecimal ('Z')"),
+        (("edit", "1", "--key", "12345"), "--key must be 32 hex digits (AES-128), got 5 (hint: a key is 16 bytes"),
         (("add", "--interface", "M-Bus", "--medium", "Lava"), "--medium: medium 'Lava' is not a text of Table 16"),
         (("add", "--serial", "1"), "--interface is required"),
         (("add", "--to", "3", "--scale", "2e3"), "--scale: the scale must be a power of ten"),

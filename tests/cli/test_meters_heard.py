@@ -21,8 +21,9 @@ from sonocli.config.device_handle import load_meter_list
 from sonocli.engine.core import Engine
 
 AIR_IDS = {"55667788", "12345678", "27343111", "00010067", "58511882", "23000399", "28335519"}
-FIELDS = ["id", "manufacturer", "medium", "version", "rssi", "first_seen", "last_seen", "telegrams", "security",
-          "decrypts"]
+# the one meter object's keys (sonocli.engine.meterjson), then what was heard
+FIELDS = ["device_id", "serial", "manufacturer", "version", "medium", "interface", "primary_address", "address_mode",
+          "rssi", "first_seen", "last_seen", "telegrams", "security", "decrypts"]
 
 
 def sonocli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -38,7 +39,7 @@ def run(root: Path, *args: str) -> tuple[int, str, str]:
 def heard(root: Path) -> dict[str, dict[str, Any]]:
     code, out, err = run(root, "heard", "--json")
     assert code == 0, err
-    return {entry["id"]: entry for entry in json.loads(out)}
+    return {entry["serial"]: entry for entry in json.loads(out)}
 
 
 def cfg(root: Path) -> Path:
@@ -71,7 +72,8 @@ def test_heard_lists_what_listen_received(listened: Path) -> None:
         assert first.utcoffset() == timedelta(0) and first <= last <= started + timedelta(seconds=1)
         assert entry["telegrams"] >= 1 and isinstance(entry["rssi"], int)
     plain = entries["58511882"]
-    assert (plain["manufacturer"], plain["medium"], plain["version"]) == ("LSE", "Hot water", 44)
+    assert (plain["manufacturer"], plain["medium"], plain["version"]) == ("LSE", {"code": 6, "text": "Hot water"}, 44)
+    assert (plain["device_id"], plain["interface"]) == ("LSE-58511882-2C-06", "wM-Bus")
     assert (plain["telegrams"], plain["decrypts"]) == (3, True)
     assert entries["28335519"]["decrypts"] is False  # encrypted, no key yet
     code, out, _ = run(listened, "heard")
@@ -161,6 +163,7 @@ def test_engine_receiver_fills_the_list_other_commands_read(tmp_path: Path) -> N
     assert run(tmp_path, "activate", "23000399")[0] == 0
     assert "23000399" not in heard(tmp_path)
     quiet = tmp_path / "quiet"
+    quiet.mkdir()  # the commands refuse a root that does not exist
     engine = Engine(quiet)
     receiver = engine.receiver("im871a", listen_new=False)
     port = engine.open_receiver_port("sim://air?count=7", receiver)

@@ -20,16 +20,19 @@ def test_outbox_list_retry_drop(tmp_path: Path, demo_meter_list: Path) -> None:
     read_demo_meters(root)
     failed = runner.invoke(cli, [*base, "push", "--once"])
     assert failed.exit_code == 1 and "connect" in failed.stderr and "outbox" in failed.stderr
-    items = json.loads(runner.invoke(cli, [*base, "outbox", "list", "--json"]).stdout)
+    listed = json.loads(runner.invoke(cli, [*base, "outbox", "list", "--json"]).stdout)
+    items = listed["items"]
+    assert listed["limit"] == 2000 and listed["use"]["items"] == listed["use"]["pending"] == 1
+    assert listed["use"]["payload_bytes"] == items[0]["size"] > 0
     assert len(items) == 1 and items[0]["attempts"] == 1 and items[0]["channel"] == "ftp"
     assert items[0]["name"].startswith("SonoCollect_111_") and items[0]["readings"] == 12
     table = runner.invoke(cli, [*base, "outbox", "list"])
-    assert items[0]["name"] in table.output
+    assert items[0]["name"] in table.output and "1 of 2000 report(s) (OUTBOX_MAXITEMS): 1 pending" in table.output
     assert json.loads(runner.invoke(cli, [*base, "outbox", "retry", "--all", "--json"]).stdout) == {"retried": 1}
     assert runner.invoke(cli, [*base, "outbox", "drop"]).exit_code == 2
     assert runner.invoke(cli, [*base, "outbox", "drop", "99"]).exit_code == 2
     assert json.loads(runner.invoke(cli, [*base, "outbox", "drop", str(items[0]["id"]), "--json"]).stdout) == {
         "dropped": 1}
-    assert json.loads(runner.invoke(cli, [*base, "outbox", "list", "--json"]).stdout) == []
-    everything = json.loads(runner.invoke(cli, [*base, "outbox", "list", "--all", "--json"]).stdout)
+    assert json.loads(runner.invoke(cli, [*base, "outbox", "list", "--json"]).stdout)["items"] == []
+    everything = json.loads(runner.invoke(cli, [*base, "outbox", "list", "--all", "--json"]).stdout)["items"]
     assert everything[0]["state"] == "dropped"

@@ -17,6 +17,7 @@ def run(root: Path, *args: str) -> tuple[int, str, str]:
 
 def test_the_readme_job_scan_save_then_readout_all(tmp_path: Path) -> None:
     root = tmp_path / "new"
+    root.mkdir()  # a root must exist (only init creates one); an empty directory is a fresh root
     assert run(root, "scan", "--port", "sim://demo", "--save")[0] == 0
     code, out, err = run(root, "readout", "--port", "sim://demo", "--all", "--json")
     assert code == 0, err

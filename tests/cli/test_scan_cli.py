@@ -31,6 +31,7 @@ def test_every_mode_finds_the_twelve_demo_meters(tmp_path: Path, mode: str) -> N
 
 def test_save_into_a_fresh_root_is_additive_and_keeps_the_first_addressing_mode(tmp_path: Path) -> None:
     root = tmp_path / "fresh"
+    root.mkdir()  # a root must exist (only init creates one); an empty directory is a fresh root
     code, out, err = run(
         root, "scan", "--port", "sim://demo", "--mode", "primary", "--first", "1", "--last", "3", "--save"
     )
@@ -151,6 +152,7 @@ def test_scan_save_records_the_value_entries_and_readout_is_indexed_to_them(tmp_
     from sonocli.store.readings import ReadingStore
 
     root = tmp_path / "fresh"
+    root.mkdir()  # a root must exist (only init creates one); an empty directory is a fresh root
     code, out, err = run(root, "scan", "--port", "sim://demo", "--save", "--json")
     assert code == 0, err
     doc = json.loads(out)

@@ -46,6 +46,7 @@ def _daemon_like(root: Path, errors: list[BaseException], start: threading.Event
 
 def test_parallel_key_imports_edits_and_engine_writes_all_land(tmp_path: Path) -> None:
     root = tmp_path / "root"
+    subprocess.run([sys.executable, "-m", "sonocli", "--root", str(root), "init"], check=True, capture_output=True)
     setup = subprocess.run(
         [sys.executable, "-m", "sonocli", "--root", str(root), "meters", "add", "--interface", "wM-Bus",
          "--serial", SERIALS[0], "--manufacturer", "DME", "--medium", "Water", "--count", "8"],

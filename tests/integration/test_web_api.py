@@ -85,7 +85,14 @@ def test_readout_then_readings_since(web: Any, root: Path) -> None:
     status, got = client.json("GET", f"/api/jobs/{job['id']}")
     assert status == 200 and got["id"] == job["id"]
     status, data = client.json("GET", f"/api/meters/{_device(root)}/readings?since=2000-01-01T00:00:00Z")
-    assert status == 200 and data["readings"] and data["readings"][-1]["values"]
+    assert status == 200 and data["readings"] and data["readings"][-1]["records"]
+    # the reading objects of readout/readings --json: the one meter object, "time", records
+    from tests.cli.schema_check import check
+
+    check(data["meter"], "meter")
+    for reading in data["readings"]:
+        check(reading, "reading")
+        assert reading["meter"]["device_id"] == data["device_id"]
     status, data = client.json("GET", f"/api/meters/{_device(root)}/readings?since=2999-01-01")
     assert status == 200 and data["readings"] == []
     status, data = client.json("GET", f"/api/meters/{_device(root)}/readings?since=yesterday")

@@ -84,8 +84,8 @@ def assert_link_header(
     fields = {
         "id": meter.id,
         "manufacturer": link.address.manufacturer_text,
-        "dll_version": link.address.version,
-        "dll_device_type": link.address.device_type,
+        "dll_version": link.address.dll_version,  # as sent, before a manufacturer address quirk
+        "dll_device_type": link.address.dll_device_type,
         "medium": meter.device_type,
     }
     for name, have in fields.items():

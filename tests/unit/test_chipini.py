@@ -34,8 +34,9 @@ def test_schema_is_complete_and_consistent() -> None:
     names = [p.name for p in PARAMETERS]
     assert len(names) == len(set(names))
     # Table 25 rows + sonocli's six + MUC_ID and twelve MQTT_* + WEB_*/FTPD_* + SMTP_ALLOWPLAIN, XMLTOTCP_LISTEN*
-    # + DLDE_PORT/BAUDRATE/TIMEOUT
-    assert len(PARAMETERS) == 111 + 6 + 13 + 8 + 3 + 3
+    # + DLDE_PORT/BAUDRATE/TIMEOUT + SML_PORT/BAUDRATE/TIMEOUT, S0_GPIOCHIP/LINES/EDGE/DEBOUNCE
+    # + STORE_MAXREADINGS, STORE_COMMITINTERVAL, OUTBOX_MAXITEMS, CSVLOG_MAXSIZE
+    assert len(PARAMETERS) == 111 + 6 + 13 + 8 + 3 + 3 + 7 + 4
     for name in (*WRAPPED, "MBUS_PORT", "WMBUS_PORT", "WMBUS_DONGLE", "WMBUS2_PORT", "WMBUS2_DONGLE",
                  "WMBUS_LISTEN"):
         assert name in by_name()
@@ -140,7 +141,8 @@ def test_set_refuses_invalid_values() -> None:
         ("MBUS_PORT=foo://x", r"MBUS_PORT='foo://x': unknown port URL scheme 'foo'; allowed: empty, a device path"),
         ("WMBUS_PORT=socket://host:99999", r"WMBUS_PORT='socket://host:99999': socket:// needs HOST:PORT"),
         ("WMBUS2_PORT=rfc2217://host", r"rfc2217:// needs HOST:PORT with PORT 1\.\.65535"),
-        ("MBUS_SECMASKSERIAL=123456789", r"MBUS_SECMASKSERIAL='123456789': not a hex mask; allowed: at most 8 characters 0-9, A-E or F"),
+        ("MBUS_SECMASKSERIAL=123456789",
+         r"MBUS_SECMASKSERIAL='123456789': not a hex mask; allowed: at most 8 characters 0-9, A-E or F"),
         ("MBUS_SECMASKSERIAL=12G4", r"shorter masks get leading zeros"),
         ("MBUS_SECMASKMANUFACTURER=0xFFF", r"allowed: exactly 4 hex digits"),
         ("MBUS_SECMASKMEDIUM=0xFFFF", r"allowed: exactly 2 hex digits"),

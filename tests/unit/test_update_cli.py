@@ -17,7 +17,7 @@ def run(*args: str) -> tuple[int, str]:
 def test_image_argument_and_subcommand_coexist(tmp_path: Path) -> None:
     root = tmp_path / "root"
     code, out = run("--root", str(root), "update-system", str(tmp_path / "nope.sonoimg"))
-    assert code == 2 and "Invalid value for '[IMAGE]'" in out and "does not exist" in out
+    assert code == 2 and "invalid value for '[IMAGE]'" in out and "does not exist" in out
     key = tmp_path / "sign.pem"
     code, out = run("update-system", "make-image", "--generate-key", "--key", str(key))
     assert code == 0, out

@@ -23,12 +23,20 @@ MODES = ("T1", "C1", "S1", "C1T1")
 
 @dataclass(frozen=True, slots=True)
 class Received:
-    """A telegram as the stick delivered it; ``frame_format`` tells the link layer whether CRCs are in."""
+    """A telegram as the stick delivered it; ``frame_format`` tells the link layer whether CRCs are in.
+
+    ``rssi`` is always dBm (None when the stick gives no dBm figure); a level on another scale (rtl-wmbus's
+    relative PACKET_RSSI) goes in ``rssi_rel`` so the two never mix in one field. ``link_mode`` is the mode
+    the stick says it heard the telegram in (rtl-wmbus's T1/C1 field, CUL's ``bY`` = frame format B = C
+    mode), None when it does not say.
+    """
 
     telegram: bytes
     rssi: int | None = None
     frame_format: str = "none"
     timestamp: int | None = None
+    rssi_rel: int | None = None
+    link_mode: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,7 +82,10 @@ class CulDriver(LineDriver):
                 return Garbage(raw, "cul: telegram line is not whole hex bytes (truncated by the stick?)")
             size = format_a_length(data[0]) if fmt == "A" else data[0] + 1
             rssi = rssi_dbm(data[size + 1]) if len(data) >= size + 2 else None
-            return Received(data[:size] if len(data) >= size else data, rssi, fmt)
+            # frame format B exists only in C mode (EN 13757-4): a "bY" line is a C1 telegram; format A may be
+            # T1 or C1 (culfw's "b" line does not say which)
+            return Received(data[:size] if len(data) >= size else data, rssi, fmt,
+                            link_mode="C1" if fmt == "B" else None)
         if line.startswith(("V ", "TMODE", "CMODE", "SMODE")) or line.startswith("V"):
             return Reply(line)
         return Garbage(raw, "cul: line is not a telegram or a known answer")

@@ -1,12 +1,24 @@
 """rtl-wmbus text output: ``MODE;CRC_OK;3OUTOF6OK;TIMESTAMP;PACKET_RSSI;CURRENT_RSSI;ID;0x<hex>``.
 
 The hex is the telegram without CRCs (rtl-wmbus has checked them; CRC_OK says the result). PACKET_RSSI is
-rtl-wmbus's own relative level, not dBm; it is passed on as is.
+rtl-wmbus's own relative level (a positive figure from the demodulator, not calibrated to dBm): it is passed
+on as ``rssi_rel``, never as ``rssi`` (dBm for every other dongle). MODE (T1, C1, S1) is the link mode the
+telegram was demodulated in: rtl-wmbus decodes T and C mode at once, so it is reported per telegram.
 """
 
 from __future__ import annotations
 
-from sonocli.codecs.dongles import BAD_LINE, CHECKED, PLAUSIBLE, Event, Garbage, LineDriver, Received, hex_bytes
+from sonocli.codecs.dongles import (
+    BAD_LINE,
+    CHECKED,
+    MODES,
+    PLAUSIBLE,
+    Event,
+    Garbage,
+    LineDriver,
+    Received,
+    hex_bytes,
+)
 
 
 def encode_indication(
@@ -42,7 +54,8 @@ class RtlWmbusDriver(LineDriver):
         if data is None or len(data) < 11:
             return Garbage(raw, "rtlwmbus: telegram field is not hex")
         try:
-            rssi: int | None = int(fields[4])
+            level: int | None = int(fields[4])
         except ValueError:
-            rssi = None
-        return Received(data, rssi, "none")
+            level = None
+        mode = fields[0].strip().upper()
+        return Received(data, None, "none", rssi_rel=level, link_mode=mode if mode in MODES else None)

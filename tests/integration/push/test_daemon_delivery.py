@@ -188,7 +188,7 @@ def test_once_with_wireless_meters(tmp_path: Path, demo_meter_list: Path, ftp_se
     from sonocli.sim.radio import default_telegrams
 
     root = make_root(tmp_path / "root", demo_meter_list, **ftp_settings(ftp_server.port, "/wl"),
-                     WMBUS_ENABLE=1, WMBUS_PORT="sim://air", WMBUS_DONGLE="im871a")
+                     WMBUS_ENABLE=1, WMBUS_PORT="sim://air?rate=20", WMBUS_DONGLE="im871a")
     radio = {}
     for item in default_telegrams():
         t = item.telegram
