@@ -168,6 +168,18 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         PRIMARY KEY (manufacturer, version, device_type, signature)
     ) WITHOUT ROWID;
     """,
+    """
+    -- Flash wear (issue 13): the (meter_id, taken_at, id) index put each reading of a cycle into another
+    -- leaf (one per meter), so every cycle rewrote a page per meter, twice (WAL, checkpoint): 7.5 KB per
+    -- reading after three days at 200 meters, growing with the database (benchmarks/daemon.py). Time order
+    -- is append-only; a time index that also carries the meter answers per-meter queries from the index
+    -- alone, and the newest reading of each meter is kept on its row (a handful of pages per cycle).
+    ALTER TABLE meters ADD COLUMN last_reading INTEGER;
+    UPDATE meters SET last_reading = (SELECT max(id) FROM readings WHERE readings.meter_id = meters.id);
+    DROP INDEX IF EXISTS readings_meter_time;
+    DROP INDEX IF EXISTS readings_time;
+    CREATE INDEX readings_time ON readings(taken_at, meter_id, id);
+    """,
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -284,6 +284,7 @@ FROM readings AS r LEFT JOIN reading_values AS v ON v.reading_id = r.id
 """
 
 _MEMO_LIMIT: Final = 4096
+_ID_CHUNK: Final = 500  # readings per query when streaming by meter (SQLite allows 32766 parameters)
 
 
 class ReadingStore:
@@ -321,6 +322,7 @@ class ReadingStore:
         ids: list[int] = []
         new_meters: dict[str, int] = {}
         new_configs: dict[bytes, int] = {}
+        newest: dict[int, int] = {}  # meter id -> its newest reading of this batch (meters.last_reading)
         with write_transaction(conn, self.path, "store readings"):
             for reading in readings:
                 meter = reading.meter
@@ -355,6 +357,9 @@ class ReadingStore:
                     [_value_row(reading_id, position, value) for position, value in enumerate(reading.values)],
                 )
                 ids.append(reading_id)
+                newest[meter_id] = reading_id
+            conn.executemany("UPDATE meters SET last_reading = ? WHERE id = ?",
+                             [(reading_id, meter_id) for meter_id, reading_id in newest.items()])
         self._meter_ids.update(new_meters)
         self._config_ids.update(new_configs)
         return ids
@@ -493,19 +498,28 @@ class ReadingStore:
             where, params = _where(since, until, meter_ids, after_id)
             yield from self._stream(f"{_SELECT} {where} ORDER BY r.taken_at, r.id, v.position", params, configs)
             return
-        # One query per meter: each walks the (meter_id, taken_at, id) index, so nothing is sorted.
-        if meter_ids is None:
-            with mapped(self.path, "read meters"):
-                meter_ids = [int(row[0]) for row in self._conn.execute("SELECT id FROM meters ORDER BY id")]
-        for meter_id in meter_ids:
-            where, params = _where(since, until, [meter_id], after_id)
-            yield from self._stream(f"{_SELECT} {where} ORDER BY r.taken_at, r.id, v.position", params, configs)
+        # By meter: the ids of the selection come sorted from the time index alone (it carries the meter:
+        # no table row is read to sort), then the readings are streamed in chunks of those ids, each chunk
+        # in the same order. Memory holds one chunk; SQLite sorts the ids with its own temporary storage.
+        where, params = _where(since, until, meter_ids, after_id)
+        with mapped(self.path, "read readings"):
+            cursor = self._conn.execute(
+                f"SELECT r.id FROM readings AS r {where} ORDER BY r.meter_id, r.taken_at, r.id", params)
+        while True:
+            with mapped(self.path, "read readings"):
+                chunk = [int(row[0]) for row in cursor.fetchmany(_ID_CHUNK)]
+            if not chunk:
+                return
+            marks = ", ".join("?" * len(chunk))
+            yield from self._stream(
+                f"{_SELECT} WHERE r.id IN ({marks}) ORDER BY r.meter_id, r.taken_at, r.id, v.position",
+                list(chunk), configs)
 
     def latest_readings(self) -> list[Reading]:
         """The newest reading of every meter, in meter order (``push --test``: the latest data, now)."""
         with mapped(self.path, "read readings"):
             ids = [int(row[0]) for row in self._conn.execute(
-                "SELECT max(id) FROM readings GROUP BY meter_id ORDER BY meter_id").fetchall()]
+                "SELECT last_reading FROM meters WHERE last_reading IS NOT NULL ORDER BY id").fetchall()]
         configs: dict[int, Meter] = {}
         out: list[Reading] = []
         for reading_id in ids:
@@ -592,7 +606,7 @@ def _where(
         clauses.append("r.taken_at <= ?")
         params.append(to_micros(until))
     if meter_ids is not None:
-        if len(meter_ids) == 1:  # "=" lets SQLite walk the (meter_id, taken_at) index in time order
+        if len(meter_ids) == 1:  # filtered in the (taken_at, meter_id, id) index, no table row read
             clauses.append("r.meter_id = ?")
         else:
             clauses.append(f"r.meter_id IN ({', '.join('?' * len(meter_ids))})")

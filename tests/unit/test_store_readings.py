@@ -246,3 +246,44 @@ def test_meter_order_groups_each_meter_in_time_order(tmp_path: Path) -> None:
         assert [r.values[0].raw for r in store.iter_readings(order="meter", meter="00127550")] == [2, 4]
         with pytest.raises(ValueError, match="order"):
             list(store.iter_readings(order="size"))
+
+
+def test_newest_per_meter_and_meter_order_without_a_per_meter_index(tmp_path: Path) -> None:
+    """The store keeps no (meter, time) index (flash wear, migration 7): the newest reading of each meter
+    comes from its row, meter order from the time index that carries the meter — over more readings than
+    one chunk of ids, stored out of time order — and a per-meter query reads that index alone."""
+    C = dataclasses.replace(A, serial="00127551")
+    meters = (A, B, C)
+    batch = [_reading(meters[n % 3], minute=(n * 37) % 1201, raw=n) for n in range(1200)]
+    with ReadingStore(tmp_path / "x.db") as store:
+        for start in range(0, len(batch), 100):
+            store.add_many(batch[start:start + 100])
+        newest = {r.meter.serial: r.values[0].raw for r in store.latest_readings()}
+        got = list(store.iter_readings(order="meter"))
+        plan = " ".join(str(row[-1]) for row in store.connection.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM readings WHERE meter_id = 1 AND taken_at >= 0"))
+        names = {row[0] for row in store.connection.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert newest == {m.serial: max(n for n in range(1200) if n % 3 == i) for i, m in enumerate(meters)}
+    serials = [r.meter.serial for r in got]
+    assert len(got) == 1200 and serials == sorted(serials, key=[A.serial, B.serial, C.serial].index)
+    for serial in (A.serial, B.serial, C.serial):
+        times = [r.taken_at for r in got if r.meter.serial == serial]
+        assert times == sorted(times) and len(times) == 400
+    assert "readings_meter_time" not in names and "COVERING INDEX readings_time" in plan, plan
+
+
+def test_migration_7_keeps_the_newest_reading_of_each_meter(tmp_path: Path) -> None:
+    """A database made before migration 7 (per-meter index, no last_reading) is brought up to date: the
+    newest reading of each meter is found at once afterwards, as before."""
+    db = tmp_path / "old.db"
+    with ReadingStore(db) as store:
+        store.add_many([_reading(A, 1, 10), _reading(B, 2, 20), _reading(A, 3, 30)])
+    raw = sqlite3.connect(db)
+    raw.executescript(
+        "ALTER TABLE meters DROP COLUMN last_reading; DROP INDEX readings_time;"
+        "CREATE INDEX readings_time ON readings(taken_at, id);"
+        "CREATE INDEX readings_meter_time ON readings(meter_id, taken_at, id); PRAGMA user_version = 6;")
+    raw.close()
+    with ReadingStore(db) as store:
+        assert {r.meter.serial: r.values[0].raw for r in store.latest_readings()} == {A.serial: 30, B.serial: 20}
+        assert store.connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
