@@ -19,18 +19,17 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sonocli.engine import delivery, recording, wired, wireless
 from sonocli.engine import heard as temporary
-from sonocli.engine.delivery import ChannelSpec, configured_channels
+from sonocli.engine import recording, wired, wireless
 from sonocli.engine.recording import Recorded
 from sonocli.engine.wired import ReadoutSummary, ScanOutcome
 from sonocli.model.values import Interface, Meter, Reading
-from sonocli.store.outbox import Outbox
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from sonocli.config.device_handle import MeterList
+    from sonocli.engine.delivery import ChannelSpec
     from sonocli.engine.inventory import Inventory
     from sonocli.engine.master import Master, MasterSettings, ReadResult
     from sonocli.engine.meterlist import Limits
@@ -39,10 +38,10 @@ if TYPE_CHECKING:
     from sonocli.errors import PushError
     from sonocli.push.base import Channel, StepObserver
     from sonocli.store.meterstate import HeardEntry, MeterState, MeterStatus
-    from sonocli.store.outbox import DeliveryResult, OutboxItem
+    from sonocli.store.outbox import DeliveryResult, Outbox, OutboxItem
 
 # names the commands, the daemon and scripts import from here (they live in the modules named above)
-__all__ = ["ChannelSpec", "Engine", "ReadoutSummary", "Recorded", "ScanOutcome", "configured_channels"]
+__all__ = ["Engine", "ReadoutSummary", "Recorded", "ScanOutcome"]
 
 T = TypeVar("T")
 
@@ -205,6 +204,8 @@ class Engine:
     def outbox(self) -> Outbox:
         if self._outbox is None:
             self.layout.ext.mkdir(parents=True, exist_ok=True)
+            from sonocli.store.outbox import Outbox
+
             self._outbox = Outbox(self.layout.database)
         return self._outbox
 
@@ -415,16 +416,22 @@ class Engine:
 
     # -- reports and delivery (engine.delivery) -------------------------------------------------------------
     def channel_specs(self) -> list[ChannelSpec]:
+        from sonocli.engine.delivery import configured_channels
+
         return configured_channels(self.get)
 
     def make_channel(
         self, spec: ChannelSpec, *, observer: StepObserver | None = None, accept_host_key: bool = False
     ) -> Channel:
         """The channel of ``spec``, built from the registry with chip.ini's settings."""
+        from sonocli.engine import delivery
+
         return delivery.make_channel(self, spec, observer=observer, accept_host_key=accept_host_key)
 
     def render(self, fmt: str, readings: Sequence[Reading], timestamp: float) -> bytes:
         """``readings`` as one CSV or XML payload (MUC_PROTOCOL_VER, MUC_SCALEVALUES)."""
+        from sonocli.engine import delivery
+
         return delivery.render(self, fmt, readings, timestamp)
 
     def split(self, fmt: str, readings: list[Reading], timestamp: float, limit: int) -> list[tuple[bytes, int]]:
@@ -432,6 +439,8 @@ class Engine:
 
         A single reading larger than the limit still goes out alone: dropping it would lose data.
         """
+        from sonocli.engine import delivery
+
         return delivery.split(self, fmt, readings, timestamp, limit)
 
     def chunks(
@@ -441,6 +450,8 @@ class Engine:
 
         Memory stays bounded by REPORT_SIZELIMIT however many readings wait (a long outage, a big fleet).
         """
+        from sonocli.engine import delivery
+
         return delivery.chunks(self, fmt, readings, timestamp, limit)
 
     def build_reports(self, specs: Iterable[ChannelSpec] | None = None) -> list[OutboxItem]:
@@ -449,6 +460,8 @@ class Engine:
         The readings are read in one SQLite snapshot and the cursor is moved to that snapshot's newest id
         in the same transaction that queues the reports, so nothing is lost or reported twice.
         """
+        from sonocli.engine import delivery
+
         return delivery.build_reports(self, specs)
 
     def deliver(
@@ -461,6 +474,8 @@ class Engine:
         on_channel: Callable[[Channel | None], None] | None = None,
     ) -> dict[str, DeliveryResult]:
         """Send the outbox of every pushing channel, oldest first; a failure is logged, never raised."""
+        from sonocli.engine import delivery
+
         return delivery.deliver(self, specs, force=force, stop=stop, observer=observer, on_channel=on_channel)
 
     def test_push(
@@ -468,4 +483,6 @@ class Engine:
     ) -> list[tuple[str, PushError | None]]:
         """The Test button (guide 4.4: "Test allows the immediate transmission of data"): the latest reading
         of every meter, as configured, sent now as a normal report on every channel; (channel, error)."""
+        from sonocli.engine import delivery
+
         return delivery.test_push(self, observer=observer, accept_host_key=accept_host_key)
