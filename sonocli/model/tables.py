@@ -223,13 +223,21 @@ def measurement_text(index: int) -> str:
     return _MEASUREMENTS[index] if index < len(_MEASUREMENTS) else "Reserved"
 
 
+_MEASUREMENT_INDEX: dict[str, int] = {}
+
+
 def measurement_index(text: str) -> int:
-    """The Table 17 index for a description text (case-insensitive)."""
-    wanted = text.strip().lower()
-    for index, name in enumerate(_MEASUREMENTS):
-        if name.lower() == wanted:
-            return index
-    raise KeyError(text)
+    """The Table 17 index for a description text (case-insensitive; the first of duplicates).
+
+    A dict built on first use: the VIF tables ask for some 300 indexes while they are built at import, and
+    a scan of the table for each cost milliseconds of every command's start-up."""
+    if not _MEASUREMENT_INDEX:
+        for index, name in enumerate(_MEASUREMENTS):
+            _MEASUREMENT_INDEX.setdefault(name.lower(), index)
+    try:
+        return _MEASUREMENT_INDEX[text.strip().lower()]
+    except KeyError:
+        raise KeyError(text) from None
 
 
 def unit_text(index: int) -> str:
