@@ -73,19 +73,21 @@ class ChipIni:
         self._values: dict[str, Value] = {}
         self._unknown: list[tuple[str, str, int]] = []
         self._duplicates: list[tuple[str, int]] = []
+        self._bad: dict[str, int] = {}  # parameter -> line of its invalid value (only when collecting errors)
         self._parse()
 
     # -- loading -------------------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: Path) -> ChipIni:
-        """Read ``path``; a missing file is an empty one (all defaults), as on the device."""
+    def load(cls, path: Path, *, errors: list[ConfigError] | None = None) -> ChipIni:
+        """Read ``path``; a missing file is an empty one (all defaults), as on the device. ``errors``: collect
+        invalid lines there instead of raising at the first."""
         from sonocli.fsutil import CHIP_INI_LIMIT, read_config
 
         path = Path(path)
         data = read_config(path, limit=CHIP_INI_LIMIT)  # a directory or a 30 MB file: refused at once
         if data is None:
-            return cls([], str(path))
-        return cls.from_bytes(data, str(path))
+            return cls([], str(path), errors=errors)
+        return cls.from_bytes(data, str(path), errors=errors)
 
     @classmethod
     def from_bytes(cls, data: bytes, file: str | None = None, *, errors: list[ConfigError] | None = None) -> ChipIni:
@@ -129,6 +131,10 @@ class ChipIni:
                 value = param.check(text, file=self._file, line=number)
             except ConfigError as exc:
                 self._fail(exc)
+                # collecting (config check, config set): the line is known, its value is not; a set() of
+                # this parameter replaces the bad line instead of adding a second one
+                self._bad[name] = number
+                self._entries[name] = Entry(section, key, text, number)
                 continue
             if name in self._entries:
                 self._duplicates.append((name, number))
@@ -171,6 +177,10 @@ class ChipIni:
         """Keys the schema does not know, as (key, value, line); they are kept on save."""
         return list(self._unknown)
 
+    def bad_line(self, name: str) -> int | None:
+        """The line holding an invalid value of ``name`` (when loaded collecting errors), else None."""
+        return self._bad.get(name.strip().upper())
+
     def warnings(self) -> list[tuple[int, str]]:
         """(line, message) for unknown keys (with a near-miss suggestion) and repeated parameters."""
         found = [
@@ -181,7 +191,7 @@ class ChipIni:
         found += [
             (entry.line, f"{name} belongs in [{self._schema[name].group}], found in [{entry.section}]")
             for name, entry in self._entries.items()
-            if entry.section and entry.section.upper() != self._schema[name].group
+            if entry.section and entry.section.upper() != self._schema[name].group and name not in self._bad
         ]
         return sorted(found)
 
@@ -192,7 +202,7 @@ class ChipIni:
         found = []
         for name, entry in self._entries.items():
             param = self._schema[name]
-            if param.no_effect is not None and self._values[name] != param.default:
+            if param.no_effect is not None and name in self._values and self._values[name] != param.default:
                 found.append((entry.line, f"{name}={entry.text.strip()} has no effect in sonocli: {param.no_effect}"))
         return sorted(found)
 
@@ -257,7 +267,9 @@ class ChipIni:
             self._lines.insert(last_in_group + 1, new_line)
 
     def _reparse(self) -> None:
-        self._entries, self._values, self._unknown, self._duplicates = {}, {}, [], []
+        self._entries, self._values, self._unknown, self._duplicates, self._bad = {}, {}, [], [], {}
+        if self._errors is not None:
+            self._errors.clear()  # they describe the lines as they are now
         self._parse()
 
     def save(self, path: Path) -> None:

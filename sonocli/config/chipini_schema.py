@@ -504,7 +504,8 @@ _TABLE: tuple[Param, ...] = (
     _int(_C, "MQTT_PORT", 0, U16, 0, "sonocli: the broker's port.", _OWN, "0: 1883, 8883 for mqtts://"),
     _text(_C, "MQTT_USER", "", "sonocli: user name at the broker (empty: none).", _OWN, 200),
     replace(_text(_C, "MQTT_PASS", "", "sonocli: password at the broker.", _OWN, 200), secret=True),
-    _text(_C, "MQTT_TOPIC", "sonocli/{muc_id}", "sonocli: topic prefix ({muc_id}: the MUC-ID in hex).", _OWN, 200),
+    _text(_C, "MQTT_TOPIC", "sonocli/{muc_id}", "sonocli: topic prefix ({muc_id}: the MUC-ID in hex); checked "
+          "when publishing (no + or #), so a bad topic stops only the MQTT channel.", _OWN, 200),
     _int(_C, "MQTT_QOS", 0, 2, 1, "sonocli: MQTT quality of service; 1 and 2 wait for the broker.", _OWN),
     _bool(_C, "MQTT_RETAIN", False, "sonocli: the broker keeps each meter's latest reading.", _OWN),
     _bool(_C, "MQTT_HA_DISCOVERY", False, "sonocli: Home Assistant discovery messages per active value.", _OWN),

@@ -83,16 +83,21 @@ def set_parameter(engine: Engine, name: str, value: str) -> ParameterChange:
     unknown keys kept, under the file's lock from load to save so a concurrent writer's change survives.
 
     A bad name or value raises ConfigError (exit 2) and leaves the file untouched, as does an invalid line
-    elsewhere in the file (a typo must be fixed first, not silently kept). The engine's cached ``chip`` is
-    not refreshed: call ``engine.reload()`` where a long-lived engine must see the change.
+    of another parameter (a typo must be fixed first, not silently kept); an invalid line of the parameter
+    being set is what this call repairs, so it is replaced. The engine's cached ``chip`` is not refreshed:
+    call ``engine.reload()`` where a long-lived engine must see the change.
     """
     from sonocli.config.chipini import ChipIni
     from sonocli.config.locking import locked
 
     path = engine.layout.chip_ini
     with locked(path):
-        ini = ChipIni.load(path)
+        errors: list[ConfigError] = []
+        ini = ChipIni.load(path, errors=errors)
         param = ini.param(name)
+        others = [e for e in errors if ini.bad_line(param.name) != e.line]
+        if others:
+            raise others[0]
         before = param.format(ini.get(param.name))
         ini.set(param.name, value)
         ini.save(path)

@@ -330,3 +330,22 @@ def test_parameters_without_effect_are_noted_in_the_default_file_and_reported_wh
         (6, "SNTP_IP=pool.ntp.org"),
     ]
     assert all("has no effect in sonocli: " in message for _, message in ini.ignored())
+
+
+def test_config_set_repairs_the_bad_line_of_its_own_parameter_only(tmp_path: Path) -> None:
+    """An engineer who finds MQTT_QOS=7 in chip.ini fixes it with `config set MQTT_QOS 1` (the line is
+    replaced, not doubled); a bad line of another parameter still refuses the change, naming that line."""
+    from sonocli.engine.configuration import set_parameter
+    from sonocli.engine.core import Engine
+    from sonocli.errors import ConfigError
+
+    root = tmp_path / "root"
+    (root / "app").mkdir(parents=True)
+    chip = root / "app" / "chip.ini"
+    chip.write_text("[MQTT]\nMQTT_QOS=7\nMQTT_PORT=1883\n")
+    engine = Engine(root)
+    with pytest.raises(ConfigError, match=r"chip\.ini:2: MQTT_QOS='7': out of range"):
+        set_parameter(engine, "MQTT_PORT", "1884")
+    assert chip.read_text() == "[MQTT]\nMQTT_QOS=7\nMQTT_PORT=1883\n"
+    change = set_parameter(engine, "MQTT_QOS", "1")
+    assert change.after == "1" and chip.read_text() == "[MQTT]\nMQTT_QOS=1\nMQTT_PORT=1883\n"
