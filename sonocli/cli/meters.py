@@ -150,7 +150,8 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
     if data["note"]:
         click.echo(f"{'note':16} {data['note']}")
     mode = int(ini.get("MUC_METERDESCRIPTIONENABLEFLAGS"))
-    # manual S0/DLDE values show their set value; read ones the newest value known (stored or looked at)
+    # the newest value known (stored or looked at) where there is one, else the list's own value (the set
+    # value of a manual S0/DLDE meter, the value a read meter had when its entries were learned)
     latest = engine.latest_values(meter)
     if latest is not None:
         click.echo(f"{'values of':16} {latest[0].isoformat(timespec='seconds')}")
@@ -159,7 +160,7 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
         (
             i + 1,
             value_description(v, mode),
-            v.value if v.value is not None else seen.get(i, ""),
+            _plain(seen.get(i, v.value)),
             f"1e{v.exponent}",
             v.unit,
             v.obis or "",
@@ -495,3 +496,12 @@ def heard(ctx: click.Context, as_json: bool) -> None:
 def _local(moment: datetime) -> str:
     """First/last seen in the table: local time, to the second (JSON keeps ISO 8601 UTC)."""
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _plain(value: object) -> object:
+    """A value as the meter list holds it, without a float's ``.0`` on whole numbers (4090, not 4090.0)."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return int(value)
+    return value

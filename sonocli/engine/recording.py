@@ -324,11 +324,16 @@ def _store_now(engine: Engine, readings: Sequence[Reading]) -> None:
 
 def value_texts(reading: Reading) -> dict[int, str]:
     """List index -> the value as shown (exact text; dates ISO 8601) for the records that have an entry."""
+    from decimal import Decimal
+
+    from sonocli.model.values import plain_decimal
+
     out: dict[int, str] = {}
     for value in reading.values:
         if value.index >= 0 and value.index not in out:
-            shown = value.value
-            out[value.index] = "" if shown is None else str(shown)
+            shown = value.exact if value.is_numeric else value.value  # 4090, 12.345: never a float's 4090.0
+            out[value.index] = ("" if shown is None else
+                                plain_decimal(shown) if isinstance(shown, Decimal) else str(shown))
     return out
 
 
