@@ -83,17 +83,30 @@ class Subscriber:
         self.messages: list[tuple[str, bytes, bool]] = []
         self.lock = threading.Lock()
         self.connected = threading.Event()
+        self.subscribed = threading.Event()  # every topic's SUBACK since the last (re)connect
+        pending: set[int] = set()
         self.client = Client(CallbackAPIVersion.VERSION2, client_id=f"test-sub-{os.getpid()}-{time.monotonic_ns()}")
         self.client.username_pw_set(USER, PASSWORD)
         self.client.reconnect_delay_set(0.1, 0.5)
 
         def on_connect(client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
-            for topic in topics:
-                client.subscribe(topic, qos=1)
+            self.subscribed.clear()
+            with self.lock:
+                pending.clear()
+                for topic in topics:
+                    pending.add(client.subscribe(topic, qos=1)[1])
             self.connected.set()
+
+        def on_subscribe(client: Any, userdata: Any, mid: int, *args: Any) -> None:
+            with self.lock:
+                pending.discard(mid)
+                done = not pending
+            if done:
+                self.subscribed.set()
 
         def on_disconnect(*args: Any) -> None:
             self.connected.clear()
+            self.subscribed.clear()
 
         def on_message(client: Any, userdata: Any, msg: Any) -> None:
             with self.lock:
@@ -101,15 +114,16 @@ class Subscriber:
 
         self.client.on_connect = on_connect
         self.client.on_disconnect = on_disconnect
+        self.client.on_subscribe = on_subscribe
         self.client.on_message = on_message
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
-        assert self.connected.wait(5)
-        time.sleep(0.2)  # the SUBACK
+        assert self.connected.wait(5) and self.subscribed.wait(5)
 
     def wait_connected(self) -> None:
-        assert self.connected.wait(15), "subscriber did not reconnect"
-        time.sleep(0.3)
+        """Until the subscriber is connected again *and* its subscriptions are acknowledged: a message
+        published before the SUBACK would never reach it (a clean session keeps nothing)."""
+        assert self.connected.wait(30) and self.subscribed.wait(30), "subscriber did not reconnect"
 
     def readings(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
         with self.lock:
@@ -128,7 +142,7 @@ class Subscriber:
         with self.lock:
             return {t: p for t, p, _r in self.messages if t.startswith(prefix)}
 
-    def wait_for(self, predicate: Any, timeout: float = 15.0) -> None:
+    def wait_for(self, predicate: Any, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if predicate():
