@@ -106,6 +106,44 @@ class Link:
         self.close()
 
 
+
+class WrappedLink(Link):
+    """A :class:`Link` that hands every call to ``inner``: the base of links that add one thing to another
+    (transports.rawlog's TeeLink logs the bytes, transports.buslock's LockedLink holds the bus lock), so
+    each overrides only what it adds."""
+
+    def __init__(self, inner: Link) -> None:
+        super().__init__(port=inner.port, clock=inner.clock, url=inner.url)
+        self.inner = inner
+
+    def write(self, data: bytes) -> None:
+        self.inner.write(data)
+
+    def read(self, size: int, timeout: float) -> bytes:
+        return self.inner.read(size, timeout)
+
+    def drain(self) -> None:
+        self.inner.drain()
+
+    def in_waiting(self) -> int:
+        return self.inner.in_waiting()
+
+    def reset_input_buffer(self) -> None:
+        self.inner.reset_input_buffer()
+
+    def set_baudrate(self, baudrate: int) -> None:
+        self.inner.set_baudrate(baudrate)
+
+    def char_time(self) -> float:
+        return self.inner.char_time()
+
+    @property
+    def baudrate(self) -> int:
+        return self.inner.baudrate
+
+    def close(self) -> None:
+        self.inner.close()
+
 def open_link(
     url: str,
     baudrate: int = 2400,

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sonocli.errors import TransportError
-from sonocli.transports import Link
+from sonocli.transports import Link, WrappedLink
 
 log = logging.getLogger("sonocli.transports.buslock")
 
@@ -128,38 +128,12 @@ class BusLock:
         os.close(fd)
 
 
-class LockedLink(Link):
+class LockedLink(WrappedLink):
     """``inner`` holding ``lock`` until it is closed: the lock's life is the link's."""
 
     def __init__(self, inner: Link, lock: BusLock) -> None:
-        super().__init__(port=inner.port, clock=inner.clock, url=inner.url)
-        self.inner = inner
+        super().__init__(inner)
         self.lock = lock
-
-    def write(self, data: bytes) -> None:
-        self.inner.write(data)
-
-    def read(self, size: int, timeout: float) -> bytes:
-        return self.inner.read(size, timeout)
-
-    def drain(self) -> None:
-        self.inner.drain()
-
-    def in_waiting(self) -> int:
-        return self.inner.in_waiting()
-
-    def reset_input_buffer(self) -> None:
-        self.inner.reset_input_buffer()
-
-    def set_baudrate(self, baudrate: int) -> None:
-        self.inner.set_baudrate(baudrate)
-
-    def char_time(self) -> float:
-        return self.inner.char_time()
-
-    @property
-    def baudrate(self) -> int:
-        return self.inner.baudrate
 
     def close(self) -> None:
         try:
