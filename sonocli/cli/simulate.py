@@ -25,8 +25,8 @@ def simulate(ctx: click.Context, segment: str, use_pty: bool, baud: int, link: s
     multi-telegram, selection with wildcards, broadcasts, collisions) so libmbus, sonocli or any other
     master can be pointed at it: e.g. `sonocli scan --port /dev/pts/5`. Runs until Ctrl-C or SIGTERM.
     sim://dlde?... serves IEC 62056-21 meters (modes A/B/C, slow=S, bcc=bad; the client's baud switch is
-    followed), sim://sml?... an SML meter pushing real files (crc=bad, truncate=N, unknown=1, every=N),
-    with the query parameters of the sim:// ports (sonocli.sim.dlde, sonocli.sim.sml).
+    followed), sim://sml?... an SML meter pushing real files (crc=bad, crc=message, truncate=N, unknown=1,
+    every=N), with the query parameters of the sim:// ports (sonocli.sim.dlde, sonocli.sim.sml).
     With -v (here or before the command) each request is logged with the time, what it asked (type and
     address) and what the segment answered (ACK, RSP_UD of which meter, a collision, no answer).
     """

@@ -173,11 +173,96 @@ class _Truncated(_BadFile):
     pass
 
 
+def _skip_element(body: bytes, pos: int) -> int:
+    """The position after the SML element (type-length field and value) starting at ``pos``.
+
+    A TL byte is ``more-flag | type (3 bits) | length (4 bits)``; with the more-flag set the next TL byte adds
+    four bits to the length. For a list (type 7) the length counts its elements, otherwise it counts the bytes
+    of the element including its TL bytes (TR-03109-1, SML 1.04 section 6.3)."""
+    if pos >= len(body):
+        raise DecodeError(f"SML file: a message ends early at byte {pos}")
+    tl = body[pos]
+    kind = tl & 0x70
+    size = tl & 0x0F
+    p = pos + 1
+    while tl & 0x80:
+        if p >= len(body):
+            raise DecodeError(f"SML file: a type-length field is cut short at byte {p}")
+        tl = body[p]
+        size = (size << 4) | (tl & 0x0F)
+        p += 1
+    if kind == 0x70:
+        for _ in range(size):
+            p = _skip_element(body, p)
+        return p
+    if tl == 0x00 and p == pos + 1:  # end of message
+        return p
+    end = pos + max(size, p - pos)
+    if end > len(body):
+        raise DecodeError(f"SML file: an element of {size} bytes at byte {pos} runs past the end of the file")
+    return end
+
+
+def message_spans(body: bytes) -> list[tuple[int, int, int]]:
+    """(start, CRC field start, CRC field end) of each message of an unescaped file body, in order.
+
+    A message is a list of 6: transaction ID, group number, abort on error, message body, CRC16, end of
+    message (00h); zero bytes between messages are the padding to the 4-byte boundary."""
+    spans: list[tuple[int, int, int]] = []
+    pos = 0
+    while pos < len(body):
+        if body[pos] == 0x00:
+            pos += 1
+            continue
+        if body[pos] != 0x76:
+            raise DecodeError(f"SML file: message {len(spans) + 1} does not start with a list of 6 (76h) "
+                              f"but with {body[pos]:02X}h at byte {pos}")
+        p = pos + 1
+        for _ in range(4):
+            p = _skip_element(body, p)
+        crc_at = p
+        p = _skip_element(body, p)
+        spans.append((pos, crc_at, p))
+        pos = _skip_element(body, p)
+    return spans
+
+
+def check_message_crcs(body: bytes) -> None:
+    """Every message's own CRC16 (its fifth element, over the message bytes before it): DecodeError naming
+    the message for the first that does not match.
+
+    The transport CRC protects the file on the line; the message CRC is what the meter computed over each
+    message, and a file re-framed by a gateway, or SML carried in an M-Bus/wM-Bus telegram, can pass the first
+    and still be wrong in the second. libsml checks both; so does sonocli. The CRC is CRC16/X.25 as for the
+    transport (TR-03109-1); a meter that sends it as an Unsigned8 (TL 62h, for a CRC below 100h) is read as
+    sent."""
+    for number, (start, crc_at, crc_end) in enumerate(message_spans(body), 1):
+        field = body[crc_at:crc_end]
+        if not field or field[0] not in (0x62, 0x63):
+            raise DecodeError(f"SML file: message {number} has no CRC16 field (TL {field[:1].hex() or '-'})")
+        sent = int.from_bytes(field[1:], "big")
+        computed = crc16_x25(body[start:crc_at])
+        if sent != computed:
+            raise DecodeError(f"SML file: message {number} CRC 0x{sent:04X} received, 0x{computed:04X} "
+                              f"computed (corrupt message)")
+
+
+def with_message_crcs(body: bytes) -> bytes:
+    """``body`` with every message's CRC16 recomputed (simulators and tests that alter a message)."""
+    out = bytearray(body)
+    for start, crc_at, crc_end in message_spans(body):
+        if crc_end - crc_at == 3 and out[crc_at] == 0x63:
+            out[crc_at + 1 : crc_end] = crc16_x25(bytes(out[start:crc_at])).to_bytes(2, "big")
+    return bytes(out)
+
+
 def parse_messages(body: bytes, raw: bytes | None = None) -> SmlFile:
-    """The messages of an unescaped file body through smllib; DecodeError for what it cannot parse."""
+    """The messages of an unescaped file body through smllib, each message's CRC checked first; DecodeError
+    for what it cannot parse."""
     from smllib.errors import SmlLibException, UnsupportedChoiceValue
     from smllib.sml_frame import SmlFrame
 
+    check_message_crcs(body)
     frame = SmlFrame(body)
     try:
         messages = frame.parse_frame()

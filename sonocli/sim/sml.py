@@ -11,7 +11,8 @@ Query parameters::
     interval=SECONDS   time between the starts of two files (default 1.0)
     baud=N             the meter's rate (default 9600)
     count=N            send N files, then fall silent (default: forever)
-    crc=bad            a wrong CRC on the faulty files
+    crc=bad            a wrong transport CRC on the faulty files
+    crc=message        a wrong message CRC (of the GetList response) inside a good transport CRC
     truncate=N         the faulty files are cut after N bytes (the next file follows)
     unknown=1          the faulty files carry a message type no parser knows (0x0301)
     every=N            only every N-th file is faulty (default 1: all of them, when a fault is asked for)
@@ -50,10 +51,24 @@ def recorded_files() -> tuple[bytes, ...]:
 
 
 def with_unknown_message(raw: bytes) -> bytes:
-    """``raw`` with its GetList response retyped 0x0301 (GetProfilePack.Res), re-framed with a good CRC."""
+    """``raw`` with its GetList response retyped 0x0301 (GetProfilePack.Res), re-framed with good CRCs."""
+    body = _body(raw)
+    return sml.encode_file(sml.with_message_crcs(body.replace(b"\x72\x63\x07\x01", b"\x72\x63\x03\x01", 1)))
+
+
+def with_bad_message_crc(raw: bytes) -> bytes:
+    """``raw`` with the CRC16 of its last-but-one message (the GetList response) flipped, re-framed with a
+    good transport CRC: what a gateway re-framing a corrupt message would send."""
+    body = bytearray(_body(raw))
+    spans = sml.message_spans(bytes(body))
+    _, _, crc_end = spans[-2] if len(spans) > 1 else spans[0]
+    body[crc_end - 1] ^= 0x01
+    return sml.encode_file(bytes(body))
+
+
+def _body(raw: bytes) -> bytes:
     padding = raw[-3]
-    body = raw[len(sml.START) : len(raw) - 8 - padding].replace(sml.ESCAPE * 2, sml.ESCAPE)
-    return sml.encode_file(body.replace(b"\x72\x63\x07\x01", b"\x72\x63\x03\x01", 1))
+    return raw[len(sml.START) : len(raw) - 8 - padding].replace(sml.ESCAPE * 2, sml.ESCAPE)
 
 
 @dataclass
@@ -65,6 +80,7 @@ class SmlMeter:
     baud: int = 9600
     count: int | None = None
     bad_crc: bool = False
+    bad_message_crc: bool = False
     truncate: int | None = None
     unknown: bool = False
     every: int = 1
@@ -76,7 +92,8 @@ class SmlMeter:
     _started: float | None = None
 
     def faulty(self, number: int) -> bool:
-        return (self.bad_crc or self.truncate is not None or self.unknown) and (number + 1) % self.every == 0
+        fault = self.bad_crc or self.bad_message_crc or self.truncate is not None or self.unknown
+        return fault and (number + 1) % self.every == 0
 
     def file(self, number: int) -> bytes:
         raw = self.files[number % len(self.files)]
@@ -84,6 +101,8 @@ class SmlMeter:
             return raw
         if self.unknown:
             raw = with_unknown_message(raw)
+        if self.bad_message_crc:
+            raw = with_bad_message_crc(raw)
         if self.bad_crc:
             raw = raw[:-1] + bytes((raw[-1] ^ 0x01,))
         if self.truncate is not None:
@@ -146,14 +165,15 @@ def peer_from_params(params: dict[str, str], clock: object | None = None) -> Sml
         raise ValueError(f"interval={interval} must be positive")
     baud = int(params.get("baud", "9600"))
     count = int(params["count"]) if "count" in params else None
-    if params.get("crc", "ok").lower() not in ("ok", "bad"):
-        raise ValueError(f"crc={params['crc']!r} is not one of ok, bad")
+    crc = params.get("crc", "ok").lower()
+    if crc not in ("ok", "bad", "message"):
+        raise ValueError(f"crc={params['crc']!r} is not one of ok, bad, message")
     every = int(params.get("every", "1"))
     if every < 1:
         raise ValueError(f"every={every} must be 1 or more")
     truncate = int(params["truncate"]) if "truncate" in params else None
     return SmlMeter(
         recorded_files(), interval=interval, baud=baud, count=count,
-        bad_crc=params.get("crc", "ok").lower() == "bad", truncate=truncate,
+        bad_crc=crc == "bad", bad_message_crc=crc == "message", truncate=truncate,
         unknown=params.get("unknown", "").lower() in ("1", "true", "yes"), every=every, host_baud=baud,
     )

@@ -88,6 +88,32 @@ def test_unknown_message_is_one_clear_error() -> None:
         sml.decode_file(odd)
 
 
+def test_each_message_crc_is_checked_inside_a_good_transport_crc() -> None:
+    from sonocli.sim.sml import peer_from_params, with_bad_message_crc
+
+    for raw in (EMH[:252], EMH[252:504], HLY):  # the real files carry right message CRCs
+        body = raw[8 : len(raw) - 8 - raw[-3]]
+        spans = sml.message_spans(body)
+        assert len(spans) == 3 and all(body[s] == 0x76 for s, _, _ in spans)
+        sml.check_message_crcs(body)
+    odd = with_bad_message_crc(EMH[:252])
+    assert sml.crc16_x25(odd[:-2]) == int.from_bytes(odd[-2:], "big")  # the transport CRC is fine
+    with pytest.raises(DecodeError, match=r"message 2 CRC 0x[0-9A-F]{4} received, 0x[0-9A-F]{4} computed"):
+        sml.decode_file(odd)
+    got = files(odd + EMH[252:504])  # the stream goes on with the next file
+    assert isinstance(got[0], DecodeError) and isinstance(got[1], sml.SmlFile)
+    meter = peer_from_params({"crc": "message", "every": "2", "count": "2"})
+    assert meter.file(0) == meter.files[0] and meter.file(1) != meter.files[1]
+    with pytest.raises(ValueError, match="ok, bad, message"):
+        peer_from_params({"crc": "maybe"})
+
+
+def test_a_message_cut_inside_an_element_is_one_clear_error() -> None:
+    body = EMH[8 : 252 - 8 - EMH[252 - 3]]
+    with pytest.raises(DecodeError, match="SML file"):
+        sml.check_message_crcs(body[:40])
+
+
 def test_escaped_escape_sequence_in_the_data() -> None:
     body = EMH[8 : 252 - 8 - EMH[252 - 3]]
     # an octet string holding 1B1B1B1B: the transport escapes it, the parser gets it back
