@@ -358,8 +358,9 @@ class Receiver:
         reading = None
         listed = self.meters.get(ident)
         if listed is not None:  # also inactive ones: the engine learns their values, stores active ones only
+            plain = (telegram.payload,) if security.state == "decrypted" and telegram.payload else ()
             reading = Reading(replace(listed, rssi=event.rssi if event.rssi is not None else listed.rssi), when,
-                              telegram.records, event.rssi, (raw,))
+                              telegram.records, event.rssi, (raw,), plain=plain)
         return Heard(when, meter, raw, event.rssi, telegram, new_meter=new, reading=reading)
 
     def _decode_options(self, event: Received) -> DecodeOptions:

@@ -9,8 +9,9 @@ sonocli.codecs.sml's; here they meet the port, the meter list and the recorder:
   listed SML meter has sent one good file, or SML_TIMEOUT ms have passed, and records the newest file of
   each meter - a reading per second would flood the store and every report with the same meter reading;
 * with MBUS_SMLENEABLE / WMBUS_SMLENEBALE an SML file found inside an M-Bus or wM-Bus telegram (the
-  manufacturer-specific data after DIF 0Fh, or the whole application data) adds its records to that
-  telegram's reading (:func:`with_embedded`).
+  manufacturer-specific data after DIF 0Fh, or the whole application data; of an encrypted wM-Bus
+  telegram, its decrypted application data) adds its records to that telegram's reading
+  (:func:`with_embedded`).
 
 An SML meter of the meter list is a DLDE meter (the optical interface, XML INTERFACE 6) marked with
 ``<protocol>SML</protocol>``, so the DLDE readout on DLDE_PORT leaves it alone; its serial is the meter
@@ -252,8 +253,8 @@ def with_embedded(engine: Engine, readings: Sequence[Reading]) -> list[Reading]:
         if not reading.raw_frames or not _flag(engine, reading.meter.interface):
             out.append(reading)
             continue
-        try:
-            files = embedded_files(reading.raw_frames)
+        try:  # an encrypted telegram's SML is in its decrypted application data
+            files = embedded_files(reading.plain or reading.raw_frames)
         except SonoError as exc:
             log.error("meter %s: SML data in its telegram: %s", reading.meter.device_id, exc)
             out.append(reading)

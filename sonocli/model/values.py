@@ -356,3 +356,6 @@ class Reading:
     values: tuple[MeterValue, ...]
     rssi: int | None = None
     raw_frames: tuple[bytes, ...] = ()
+    # The application data of an encrypted telegram as decrypted, for what is carried inside it (SML with
+    # WMBUS_SMLENEBALE). Never stored nor exported: the store keeps the frames as they came on the air.
+    plain: tuple[bytes, ...] = field(default=(), compare=False, repr=False)

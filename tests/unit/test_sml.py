@@ -262,6 +262,63 @@ def test_sml_inside_an_mbus_frame_when_mbus_smleneable(tmp_path: Path, interface
         engine.close()
 
 
+def wmbus_mode5_with_sml(sml_file: bytes, key: bytes, acc: int = 0x21) -> bytes:
+    """A wM-Bus telegram (KAM 12345678, electricity) whose mode-5 encrypted application data is 2F 2F, one
+    energy record, DIF 0Fh and an SML file as manufacturer data, encrypted with AES-128-CBC and the OMS IV
+    (M, A, then the access number eight times), the way an OMS meter carries SML inside wM-Bus."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    header = bytes.fromhex("442D2C78563412") + bytes((0x01, 0x02))  # C, M=KAM, id, version 1, electricity
+    plain = b"\x2f\x2f" + bytes.fromhex("0403") + (12345).to_bytes(4, "little") + b"\x0f" + sml_file
+    plain += b"\x2f" * (-len(plain) % 16)
+    iv = header[1:9] + bytes((acc,)) * 8
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    cipher = encryptor.update(plain) + encryptor.finalize()
+    cfg = (5 << 8) | ((len(plain) // 16) << 4)
+    body = header + bytes((0x7A, acc, 0x00)) + cfg.to_bytes(2, "little") + cipher
+    return bytes((len(body),)) + body
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_sml_inside_an_encrypted_wmbus_telegram(tmp_path: Path, enabled: bool) -> None:
+    """The receiver hands the decrypted application data on: the SML file inside is found although the
+    telegram on the air shows none of it (its start sequence is encrypted)."""
+    from sonocli.cli.root import cli
+
+    key = bytes(range(16))
+    body = EMH[8 : 252 - 8 - EMH[252 - 3]]
+    get_list = body[body.index(bytes.fromhex("63F8CC00")) + 4 : body.index(bytes.fromhex("7607004300001D27"))]
+    telegram = wmbus_mode5_with_sml(sml.encode_file(get_list), key)
+    assert sml.START not in telegram
+    (tmp_path / "air.txt").write_text(telegram.hex().upper() + "\n")
+    root = root_with(tmp_path, WMBUS_SMLENEBALE="1" if enabled else "0")
+    engine = Engine(root)
+    try:
+        meter = Meter(Interface.WMBUS, serial="12345678", manufacturer="KAM", version=1, medium=2, key=key,
+                      active=True)
+        engine.update_meters(lambda ml: (replace(ml, meters=(meter,)), None))
+    finally:
+        engine.close()
+    result = CliRunner().invoke(cli, ["--root", str(root), "listen", "--port",
+                                      f"sim://air?file={tmp_path / 'air.txt'}&count=1", "--dongle", "im871a",
+                                      "--count", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    engine = Engine(root)
+    try:
+        kept = engine.store.latest_readings()
+        assert len(kept) == 1 and kept[0].meter.serial == "12345678"
+        values = {v.text: v for v in kept[0].values if v.encoding == "SML"}
+        assert kept[0].values[0].raw == 12345  # the standard record, decrypted
+        if enabled:
+            assert str(values["1-0:1.8.1*255"].exact) == "14798112.9"
+            assert "1-0:1.8.1*255" in [v.obis for v in engine.meter_list().meters[0].values]
+            assert kept[0].raw_frames and sml.START not in kept[0].raw_frames[0]  # stored as heard
+        else:
+            assert values == {}
+    finally:
+        engine.close()
+
+
 def test_listen_protocol_sml_json_and_bad_files(tmp_path: Path) -> None:
     from sonocli.cli.root import cli
 
