@@ -13,9 +13,10 @@ Wireless receivers (one thread per configured receiver, each with its own stop f
 (XMLTOTCP_IP empty) run in their own threads all the time. SIGTERM/SIGINT let the current step finish and
 exit cleanly; SIGHUP reloads chip.ini and device_handle.cfg between steps and reopens every wireless
 receiver whose port, dongle, mode, settings or wM-Bus meters changed (closes those no longer configured,
-opens new ones); SIGUSR1 starts an M-Bus scan (MBUS_SCANMODE; the Meters tab's Scan button, guide 5.1.1)
-whose meters are added to device_handle.cfg. The daemon only schedules: every reading, scan, report and
-delivery is an engine call (the dependency rule: daemon/ imports the engine, the model and errors).
+opens new ones), and the S0 counter when its lines changed; SIGUSR1 starts an M-Bus scan (MBUS_SCANMODE;
+the Meters tab's Scan button) whose meters are added to device_handle.cfg. The daemon only schedules:
+every reading, scan, report and delivery is an engine call (the dependency rule: daemon/ imports the
+engine, the model and errors).
 Signal handlers only set flags: the log lines are written by the main thread (a handler that logs could
 re-enter a stderr write that the signal interrupted). A PID file ``ext/sonocli-daemon.pid`` (locked while
 we run) lets ``sonocli service stop-daemon/restart-daemon`` find us.
@@ -63,6 +64,15 @@ class RunningReceiver:
     """A receiver thread, the configuration and inputs it opened with, and its own stop flag."""
 
     config: ReceiverConfig
+    inputs: tuple[Any, ...]
+    stop: threading.Event
+    thread: threading.Thread
+
+
+@dataclass
+class RunningCounter:
+    """The S0 counter thread, the lines it counts (line -> meter, GPIO settings) and its own stop flag."""
+
     inputs: tuple[Any, ...]
     stop: threading.Event
     thread: threading.Thread
@@ -213,6 +223,7 @@ class Daemon:
         self._threads: list[threading.Thread] = []
         self._receivers: dict[int, RunningReceiver] = {}  # by interface: 1 WMBUS_*, 2 WMBUS2_*
         self.s0_source: Any = None  # the S0 edge source (None: the GPIO lines of S0_GPIOCHIP; tests give a fake)
+        self._counter: RunningCounter | None = None
         engine.now = self.clock.now
         # systemd (NOTIFY_SOCKET: READY/WATCHDOG/STOPPING; nothing without it) and the status snapshot
         self.notifier = notifier if notifier is not None else Notifier()
@@ -546,10 +557,7 @@ class Daemon:
     def start_background(self) -> None:
         if self.wireless:
             self._sync_receivers(initial=True)
-        if self.s0_source is not None or any(m.interface.name == "S0" for m in self.engine.meters):
-            t = threading.Thread(target=self._count_pulses, name="sonocli-s0", daemon=True)
-            t.start()
-            self._threads.append(t)
+        self._sync_counter(initial=True)
         if any(spec.key == "tcp-server" for spec in self.engine.channel_specs()):
             t = threading.Thread(target=self._tcp_server, name="sonocli-tcp-server", daemon=True)
             t.start()
@@ -655,13 +663,56 @@ class Daemon:
         finally:
             self.engine.release_thread()  # this thread's SQLite connections die with it
 
-    def _count_pulses(self) -> None:
-        """The S0 counter (sonocli.engine.s0): edges of the S0 lines into the store until the daemon stops.
-        A missing or busy GPIO line is one error line; the other meters are read on."""
+    def _counter_inputs(self) -> tuple[Any, ...]:
+        """What the S0 counter opens with: the GPIO chip, edge and debounce of chip.ini and which meter each
+        line counts for. A change of any (a line added or moved on SIGHUP) reopens the counter; a set value
+        changed in the list needs no reopen (the readout writes it, sonocli.engine.s0.with_counts)."""
+        from sonocli.engine.s0 import counted_meters
+
+        try:
+            lines = tuple(sorted((line, meter.device_id) for line, meter in counted_meters(self.engine).items()))
+        except SonoError as exc:  # the thread's start fails with the same error and logs it
+            return ("invalid", str(exc))
+        if not lines and self.s0_source is None:
+            return ()
+        return (str(self.engine.get("S0_GPIOCHIP")), str(self.engine.get("S0_EDGE")),
+                int(self.engine.get("S0_DEBOUNCE")), lines)
+
+    def _sync_counter(self, *, initial: bool = False) -> None:
+        """Make the S0 counter thread match the meter list and chip.ini: start it when S0 lines are
+        configured, reopen it when they changed (SIGHUP), stop it when none are left. Counted pulses are in
+        the store already, so a reopen loses none; edges while the lines are closed (a moment) are missed,
+        as on the device."""
+        inputs = self._counter_inputs()
+        running = self._counter
+        if running is not None and running.inputs == inputs and running.thread.is_alive():
+            return
+        if running is not None:
+            running.stop.set()
+            running.thread.join(RECEIVER_STOP)
+            if running.thread.is_alive():
+                log.warning("S0 counter did not stop within %.0f s", RECEIVER_STOP)
+            self._counter = None
+        if not inputs:
+            if running is not None:
+                log.info("SIGHUP: S0 counter closed (no S0 line configured)")
+            return
+        stop = threading.Event()
+        thread = threading.Thread(target=self._count_pulses, args=(stop,), name="sonocli-s0", daemon=True)
+        self._counter = RunningCounter(inputs, stop, thread)
+        thread.start()
+        if not initial:
+            lines = inputs[3] if len(inputs) == 4 else ()
+            log.info("SIGHUP: S0 counter %s (lines %s)", "reopened" if running is not None else "opened",
+                     ", ".join(f"{line}={device}" for line, device in lines) or "-")
+
+    def _count_pulses(self, own_stop: threading.Event) -> None:
+        """The S0 counter (sonocli.engine.s0): edges of the S0 lines into the store until the daemon stops
+        or SIGHUP reopens it. A missing or busy GPIO line is one error line; the other meters are read on."""
         from sonocli.engine.s0 import run_counter
 
         try:
-            run_counter(self.engine, self.stop_event.is_set, self.s0_source)
+            run_counter(self.engine, lambda: self.stop_event.is_set() or own_stop.is_set(), self.s0_source)
         except SonoError as exc:
             log.error("%s", exc)
         finally:
@@ -819,16 +870,22 @@ class Daemon:
                 self._sync_receivers()
             except SonoError as exc:
                 log.error("SIGHUP: wireless receivers not reopened: %s", exc)
+        try:
+            self._sync_counter()
+        except SonoError as exc:
+            log.error("SIGHUP: S0 counter not reopened: %s", exc)
 
     def shutdown(self) -> None:
         receivers = list(self._receivers.values())
-        self.watchdog.enter("stopping", 5.0 * (len(self._threads) + len(receivers) + 1) + 5.0)
+        counter = [self._counter] if self._counter is not None else []
+        self.watchdog.enter("stopping", 5.0 * (len(self._threads) + len(receivers) + len(counter) + 1) + 5.0)
         self.stop_event.set()
-        for running in receivers:
-            running.stop.set()
-        for t in [*self._threads, *(r.thread for r in receivers)]:
+        for flag in [*(r.stop for r in receivers), *(c.stop for c in counter)]:
+            flag.set()
+        for t in [*self._threads, *(r.thread for r in receivers), *(c.thread for c in counter)]:
             t.join(5)
         self._receivers.clear()
+        self._counter = None
         self.notifier.stopping()
         self.status.stop()
         log.info("daemon stopped")

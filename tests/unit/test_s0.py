@@ -9,6 +9,7 @@ import importlib.util
 import queue
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -229,5 +230,64 @@ def test_daemon_counts_in_a_thread_and_a_gpio_failure_does_not_stop_it(tmp_path:
             assert len(errors) == 1 and "nochip does not exist" in errors[0], errors
     except SonoError as exc:  # pragma: no cover - must not happen
         pytest.fail(str(exc))
+    finally:
+        engine.close()
+
+
+def _wait(predicate: Callable[[], bool], seconds: float = 30.0) -> bool:
+    pause = threading.Event()
+    for _ in range(int(seconds / 0.05)):
+        if predicate():
+            return True
+        pause.wait(0.05)
+    return predicate()
+
+
+def test_sighup_reopens_the_counter_on_the_new_lines(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A line moved in S0_LINES, and an S0 meter added to the list, count after SIGHUP's reload (the daemon's
+    reload step, as the signal relay runs it); pulses counted before stay counted."""
+    from sonocli.config.chipini import ChipIni
+    from sonocli.daemon.runner import Daemon
+    from sonocli.daemon.schedule import FastClock
+
+    root = make_root(tmp_path, [], MBUS_ENABLE="0", WMBUS_ENABLE="0")
+    edges = FakeEdges()
+    engine = Engine(root)
+    first, second = "SLV-12345678-0C-02", "SLV-12345679-0C-02"
+
+    def pulses(device: str) -> int:
+        count = engine.pulses.get(device)
+        return count.pulses if count is not None else -1
+
+    try:
+        daemon = Daemon(engine, clock=FastClock(1_750_000_000.0), wireless=False, rng=random.Random(1))
+        daemon.s0_source = edges
+        daemon.start_background()
+        # no S0 meter yet: the engineer adds one and sends SIGHUP
+        engine.update_meters(lambda ml: (replace(ml, meters=(s0_meter(1),)), None))
+        with caplog.at_level("INFO"):
+            daemon._reload()
+        assert "SIGHUP: S0 counter reopened (lines 17=" + first + ")" in caplog.text
+        edges.pulse("17", 3)
+        assert _wait(lambda: pulses(first) == 3), caplog.text
+        # the meter's channel moves to another line and a second meter comes on line 17
+        chip = ChipIni.load(root / "app" / "chip.ini")
+        chip.set("S0_LINES", "1=22,2=17")
+        chip.save(root / "app" / "chip.ini")
+        engine.update_meters(lambda ml: (replace(ml, meters=(s0_meter(1), s0_meter(2, value=0,
+                                                                                    serial="12345679"))), None))
+        caplog.clear()
+        with caplog.at_level("INFO"):
+            daemon._reload()
+        assert f"SIGHUP: S0 counter reopened (lines 17={second}, 22={first})" in caplog.text
+        edges.pulse("22", 2)
+        edges.pulse("17", 4)
+        assert _wait(lambda: pulses(first) == 5 and pulses(second) == 4), (pulses(first), pulses(second))
+        caplog.clear()
+        with caplog.at_level("INFO"):
+            daemon._reload()  # nothing changed: the counter keeps running, no reopen
+        assert "S0 counter" not in caplog.text
+        daemon.shutdown()
+        assert edges.closed
     finally:
         engine.close()
