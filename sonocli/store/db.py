@@ -344,7 +344,7 @@ def connect(path: Path) -> sqlite3.Connection:
         raise store_error(exc, path, "open it") from exc
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = _to_wal(conn)
         if str(mode).lower() != "wal":
             raise StoreError(f"database {path}: journal_mode WAL refused (got {mode})",
                              hint=f"{free_space(path.parent)} on {path.parent}")
@@ -362,6 +362,28 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _to_wal(conn: sqlite3.Connection) -> str:
+    """Switch to WAL, waiting out another connection that creates or switches the same new database.
+
+    Changing the journal mode needs an exclusive lock, and SQLite answers "database is locked" at once
+    instead of calling the busy handler when another connection holds a lock on a database that is not yet
+    in WAL mode: two threads of the daemon (the S0 counter, a receiver) opening a fresh root at the same
+    moment would fail. A database already in WAL mode answers at once; a fresh one is retried until the
+    busy timeout."""
+    import time
+
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    pause = 0.005
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 class FallbackConnection(sqlite3.Connection):

@@ -37,6 +37,7 @@ from sonocli.store.db import (
     _connect_read_only,
     _nearly_full,
     _read_only,
+    _to_wal,
     reopened,
     rollback,
     store_error,
@@ -173,7 +174,7 @@ def connect(path: Path) -> sqlite3.Connection:
     try:
         conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        _to_wal(conn)  # a fresh database opened by two threads at once: wait, do not fail
         conn.execute("PRAGMA synchronous=FULL")
         _create(conn)
     except sqlite3.Error as exc:

@@ -6,6 +6,7 @@ import dataclasses
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -287,3 +288,33 @@ def test_migration_7_keeps_the_newest_reading_of_each_meter(tmp_path: Path) -> N
     with ReadingStore(db) as store:
         assert {r.meter.serial: r.values[0].raw for r in store.latest_readings()} == {A.serial: 30, B.serial: 20}
         assert store.connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_threads_opening_a_fresh_database_at_once_all_get_it(tmp_path: Path) -> None:
+    """The daemon's threads (S0 counter, receivers, delivery) open their connections to a fresh root's
+    database at the same moment: switching it to WAL must wait for the other, not fail with "locked"."""
+    import threading
+
+    from sonocli.store.outbox import Outbox
+    from sonocli.store.pulses import PulseStore
+
+    for attempt in range(12):
+        path = tmp_path / f"fresh{attempt}.db"
+        errors: list[BaseException] = []
+        start = threading.Barrier(4)
+
+        def open_one(kind: int, path: Path = path, errors: list[BaseException] = errors,
+                     start: threading.Barrier = start) -> None:
+            start.wait()
+            try:
+                store: Any = (ReadingStore, PulseStore, Outbox, PulseStore)[kind](path)
+                store.close()
+            except BaseException as exc:  # the test reports any failure
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_one, args=(kind,)) for kind in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == [], (attempt, errors)
