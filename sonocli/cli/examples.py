@@ -90,6 +90,10 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("meters edit 3 --key 000102030405060708090A0B0C0D0E0F", "set the AES key of meter 3"),
         ("meters edit 1/1 --obis 8-0:1.0.0 --description Volume", "value 1 of meter 1"),
     ),
+    "meters set-value": (
+        ("meters set-value 5 280,09", "S0 meter 5 counts on from 280.09 (its display after a meter change)"),
+        ("meters set-value SLV-12345678-0C-02 1000 --json", "the same by Device-ID, what was written as JSON"),
+    ),
     "meters delete": (
         ("meters delete 4", "remove meter 4 from the list"),
     ),

@@ -420,6 +420,40 @@ def edit(
     click.echo(f"changed {ref}: {', '.join(sorted(changes))}")
 
 
+@meters.command("set-value")
+@click.argument("ref", metavar="METER")
+@click.argument("value")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+@click.pass_context
+def set_value(ctx: click.Context, ref: str, value: str, as_json: bool) -> None:
+    """Write a new value to an S0 pulse meter (the device's "Set value"): it counts on from VALUE.
+
+    VALUE is counted in the scale of the meter's value entry, as on the device (280.09 or 280,09; at scale
+    1e-4 and unit kWh each pulse adds 1e-4 kWh); the meter list's set value and the pulse counter change
+    together, so the next reading is (VALUE + pulses counted from now on) x scale. Allowed when chip.ini
+    MUC_SETDEVICES is S0 or ALL (exit 2 otherwise). A running daemon reads on from the new value at once;
+    send it SIGHUP (or restart it) so its copy of the meter list shows it too.
+    """
+    from sonocli.engine.meterjson import meter_object
+
+    engine = engine_for(ctx)
+    done = engine.set_s0_value(ref, value)
+    previous = done.previous
+    if as_json:
+        emit_json({
+            "meter": meter_object(done.meter),
+            "set_value": done.value,
+            "scale": f"1e{done.meter.values[0].exponent}",
+            "unit": done.meter.values[0].unit,
+            "previous": None if previous is None else {"set_value": previous.base, "pulses": previous.pulses},
+        })
+        return
+    before = "" if previous is None else f" (before: {previous.pulses} pulse(s) counted from {previous.base})"
+    unit = done.meter.values[0].unit or ""
+    click.echo(f"S0 meter {done.meter.device_id}: set value {done.value}{' ' + unit if unit else ''} "
+               f"written{before}")
+
+
 @meters.command("delete")
 @click.argument("refs", metavar="METER|METER/N...", nargs=-1, required=True)
 @click.pass_context

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from sonocli.engine.meterlist import Limits
     from sonocli.engine.receiver import Heard, Receiver
     from sonocli.engine.repository import MeterRepository
+    from sonocli.engine.s0 import ValueWritten
     from sonocli.errors import PushError
     from sonocli.push.base import Channel, StepObserver
     from sonocli.store.meterstate import HeardEntry, MeterState, MeterStatus
@@ -264,6 +265,12 @@ class Engine:
     def iter_configured(self, readings: Iterable[Reading]) -> Iterator[Reading]:
         """:meth:`configured`, one reading at a time (a report cycle streams the store)."""
         return recording.iter_configured(readings)
+
+    def set_s0_value(self, ref: str, value: str) -> ValueWritten:
+        """Write a set value to an S0 meter (list and counter; MUC_SETDEVICES S0/ALL): ``meters set-value``."""
+        from sonocli.engine.s0 import set_value
+
+        return set_value(self, ref, value)
 
     def read_manual(self, when: float | None = None) -> Recorded:
         """Readings of the active manual S0/DLDE meters from their set values (Figure 21), recorded like any

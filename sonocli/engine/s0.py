@@ -27,7 +27,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Protocol
@@ -119,7 +119,7 @@ def ensure_counters(engine: Engine, meters: Iterable[Meter]) -> dict[str, PulseC
         count = store.get(meter.device_id)
         if count is None:
             count = store.start(meter.device_id, base, _now(engine))
-        elif _differs(count.base, base):
+        elif _differs(count.base, base) and not _written_elsewhere(engine, meter, count):
             if writable(engine):
                 store.set_value(meter.device_id, base, _now(engine))
                 log.info("S0 meter %s: set value %s written (%d pulses counted from %s before)",
@@ -132,6 +132,16 @@ def ensure_counters(engine: Engine, meters: Iterable[Meter]) -> dict[str, PulseC
     return out
 
 
+def _written_elsewhere(engine: Engine, meter: Meter, count: PulseCount) -> bool:
+    """Whether the counter's set value is the one the meter list on disk has now: another process (``meters
+    set-value`` while the daemon runs) wrote both, and this engine's list is older. Writing this engine's
+    old set value back would undo it; the daemon takes the new list on SIGHUP."""
+    for fresh in engine.meter_list().meters:
+        if fresh.device_id.upper() == meter.device_id.upper():
+            return not _differs(count.base, base_text(fresh))
+    return False
+
+
 def _differs(a: str, b: str) -> bool:
     try:
         return Decimal(a) != Decimal(b)
@@ -139,31 +149,60 @@ def _differs(a: str, b: str) -> bool:
         return a != b
 
 
-def set_value(engine: Engine, device_id: str, value: float) -> Meter:
+@dataclass(frozen=True)
+class ValueWritten:
+    """What ``meters set-value`` did: the meter as now listed, the new set value (exact decimal text) and
+    the counter before (None: it had not started counting)."""
+
+    meter: Meter
+    value: str
+    previous: PulseCount | None
+
+
+def parse_set_value(text: str) -> Decimal:
+    """A set value as typed: decimal with a point or, as the device's dialog shows it, a comma (280,09);
+    a meter reading is a finite number of at least 0. UsageError for anything else."""
+    cleaned = text.strip().replace(",", ".")
+    try:
+        number = Decimal(cleaned)
+    except InvalidOperation:
+        raise UsageError(f"set value {text!r} is not a number (e.g. 280.09 or 280,09)") from None
+    if not number.is_finite() or number < 0:
+        raise UsageError(f"set value {text!r} must be a finite number of 0 or more (a meter reading)")
+    return number
+
+
+def set_value(engine: Engine, ref: str, value: float | Decimal | str) -> ValueWritten:
     """Write a new value to an S0 meter (the guide's "Set value"): the meter list's set value and the
-    counter, which counts from it again. Refused (UsageError) unless MUC_SETDEVICES is S0 or ALL."""
+    counter, which counts from it again. ``ref`` is a list position, serial or Device-ID. Refused
+    (UsageError) unless MUC_SETDEVICES is S0 or ALL, for a meter that is not an S0 meter, and for one
+    without a value entry."""
+    from sonocli.engine.meterlist import find_meter
+
     if not writable(engine):
         raise UsageError(f"MUC_SETDEVICES={engine.get('MUC_SETDEVICES')}: writing values to meters is disabled",
                          hint="sonocli config set MUC_SETDEVICES S0")
-    wanted = device_id.strip().upper()
+    number = value if isinstance(value, Decimal) else parse_set_value(str(value))
 
-    def change(meters: Any) -> tuple[Any, Meter | None]:
+    def change(meters: Any) -> tuple[Any, Meter]:
+        index = find_meter(meters, ref)
+        meter = meters.meters[index]
+        if meter.interface is not Interface.S0:
+            raise UsageError(f"meter {meter.device_id} is a {meter.interface.name} meter: only S0 meters take a "
+                             f"set value", hint="a DLDE meter's manual value: sonocli meters edit METER/N --value")
+        if not meter.values:
+            raise UsageError(f"S0 meter {meter.device_id} has no value entry to set",
+                             hint="add one: sonocli meters add --to METER --value V --unit U")
+        first = replace(meter.values[0], value=float(number))
         items = list(meters.meters)
-        for i, meter in enumerate(items):
-            if meter.device_id.upper() == wanted and meter.interface is Interface.S0:
-                if not meter.values:
-                    raise UsageError(f"S0 meter {meter.device_id} has no value entry to set",
-                                     hint="add one: sonocli meters add-value")
-                first = replace(meter.values[0], value=float(value))
-                items[i] = replace(meter, values=(first, *meter.values[1:]))
-                return replace(meters, meters=tuple(items)), items[i]
-        return meters, None
+        items[index] = replace(meter, values=(first, *meter.values[1:]))
+        return replace(meters, meters=tuple(items)), items[index]
 
     meter = engine.update_meters(change)
-    if meter is None:
-        raise UsageError(f"no S0 meter {device_id} in the meter list", hint="sonocli meters list")
-    engine.pulses.set_value(meter.device_id, base_text(meter), _now(engine))
-    return meter
+    previous = engine.pulses.get(meter.device_id)
+    text = base_text(meter)
+    engine.pulses.set_value(meter.device_id, text, _now(engine))
+    return ValueWritten(meter, text, previous)
 
 
 def with_counts(engine: Engine, readings: Sequence[Reading]) -> list[Reading]:

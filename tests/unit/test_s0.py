@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -131,7 +132,7 @@ def test_muc_setdevices_governs_writing_the_value(tmp_path: Path) -> None:
         counter = s0.PulseCounter(engine, edges)
         edges.pulse("17", 4)
         counter.step(0.1)
-        meter = s0.set_value(engine, "SLV-12345678-0C-02", 1000)
+        meter = s0.set_value(engine, "SLV-12345678-0C-02", 1000).meter
         assert meter.values[0].value == 1000.0
         assert engine.meter_list().meters[0].values[0].value == 1000.0
         assert engine.pulses.get(meter.device_id).pulses == 0  # counting starts from the new value
@@ -291,3 +292,74 @@ def test_sighup_reopens_the_counter_on_the_new_lines(tmp_path: Path, caplog: pyt
         assert edges.closed
     finally:
         engine.close()
+
+
+def test_meters_set_value_command(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from sonocli.cli.root import cli
+
+    root = make_root(tmp_path, [s0_meter(1), Meter(Interface.MBUS, serial="11111111", manufacturer="KAM",
+                                                   version=1, medium=7, primary_address=5)])
+    engine = Engine(root)
+    try:
+        counter = s0.PulseCounter(engine, FakeEdges())
+        counter.source.pulse("17", 12)  # type: ignore[attr-defined]
+        counter.step(0.1)
+    finally:
+        engine.close()
+    runner = CliRunner()
+
+    def run(*args: str) -> Any:
+        return runner.invoke(cli, ["--root", str(root), "meters", "set-value", *args])
+
+    result = run("1", "1000,5")  # the device's dialog writes a decimal comma
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == ("S0 meter SLV-12345678-0C-02: set value 1000.5 Wh written "
+                                     "(before: 12 pulse(s) counted from 280.09)")
+    result = run("12345678", "2000", "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["meter"]["device_id"] == "SLV-12345678-0C-02" and out["set_value"] == "2000"
+    assert out["previous"] == {"set_value": "1000.5", "pulses": 0} and out["scale"] == "1e-1"
+    engine = Engine(root)
+    try:
+        assert reading_value(engine, "12345678") == "200"  # 2000 x 0.1 Wh, no pulse since
+        assert engine.meter_list().meters[0].values[0].value == 2000.0
+    finally:
+        engine.close()
+    for args, message in (
+        (("2", "5"), "meter KAM-11111111-01-07 is a MBUS meter: only S0 meters take a set value"),
+        (("9", "5"), "meter 9 does not exist"),
+        (("1", "--", "-3"), "must be a finite number of 0 or more"),
+        (("1", "12a"), "is not a number"),
+    ):
+        result = run(*args)
+        assert result.exit_code == 2, (args, result.output)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("sonocli: error: ") and message in lines[0], lines
+    runner.invoke(cli, ["--root", str(root), "config", "set", "MUC_SETDEVICES", "NONE"])
+    result = run("1", "5")
+    assert result.exit_code == 2 and "MUC_SETDEVICES=NONE" in result.output
+
+
+def test_a_daemon_with_an_older_list_does_not_undo_a_set_value(tmp_path: Path) -> None:
+    """``meters set-value`` while the daemon runs: the daemon's cached list still has the old set value, but
+    the list on disk has the new one the counter has too, so its readout keeps the new value."""
+    root = make_root(tmp_path, [s0_meter(1)], MUC_SETDEVICES="S0")
+    daemon_engine = Engine(root)
+    other = Engine(root)
+    try:
+        assert reading_value(daemon_engine, "12345678") == "28.009"  # the daemon's list is loaded and cached
+        other.set_s0_value("1", "500")
+        assert reading_value(daemon_engine, "12345678") == "50"  # not 28.009 written back
+        assert daemon_engine.pulses.get("SLV-12345678-0C-02").base == "500"
+        # the list edited by hand later (a new set value on disk, not yet in the counter): written
+        other.update_meters(lambda ml: (replace(ml, meters=(s0_meter(1, value=600),)), None))
+        daemon_engine.reload()
+        assert reading_value(daemon_engine, "12345678") == "60"
+    finally:
+        daemon_engine.close()
+        other.close()
