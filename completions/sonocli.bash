@@ -17,7 +17,7 @@ _sonocli_node() {
         "sonocli keys check") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli keys import") _sn_subs=""; _sn_opts="--format --password --json --help"; _sn_valopts="--format --password"; _sn_npos=1;;
         "sonocli listen") _sn_subs=""; _sn_opts="--protocol --port --dongle --mode --interface --duration --count --save --only-listed --no-store --store --json --help"; _sn_valopts="--protocol --port --dongle --mode --interface --duration --count"; _sn_npos=0;;
-        "sonocli meters") _sn_subs="activate add deactivate delete edit heard list show"; _sn_opts="--help"; _sn_valopts=""; _sn_npos=0;;
+        "sonocli meters") _sn_subs="activate add deactivate delete edit heard list set-value show"; _sn_opts="--help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli meters activate") _sn_subs=""; _sn_opts="--help"; _sn_valopts=""; _sn_npos=1;;
         "sonocli meters add") _sn_subs=""; _sn_opts="--to -n --count --interface --serial --manufacturer --medium --version --primary-address --address-mode --cycle --key --user --inactive --value --scale --unit --obis --description --json --help"; _sn_valopts="--to -n --count --interface --serial --manufacturer --medium --version --primary-address --address-mode --cycle --key --user --value --scale --unit --obis --description"; _sn_npos=0;;
         "sonocli meters deactivate") _sn_subs=""; _sn_opts="--help"; _sn_valopts=""; _sn_npos=1;;
@@ -25,6 +25,7 @@ _sonocli_node() {
         "sonocli meters edit") _sn_subs=""; _sn_opts="--user --key --cycle --primary-address --address-mode --max-values --serial --manufacturer --medium --version --obis --description --value --scale --unit --help"; _sn_valopts="--user --key --cycle --primary-address --address-mode --max-values --serial --manufacturer --medium --version --obis --description --value --scale --unit"; _sn_npos=1;;
         "sonocli meters heard") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli meters list") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=0;;
+        "sonocli meters set-value") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=2;;
         "sonocli meters show") _sn_subs=""; _sn_opts="--json --help"; _sn_valopts=""; _sn_npos=1;;
         "sonocli outbox") _sn_subs="drop list retry"; _sn_opts="--help"; _sn_valopts=""; _sn_npos=0;;
         "sonocli outbox drop") _sn_subs=""; _sn_opts="--all --json --help"; _sn_valopts=""; _sn_npos=1;;
