@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -53,6 +52,8 @@ def atomic_open(path: Path, *, mode: int | None = None, private: bool | None = N
             mode = path.stat().st_mode & 0o7777
         except FileNotFoundError:
             mode = 0o644 & ~_umask()
+    import tempfile  # ~4 ms (shutil, random, bz2, lzma): only commands that write pay it
+
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -14,7 +14,6 @@ F (negative) and hex digits A–E (kept as text, as error markers).
 
 from __future__ import annotations
 
-import calendar
 import struct
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -697,6 +696,8 @@ def _shift_time(base: datetime, unit_index: int, spacing: int, steps: int) -> da
 def _add_months(when: datetime, months: int) -> datetime:
     month0 = when.month - 1 + months
     year, month = when.year + month0 // 12, month0 % 12 + 1
+    import calendar
+
     day = min(when.day, calendar.monthrange(year, month)[1])
     return when.replace(year=year, month=month, day=day)
 

@@ -8,7 +8,6 @@ refuses invalid values with file, line, parameter, value and the allowed range; 
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -56,6 +55,8 @@ def split_lines(text: str) -> list[str]:
 
 def suggest(name: str) -> str:
     """ " (did you mean X?)" for a near miss of a known name, else ""."""
+    import difflib  # only for a name that is not known
+
     close = difflib.get_close_matches(name.upper(), list(by_name()), n=1, cutoff=0.8)
     return f" (did you mean {close[0]}?)" if close else ""
 
