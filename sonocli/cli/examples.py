@@ -91,7 +91,7 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("meters edit 1/1 --obis 8-0:1.0.0 --description Volume", "value 1 of meter 1"),
     ),
     "meters set-value": (
-        ("meters set-value 5 280,09", "S0 meter 5 counts on from 280.09 (its display after a meter change)"),
+        ("meters set-value 5 280,09", "meter 5 (S0) counts on from 280.09, e.g. after a meter change"),
         ("meters set-value SLV-12345678-0C-02 1000 --json", "the same by Device-ID, what was written as JSON"),
     ),
     "meters delete": (

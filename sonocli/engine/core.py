@@ -74,6 +74,10 @@ class Engine:
         self._write_lock = threading.Lock()  # readings written and reports built never interleave
         self._csv_lock = threading.Lock()  # one CSV log writer at a time (it rewrites the day file)
         self._csvlog: Any = None
+        # values of readings looked at but not stored (listen/readout --no-store), written in batches
+        self._looks: dict[str, tuple[datetime, dict[int, str]]] = {}
+        self._looks_lock = threading.Lock()
+        self._looks_written = 0.0
         # Who holds the wired bus while this engine reads it (transports.buslock), and how long another
         # master on the same root is waited for; serve-daemon and the web interface name themselves.
         self.bus_purpose = "a sonocli command"
@@ -211,7 +215,9 @@ class Engine:
         return self._outbox
 
     def release_thread(self) -> None:
-        """Close the calling thread's store connections (worker threads call this before they end)."""
+        """Close the calling thread's store connections (worker threads call this before they end), after
+        writing what this engine still holds of readings looked at (``--no-store``)."""
+        recording.flush_looks(self)
         for name in ("store", "meter_state", "pulses"):
             conn = getattr(self._local, name, None)
             if conn is not None:

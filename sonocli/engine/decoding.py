@@ -7,7 +7,6 @@ The commands render; this module decodes. It is the one place where a command's 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Sequence
@@ -39,36 +38,39 @@ def json_text(obj: Any, *, indent: int | None = None, compact: bool = False) -> 
     so those few values are swapped for marker strings first and the quoted markers replaced by the digits
     afterwards. The marker holds a per-process random token: no string a meter sends can look like one.
     """
+    import json  # ~2 ms: only output that is JSON pays it
+
     separators = (",", ":") if compact else None
-    if not _has_exact(obj):
+    found: list[bool] = []
+    marked = _marked(obj, found)
+    if not found:
         return json.dumps(obj, ensure_ascii=False, default=str, indent=indent, separators=separators)
-    text = json.dumps(_marked(obj), ensure_ascii=False, default=str, indent=indent, separators=separators)
+    text = json.dumps(marked, ensure_ascii=False, default=str, indent=indent, separators=separators)
     return _MARKED.sub(lambda m: m.group(1), text)
 
 
-def _has_exact(obj: Any) -> bool:
+def _marked(obj: Any, found: list[bool]) -> Any:
+    """``obj`` with every ExactNumber swapped for its marker string (one walk); ``found`` gets an item
+    when there was one."""
+    kind = type(obj)
+    if kind is str or kind is int or kind is bool or obj is None:  # most of the nodes: no isinstance chain
+        return obj
     if isinstance(obj, ExactNumber):
-        return True
-    if isinstance(obj, dict):
-        return any(_has_exact(v) for v in obj.values())
-    if isinstance(obj, list | tuple):
-        return any(_has_exact(v) for v in obj)
-    return False
-
-
-def _marked(obj: Any) -> Any:
-    if isinstance(obj, ExactNumber):
+        found.append(True)
         return f"{_TOKEN}{obj.text}{_TOKEN}"
+    if kind is dict:
+        return {k: _marked(v, found) for k, v in obj.items()}
     if isinstance(obj, dict):
-        return {k: _marked(v) for k, v in obj.items()}
+        return {k: _marked(v, found) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_marked(v) for v in obj]
+        return [_marked(v, found) for v in obj]
     return obj
 
 
 # a control character (json.dumps escapes it) and a random part: a meter's text cannot hold the marker
-_TOKEN = "\u0001" + os.urandom(8).hex()
-_ESCAPED = re.escape(json.dumps(_TOKEN)[1:-1])  # the token as it stands inside a JSON string
+_RANDOM = os.urandom(8).hex()
+_TOKEN = "\u0001" + _RANDOM
+_ESCAPED = re.escape("\\u0001" + _RANDOM)  # the token as json.dumps writes it inside a JSON string
 _MARKED = re.compile(f'"{_ESCAPED}(-?[0-9.]+){_ESCAPED}"')
 
 

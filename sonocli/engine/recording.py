@@ -62,6 +62,7 @@ class _Held:
     csv_failure: str | None = None
     dropped: int = 0
     learned: list[tuple[Meter, tuple[Any, ...]]] = field(default_factory=list)  # value entries to save
+    learned_since: float | None = None  # when the oldest of them was learned (learning_held)
 
 
 _HELD: weakref.WeakKeyDictionary[Any, _Held] = weakref.WeakKeyDictionary()
@@ -97,6 +98,44 @@ def batched(engine: Engine) -> Iterator[None]:
             flush(engine)
 
 
+LEARN_HOLD = 5.0  # seconds learned value entries wait in learning_held before the meter list is written
+
+
+@contextlib.contextmanager
+def learning_held(engine: Engine) -> Iterator[None]:
+    """Hold the value entries learned by this thread and write them to the meter list together, at most
+    every LEARN_HOLD seconds and when the block ends (a receiver's loop: ``listen`` and the daemon).
+
+    Each write is a whole read-modify-write of device_handle.cfg: learning 500 new meters one by one
+    rewrote a 500-meter list 500 times (50 s of CPU in ``listen``). Readings are not held (``batched`` does
+    that); the cached view learns at once, so later telegrams are matched to the entries. A crash loses at
+    most LEARN_HOLD seconds of learned entries, learned again from the next telegram."""
+    depth = int(getattr(engine._local, "learn_depth", 0))
+    engine._local.learn_depth = depth + 1
+    try:
+        yield
+    finally:
+        engine._local.learn_depth = depth
+        if depth == 0:
+            save_learned_held(engine)
+
+
+def save_learned_held(engine: Engine) -> None:
+    """Write the held learned entries (one locked read-modify-write); on failure they stay held."""
+    held = _held(engine)
+    with held.lock:
+        if not held.learned:
+            return
+        learned, held.learned = held.learned, []
+        held.learned_since = None
+        try:
+            _save_learned(engine, learned)
+        except SonoError as exc:  # the cached view has them: they are saved with the next ones
+            log.error("learned value entries not saved to the meter list: %s", exc)
+            held.learned[:0] = learned
+            held.learned_since = engine.now()
+
+
 def held_count(engine: Engine) -> int:
     """Readings recorded but not (yet) stored: waiting for their transaction, or for disk space."""
     return len(_held(engine).readings)
@@ -125,13 +164,7 @@ def flush(engine: Engine) -> bool:
     Returns False (readings kept, condition logged once) when the store cannot take them."""
     held = _held(engine)
     with held.lock:
-        if held.learned:
-            learned, held.learned = held.learned, []
-            try:
-                _save_learned(engine, learned)
-            except SonoError as exc:  # the cached view has them: they are saved with the next meter learned
-                log.error("learned value entries not saved to the meter list: %s", exc)
-                held.learned[:0] = learned
+        save_learned_held(engine)
         batch = list(held.readings)
         if not batch:
             return True
@@ -337,15 +370,36 @@ def value_texts(reading: Reading) -> dict[int, str]:
     return out
 
 
+LOOK_INTERVAL = 5.0  # seconds between two writes of the values looked at (listen --no-store: a telegram/s)
+
+
 def _keep_looks(engine: Engine, readings: Sequence[Reading]) -> None:
-    """Remember the values of listed meters' readings that were not stored, for ``meters show``."""
-    for reading in readings:
-        if engine.listed(reading.meter) is None:
-            continue
-        try:
-            engine.meter_state.set_look(reading.meter.device_id, reading.taken_at, value_texts(reading))
-        except Exception as exc:  # a full disk must not fail a readout for a display nicety
-            log.debug("look of %s not kept: %s", reading.meter.device_id, exc)
+    """Remember the values of listed meters' readings that were not stored, for ``meters show``.
+
+    They are held and written in one transaction every LOOK_INTERVAL seconds and when the engine closes:
+    one fsync'd transaction per telegram made ``listen --no-store`` spend most of its time in SQLite. A
+    crash loses the last seconds of these display values only; readings are not involved (not stored by
+    the user's choice)."""
+    with engine._looks_lock:
+        for reading in readings:
+            if engine.listed(reading.meter) is not None:
+                engine._looks[reading.meter.device_id] = (reading.taken_at, value_texts(reading))
+        due = engine._looks and engine.now() - engine._looks_written >= LOOK_INTERVAL
+    if due:
+        flush_looks(engine)
+
+
+def flush_looks(engine: Engine) -> None:
+    """Write the values held by :func:`_keep_looks` (one transaction); a full disk only loses them."""
+    with engine._looks_lock:
+        held, engine._looks = engine._looks, {}
+        engine._looks_written = engine.now()
+    if not held:
+        return
+    try:
+        engine.meter_state.set_looks((device, when, values) for device, (when, values) in held.items())
+    except Exception as exc:  # a full disk must not fail a readout for a display nicety
+        log.debug("looks of %d meter(s) not kept: %s", len(held), exc)
 
 
 def latest_values(engine: Engine, meter: Meter) -> tuple[datetime, dict[int, str]] | None:
@@ -372,10 +426,15 @@ def _learn(engine: Engine, entry: Meter, values: tuple[Any, ...]) -> None:
 
     from sonocli.engine.meterlist import same_meter
 
-    if _batching(engine):
+    if _batching(engine) or int(getattr(engine._local, "learn_depth", 0)) > 0:
         held = _held(engine)
         with held.lock:
             held.learned.append((entry, values))
+            if held.learned_since is None:
+                held.learned_since = engine.now()
+            due = not _batching(engine) and engine.now() - held.learned_since >= LEARN_HOLD
+        if due:
+            save_learned_held(engine)
     else:
         _save_learned(engine, [(entry, values)])
     if engine._meters is not None:  # the cached view learns them too, without re-reading the whole list

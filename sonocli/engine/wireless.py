@@ -107,9 +107,12 @@ def run_receiver(
         if on_heard is not None:
             on_heard(item, recorded)
 
+    from sonocli.engine.recording import learning_held
+
     try:
-        receiver.setup(port)
-        receiver.run(port, on_heard=heard, duration=duration, count=count, should_stop=should_stop)
+        with learning_held(engine):  # 500 new meters: a few list writes, not one whole rewrite each
+            receiver.setup(port)
+            receiver.run(port, on_heard=heard, duration=duration, count=count, should_stop=should_stop)
     finally:
         publish(force=True)
         receiver.close()

@@ -120,13 +120,19 @@ class MeterState:
 
     def set_look(self, device_id: str, when: datetime, values: dict[int, str]) -> None:
         """Keep the values (list index -> value as text) of a reading that was looked at, not stored."""
-        with mapped(self.path, "save a meter's values"):
-            body = json.dumps({str(k): v for k, v in values.items()}, ensure_ascii=False)
+        self.set_looks([(device_id, when, values)])
+
+    def set_looks(self, looks: Iterable[tuple[str, datetime, dict[int, str]]]) -> None:
+        """:meth:`set_look` for many meters in one transaction."""
+        with mapped(self.path, "save meters' values"):
+            rows = [(device_id, _micros(when), json.dumps({str(k): v for k, v in values.items()},
+                                                           ensure_ascii=False))
+                    for device_id, when, values in looks]
             with self._conn:
-                self._conn.execute(
+                self._conn.executemany(
                     "INSERT INTO meter_look (device_id, taken_at, body) VALUES (?, ?, ?) ON CONFLICT(device_id)"
                     " DO UPDATE SET taken_at=excluded.taken_at, body=excluded.body",
-                    (device_id, _micros(when), body),
+                    rows,
                 )
 
     def look(self, device_id: str) -> tuple[datetime, dict[int, str]] | None:
