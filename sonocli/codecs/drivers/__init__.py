@@ -156,6 +156,11 @@ BUILTIN: tuple[_Entry, ...] = (
         ),
     ),
     _Entry("apatorna1", "sonocli.codecs.drivers.apator:ApatorNa1Driver", (Match("APA", 0x07, 0x14, _A_CIS),)),
+    _Entry(
+        "apatoreitn",
+        "sonocli.codecs.drivers.apator:ApatorEitnDriver",
+        (Match("APA", 0x08, 0x04, frozenset({0xA0, 0xB6})), Match("APT", 0x08, 0x04, frozenset({0xA0, 0xB6}))),
+    ),
     _Entry("bfw240radio", "sonocli.codecs.drivers.bfw:Bfw240RadioDriver", (Match("BFW", 0x08, 0x02, _STD),)),
     _Entry("qundis", "sonocli.codecs.drivers.qundis:QundisWalkByDriver", (Match("QDS", None, None, _STD),)),
     _Entry("zenner0b", "sonocli.codecs.drivers.zenner:Zenner0BDriver", (Match("ZRI", 0x16, 0x0B, _STD),)),
