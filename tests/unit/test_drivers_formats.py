@@ -104,6 +104,24 @@ def test_driver_failure_keeps_the_bytes_and_names_the_meter() -> None:
     assert not decode_telegram(bytes.fromhex(IZAR), DecodeOptions(drivers=False)).records
 
 
+def test_apator_eitn_both_layouts_and_a_frame_it_cannot_read() -> None:
+    # wmbusmeters apatoreitn tests HCA1 (CI A0) and HCA2 (CI B6: ten extra bytes, then A0)
+    a0 = decode_telegram(bytes.fromhex("19440186313737370408A0A1000059001C270100322DE413B415"))
+    assert a0.driver == "apatoreitn" and dict(a0.fields)["esb_date"] == "2019-08-28"
+    assert [(v.storage, v.value) for v in a0.records if v.description == "Units for H.C.A."] == [(0, 1), (1, 89)]
+    b6_hex = "25441486323737370408B60AFFFFF5450186F41B9D58A0A100007809000000001F2D6416C819"
+    b6 = decode_telegram(bytes.fromhex(b6_hex))
+    fields = dict(b6.fields)
+    assert (fields["current_hca"], fields["previous_hca"], fields["status"]) == (0, 2424, "OK")
+    assert fields["current_date"] == "2022-08-31" and fields["temp_room_avg_c"] == 25.78125
+    broken = bytearray(bytes.fromhex(b6_hex))
+    broken[22] = 0x00  # the A0 byte after the ten extra bytes
+    telegram = decode_telegram(bytes(broken))
+    assert not telegram.fields and telegram.records[-1].raw == telegram.payload  # bytes kept as a record
+    assert any("driver apatoreitn" in w and "without the A0 byte" in w and "37373732" in w
+               for w in telegram.warnings)
+
+
 def test_declarative_toml_driver(tmp_path: Path) -> None:
     path = tmp_path / "techem-test.toml"
     path.write_text(
