@@ -241,20 +241,13 @@ def _target(engine: Engine, address: str, ident: Identification) -> Meter:
 
 
 def value_entry(value: MeterValue) -> ValueConfig:
-    """The value entry a data set gets when its meter is first read: Table 26 fields and the OBIS-ID."""
+    """The value entry a data set gets when its meter is first read: an M-Bus record's entry (the same
+    Table 26 fields) with the OBIS-ID of the data set, and no DIF/VIF (a data set has none)."""
     from sonocli.codecs.dlde import parse_obis
+    from sonocli.engine.values import entry_for
 
-    return ValueConfig(
-        description=value.description,
-        unit=value.unit or "None",
-        encodetype=value.encoding or "NODATA",
-        exponent=value.exponent,
-        valuetype=value.function,
-        storagenum=value.storage,
-        tariff=value.tariff,
-        obis=value.text if value.text and parse_obis(value.text) is not None else None,
-        subunit=value.subunit,
-    )
+    obis = value.text if value.text and parse_obis(value.text) is not None else None
+    return replace(entry_for(value), obis=obis, difvif="")
 
 
 def _matches(config: ValueConfig, value: MeterValue) -> bool:

@@ -32,7 +32,7 @@ import contextlib
 import logging
 import threading
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -88,14 +88,21 @@ def batched(engine: Engine) -> Iterator[None]:
 
     Storage failures do not raise here: the readings stay held and the condition is logged (see module doc).
     """
-    depth = int(getattr(engine._local, "batch_depth", 0))
-    engine._local.batch_depth = depth + 1
+    with _nested(engine, "batch_depth", flush):
+        yield
+
+
+@contextlib.contextmanager
+def _nested(engine: Engine, counter: str, at_end: Callable[[Engine], object]) -> Iterator[None]:
+    """A block this thread may nest: ``at_end`` runs when the outermost one ends (``counter`` counts them)."""
+    depth = int(getattr(engine._local, counter, 0))
+    setattr(engine._local, counter, depth + 1)
     try:
         yield
     finally:
-        engine._local.batch_depth = depth
+        setattr(engine._local, counter, depth)
         if depth == 0:
-            flush(engine)
+            at_end(engine)
 
 
 LEARN_HOLD = 5.0  # seconds learned value entries wait in learning_held before the meter list is written
@@ -110,14 +117,8 @@ def learning_held(engine: Engine) -> Iterator[None]:
     rewrote a 500-meter list 500 times (50 s of CPU in ``listen``). Readings are not held (``batched`` does
     that); the cached view learns at once, so later telegrams are matched to the entries. A crash loses at
     most LEARN_HOLD seconds of learned entries, learned again from the next telegram."""
-    depth = int(getattr(engine._local, "learn_depth", 0))
-    engine._local.learn_depth = depth + 1
-    try:
+    with _nested(engine, "learn_depth", save_learned_held):
         yield
-    finally:
-        engine._local.learn_depth = depth
-        if depth == 0:
-            save_learned_held(engine)
 
 
 def save_learned_held(engine: Engine) -> None:
