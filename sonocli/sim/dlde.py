@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import Any
 
 from sonocli.codecs import dlde
 from sonocli.sim.peer import Clock
+from sonocli.sim.pty_server import PtyEndpoint
 
 # Iskra MT174 readout (mode C, 9600 baud): see the module docstring and tests/data/dlde/README.md.
 MT174_IDENT = "ISk5MT174-0002"
@@ -213,7 +213,7 @@ def peer_from_params(params: dict[str, str], clock: Clock | None = None) -> Dlde
     return DldeBus(meters)
 
 
-class DldePtyServer:
+class DldePtyServer(PtyEndpoint):
     """``sim://dlde`` behind a real pseudo-terminal, in real time, for other software and the pty tests.
 
     A pty has no baud rate of its own, so the server reads the speed the client set on the slave side
@@ -221,26 +221,11 @@ class DldePtyServer:
     9600 baud after its acknowledgement is heard, and answered, at 9600.
     """
 
+    thread_name = "sonocli-sim-dlde"
+
     def __init__(self, bus: DldeBus, link: str | None = None) -> None:
-        import os
-        import threading
-        import tty
-
-        from sonocli.sim.peer import RealClock
-
+        super().__init__(link)
         self.bus = bus
-        self.clock = RealClock()
-        self.master_fd, self.slave_fd = os.openpty()
-        tty.setraw(self.slave_fd)
-        self.path = os.ttyname(self.slave_fd)
-        self.link = link
-        if link:
-            if os.path.lexists(link):
-                os.unlink(link)
-            os.symlink(self.path, link)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._unpin()
 
     def _speed(self) -> None:
         """The client's current speed, if it set one since the last look (then the slave is unpinned again)."""
@@ -255,19 +240,7 @@ class DldePtyServer:
             rate = _termios_rates().get(speed)
             if rate is not None:
                 self.bus.set_host_line(rate, True)
-            self._unpin()
-
-    def _unpin(self) -> None:
-        """Park the slave at B50 so every client speed change shows (and a reopen with PARENB is accepted)."""
-        import termios
-
-        try:
-            attrs = termios.tcgetattr(self.slave_fd)
-            if attrs[4] != termios.B50 or attrs[5] != termios.B50:
-                attrs[4] = attrs[5] = termios.B50
-                termios.tcsetattr(self.slave_fd, termios.TCSANOW, attrs)
-        except termios.error:
-            pass
+            self._unpin_speed()
 
     def serve_forever(self) -> None:
         import os
@@ -290,33 +263,6 @@ class DldePtyServer:
             out = self.bus.poll(self.clock.now())
             if out:
                 os.write(self.master_fd, out)
-
-    def start(self) -> DldePtyServer:
-        import threading
-
-        self._thread = threading.Thread(target=self.serve_forever, name="sonocli-sim-dlde", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        import os
-
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(2.0)
-        for fd in (self.master_fd, self.slave_fd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        if self.link and os.path.islink(self.link):
-            os.unlink(self.link)
-
-    def __enter__(self) -> DldePtyServer:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
 
 
 def _termios_rates() -> dict[int, int]:

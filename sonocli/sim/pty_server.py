@@ -18,7 +18,7 @@ import termios
 import threading
 import tty
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
 from sonocli.codecs import mbus_link as link
 from sonocli.errors import DecodeError, NeedMoreData
@@ -133,15 +133,16 @@ class RequestLog:
             log.debug("  request %s; answer %s", request.hex(" ").upper(), answer.hex(" ").upper() or "-")
 
 
-class PtyServer:
-    """Runs ``segment`` behind a new pty until ``stop()``; ``path`` is what clients open."""
+class PtyEndpoint:
+    """A new raw pseudo-terminal (``path`` is what clients open, ``link`` an optional symlink to it) served
+    by a thread until ``stop()``: the part every simulator behind a pty shares (M-Bus, DLDE)."""
 
-    def __init__(self, segment: Any, baudrate: int = 2400, link: str | None = None) -> None:
-        self.segment = segment
+    thread_name = "sonocli-sim-pty"
+
+    def __init__(self, link: str | None = None) -> None:
         self.clock = RealClock()
         self.master_fd, self.slave_fd = os.openpty()
         tty.setraw(self.slave_fd)
-        self._stop = threading.Event()
         self._unpin_speed()
         self.path = os.ttyname(self.slave_fd)
         self.link = link
@@ -149,9 +150,58 @@ class PtyServer:
             if os.path.lexists(link):
                 os.unlink(link)
             os.symlink(self.path, link)
-        segment.set_host_line(baudrate, True)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def serve_forever(self) -> None:
+        raise NotImplementedError
+
+    def _unpin_speed(self) -> None:
+        """Keep the slave at a speed no client uses, so every client open changes the speed with PARENB.
+
+        Linux ptys do not keep PARENB; a tcsetattr whose only change is PARENB fails with EINVAL, which is
+        what a second client opening at the same speed with even parity would send (TESTING.md §5). It also
+        makes every speed a client sets visible to a simulator that follows it (DLDE's baud switch).
+        """
+        try:
+            attrs = termios.tcgetattr(self.slave_fd)
+            if attrs[4] != termios.B50 or attrs[5] != termios.B50:
+                attrs[4] = attrs[5] = termios.B50
+                termios.tcsetattr(self.slave_fd, termios.TCSANOW, attrs)
+        except termios.error:
+            pass
+
+    def start(self) -> Self:
+        self._thread = threading.Thread(target=self.serve_forever, name=self.thread_name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+        for fd in (self.master_fd, self.slave_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        if self.link and os.path.islink(self.link):
+            os.unlink(self.link)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+class PtyServer(PtyEndpoint):
+    """Runs ``segment`` behind a new pty until ``stop()``; ``path`` is what clients open."""
+
+    def __init__(self, segment: Any, baudrate: int = 2400, link: str | None = None) -> None:
+        super().__init__(link)
+        self.segment = segment
+        segment.set_host_line(baudrate, True)
         self.requests = RequestLog(segment)
 
     def serve_forever(self) -> None:
@@ -176,40 +226,3 @@ class PtyServer:
                 if logging_on:
                     self.requests.sent(out)
             self._unpin_speed()
-
-    def _unpin_speed(self) -> None:
-        """Keep the slave at a speed no client uses, so every client open changes the speed with PARENB.
-
-        Linux ptys do not keep PARENB; a tcsetattr whose only change is PARENB fails with EINVAL, which is
-        what a second client opening at the same speed with even parity would send (TESTING.md §5).
-        """
-        try:
-            attrs = termios.tcgetattr(self.slave_fd)
-            if attrs[4] != termios.B50 or attrs[5] != termios.B50:
-                attrs[4] = attrs[5] = termios.B50
-                termios.tcsetattr(self.slave_fd, termios.TCSANOW, attrs)
-        except termios.error:
-            pass
-
-    def start(self) -> PtyServer:
-        self._thread = threading.Thread(target=self.serve_forever, name="sonocli-sim-pty", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(2.0)
-        for fd in (self.master_fd, self.slave_fd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        if self.link and os.path.islink(self.link):
-            os.unlink(self.link)
-
-    def __enter__(self) -> PtyServer:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
