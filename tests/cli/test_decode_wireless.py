@@ -95,7 +95,8 @@ def test_mac_mismatch_and_unsupported_mode_exit_1() -> None:
     mode13 = N21[:28] + "0D" + N21[30:]  # CFG high byte: mode 13
     code, out, err = _run(mode13, "--key", N21_KEY)
     assert code == 1 and "security mode 13" in out
-    assert err.strip() == "sonocli: error: security mode 13 is not supported (supported: 0, 2, 3, 5, 7)"
+    assert err.strip() == ("sonocli: error: security mode 13 is not supported (supported: 0, 2, 3, 5, 7; 16-31 in "
+                           "Diehl real-data frames)")
 
 
 def test_key_with_wired_frame_refused() -> None:

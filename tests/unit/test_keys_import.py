@@ -139,20 +139,21 @@ def test_meter_named_twice_with_different_keys(tmp_path: Path) -> None:
 
 
 def test_unsupported_security_mode_names_meter_and_mode(tmp_path: Path) -> None:
-    """A key for a meter whose stored telegram uses security mode 18 (Diehl, manufacturer specific): the key
-    is set, and the import says which meter and which mode cannot be decrypted."""
+    """A key for a meter whose stored telegram uses security mode 16 (BMeters, manufacturer specific, which
+    sonocli does not implement): the key is set, and the import says which meter and which mode cannot be
+    decrypted."""
     assert _run(tmp_path, "init")[0] == 0
-    raw = "1E4424238B06266408497A880010D2" + "00" * 16  # ha-watermeter#35 header (corpus), payload zeroed
+    raw = "1E44B409717273740507" + "7AA5000610" + "00" * 16  # wmbusmeters rfmtx1 header (corpus), payload zeroed
     log_dir = RootLayout(tmp_path).log_dir
     log_dir.mkdir(parents=True, exist_ok=True)
     (log_dir / RAW_LOG_NAME).write_text(f"2026-01-01T00:00:00Z;-70;{raw}\n")  # as WMBUS_RAWLOGENABLE writes it
     keys = tmp_path / "k.csv"
-    keys.write_text(f"49086426,{KEY_A}\n")
+    keys.write_text(f"74737271,{KEY_A}\n")
     code, out, err = _run(tmp_path, "keys", "import", str(keys), "--json")
     assert code == 0, err
     row = json.loads(out)["imported"][0]
-    assert row["check"] == "unsupported" and "security mode 18" in row["detail"]
-    assert "meter 49086426: key set, but security mode 18" in err
+    assert row["check"] == "unsupported" and "security mode 16" in row["detail"]
+    assert "meter 74737271: key set, but security mode 16" in err
 
 
 def test_read_key_file_is_pure() -> None:
