@@ -441,6 +441,8 @@ def _with_driver(telegram: WmbusTelegram, opts: DecodeOptions) -> WmbusTelegram:
             telegram, records=_indexed(telegram.records, extra), warnings=(*telegram.warnings, note),
             driver=driver.name,
         )  # fmt: skip
+    if out.address is not None and telegram.tpl is not None and telegram.tpl.address is None:
+        telegram = replace(telegram, tpl=replace(telegram.tpl, address=out.address))
     if not out.records and not out.fields:
         return telegram
     added = list(out.records)

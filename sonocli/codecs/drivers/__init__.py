@@ -27,6 +27,7 @@ from sonocli.errors import DecodeError
 
 if TYPE_CHECKING:
     from sonocli.codecs.wmbus import WmbusTelegram
+    from sonocli.codecs.wmbus_link import Address
     from sonocli.model import MeterValue
 
 ENTRY_POINT_GROUP = "sonocli.drivers"
@@ -72,6 +73,9 @@ class DriverOutput:
     spans: tuple[Span, ...] = ()
     unread: bytes = b""
     warnings: tuple[str, ...] = ()
+    # The meter behind a radio module as the payload names it (Qundis: a VIF 79 record), taken as the
+    # telegram's meter the way a long TPL header's address is; None: the header's address stands.
+    address: Address | None = None
 
 
 @runtime_checkable

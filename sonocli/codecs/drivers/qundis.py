@@ -19,6 +19,7 @@ from sonocli.errors import DecodeError
 
 if TYPE_CHECKING:
     from sonocli.codecs.wmbus import WmbusTelegram
+    from sonocli.codecs.wmbus_link import Address
 
 _WATER = frozenset({0x06, 0x07, 0x15, 0x16, 0x17, 0x28})
 _HEAT = frozenset({0x04, 0x0A, 0x0B, 0x0C, 0x0D})
@@ -30,14 +31,15 @@ class QundisWalkByDriver:
     matches = (Match("QDS"),)
 
     def decode(self, telegram: WmbusTelegram, key: bytes | None = None) -> DriverOutput:
+        radio = next((v for v in telegram.records if v.dif_vif == b"\x07\x79" and len(v.data) >= 8), None)
+        address = _meter_behind_radio(telegram, radio.data[:8] if radio is not None else None)
         walk = next((v for v in telegram.records if v.dif_vif == b"\x0d\xff\x5f"), None)
         if walk is None:
-            return DriverOutput()
+            return DriverOutput(address=address)
         data = walk.data[1:]  # after the LVAR length byte
         if len(data) != 53:
             raise DecodeError(f"Qundis walk-by record 0DFF5F has {len(data)} bytes, the layout needs 53")
         medium = telegram.meter.device_type
-        radio = next((v for v in telegram.records if v.dif_vif == b"\x07\x79" and len(v.data) >= 8), None)
         if radio is not None:  # the meter behind a radio module: its own device type
             medium = radio.data[7]
         announced = data[9]  # the meter names the unit of its values (EN 13757-3 VIF) after "07 C0"/"07 C1"
@@ -74,7 +76,24 @@ class QundisWalkByDriver:
             Span(22, 2, "last month's date"),
             Span(24, 4, "value at last month's date"),
         )
-        return DriverOutput(records, fields, spans)
+        return DriverOutput(records, fields, spans, address=address)
+
+
+def _meter_behind_radio(telegram: WmbusTelegram, identification: bytes | None) -> Address | None:
+    """The meter a Qundis radio module (DLL device type 37h, "radio converter, meter side") sends for:
+    the ID, manufacturer, version and device type of its enhanced identification record (``07 79``, in
+    long-header order), as wmbusmeters' qheat driver takes them. Without a TPL long header this record
+    is where the telegram names the meter; the radio module's own address stays the DLL's."""
+    from sonocli.codecs.wmbus_link import Address
+
+    if identification is None or telegram.link.address.device_type != 0x37 or telegram.tpl is None:
+        return None
+    if telegram.tpl.address is not None:
+        return None
+    try:
+        return Address.from_tpl(identification)
+    except (ValueError, DecodeError):
+        return None
 
 
 def _num(value: object, scale: float) -> float | None:
