@@ -176,21 +176,29 @@ def set_(ctx: click.Context, name: str, value: str) -> None:
 def check(ctx: click.Context, file: Path | None, as_json: bool) -> None:
     """Check a chip.ini (default: the root's): every invalid line with file:line, parameter, value and the
     allowed range (exit 2); unknown keys are warnings, and so are parameters set away from their default
-    that have no effect in sonocli. A device_handle.cfg (*.cfg or XML) is checked too."""
-    from sonocli.engine.configuration import check_file
+    that have no effect in sonocli. A device_handle.cfg (*.cfg or XML) or a driver file (*.toml) is checked
+    too; without FILE the root's driver files (app/drivers/*.toml) are checked with its chip.ini."""
+    from sonocli.engine.configuration import check_file, driver_files
 
-    path = file if file is not None else engine_for(ctx).layout.chip_ini
+    if file is not None:
+        path, extra = file, []
+    else:
+        layout = engine_for(ctx).layout
+        path, extra = layout.chip_ini, driver_files(layout.app)
     result = check_file(path)
+    drivers = [check_file(driver) for driver in extra]
     errors, warnings = result.errors, result.warnings
     if as_json:
-        emit_json(
-            {
-                "file": str(path),
-                "ok": not errors,
-                "errors": [{"line": e.line, "message": e.message} for e in errors],
-                "warnings": [{"line": line, "message": message} for line, message in warnings],
-            }
-        )
+        out: dict[str, Any] = {
+            "file": str(path),
+            "ok": not errors,
+            "errors": [{"line": e.line, "message": e.message} for e in errors],
+            "warnings": [{"line": line, "message": message} for line, message in warnings],
+        }
+        if file is None:
+            out["drivers"] = [{"file": str(d.file), "ok": d.ok, "errors": [{"line": e.line, "message": e.message}
+                                                                            for e in d.errors]} for d in drivers]
+        emit_json(out)
     else:
         for line, message in warnings:
             click.echo(f"{path}:{line}: warning: {message}", err=True)
@@ -198,5 +206,10 @@ def check(ctx: click.Context, file: Path | None, as_json: bool) -> None:
             click.echo(error.message, err=True)
         if not errors:
             click.echo(f"{path}: ok ({len(warnings)} warning(s))")
-    if errors:
+        for checked in drivers:
+            for error in checked.errors:
+                click.echo(error.message, err=True)
+            if checked.ok:
+                click.echo(f"{checked.file}: ok (driver)")
+    if errors or any(not d.ok for d in drivers):
         ctx.exit(2)

@@ -37,6 +37,7 @@ __all__ = [
     "RootLayout",
     "check_file",
     "default_root",
+    "driver_files",
     "init_root",
     "load_chip_ini",
     "resolve_root",
@@ -109,7 +110,7 @@ class CheckResult:
     """The verdict on one configuration file: every error (chip.ini: one per bad line) and the warnings."""
 
     file: Path
-    kind: str  # "chip.ini" or "device_handle.cfg"
+    kind: str  # "chip.ini", "device_handle.cfg" or "driver"
     errors: tuple[ConfigError, ...] = ()
     warnings: tuple[tuple[int, str], ...] = ()
 
@@ -159,6 +160,13 @@ def check_file(path: Path) -> CheckResult:
     # parameters set away from their default that sonocli does not act on are warnings, not errors: the
     # file is valid (and stays right for the device), it just will not change what sonocli does
     return CheckResult(path, "chip.ini", tuple(errors), tuple(sorted([*ini.warnings(), *ini.ignored()])))
+
+
+def driver_files(app_dir: Path) -> list[Path]:
+    """The declarative driver files of a root (``app/drivers/*.toml``), in name order: what ``config
+    check`` checks beside chip.ini and what the engine loads."""
+    directory = Path(app_dir) / "drivers"
+    return sorted(directory.glob("*.toml")) if directory.is_dir() else []
 
 
 def _wmbus_mode_errors(ini: ChipIni, file: str) -> list[ConfigError]:

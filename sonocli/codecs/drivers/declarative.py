@@ -103,18 +103,32 @@ def _hex(value: Any, where: str) -> str:
     return str(value).upper()
 
 
+def _tables(doc: Mapping[str, Any], key: str, origin: str) -> list[Mapping[str, Any]]:
+    """The ``[[key]]`` array of tables (none: empty); a ``[key]`` table or a plain value is a UsageError."""
+    items = doc.get(key, [])
+    if isinstance(items, Mapping):
+        raise UsageError(f"{origin}: [{key}] must be written [[{key}]] (one table per {key}, an array of tables)")
+    if not isinstance(items, list) or not all(isinstance(item, Mapping) for item in items):
+        raise UsageError(f"{origin}: '{key}' must be [[{key}]] tables")
+    return items
+
+
 def parse(doc: Mapping[str, Any], origin: str) -> DeclarativeDriver:
     """A driver from a parsed TOML document; UsageError naming ``origin`` and the key for any mistake."""
     name = doc.get("name")
     if not isinstance(name, str) or not name:
         raise UsageError(f"{origin}: 'name' missing (a driver needs a name)")
     matches = []
-    for i, item in enumerate(doc.get("match", ())):
+    for i, item in enumerate(_tables(doc, "match", origin)):
         where = f"{origin}: match[{i}]"
         mfct = item.get("manufacturer")
         if mfct is not None and (not isinstance(mfct, str) or len(mfct) != 3 or not mfct.isalpha()):
             raise UsageError(f"{where}.manufacturer: three letters such as \"KAM\"")
         cis = item.get("ci")
+        if isinstance(cis, int) and not isinstance(cis, bool):
+            cis = [cis]
+        if cis is not None and not isinstance(cis, list):
+            raise UsageError(f"{where}.ci: an integer or a list of them (0x7A or [0xA0, 0xA1])")
         matches.append(Match(
             mfct.upper() if mfct else None,
             _int(item["device_type"], f"{where}.device_type") if "device_type" in item else None,
@@ -124,7 +138,7 @@ def parse(doc: Mapping[str, Any], origin: str) -> DeclarativeDriver:
     if not matches or all(m.manufacturer is None for m in matches):
         raise UsageError(f"{origin}: at least one [[match]] with a manufacturer is needed")
     payload = []
-    for i, item in enumerate(doc.get("payload", ())):
+    for i, item in enumerate(_tables(doc, "payload", origin)):
         where = f"{origin}: payload[{i}]"
         source = item.get("from", "payload")
         if source not in ("payload", "manufacturer_data"):
@@ -140,7 +154,7 @@ def parse(doc: Mapping[str, Any], origin: str) -> DeclarativeDriver:
             raise UsageError(f"{where}: record {part.dif_vif} with {length} data bytes does not read: {exc}") from None
         payload.append(part)
     fields = []
-    for i, item in enumerate(doc.get("field", ())):
+    for i, item in enumerate(_tables(doc, "field", origin)):
         where = f"{origin}: field[{i}]"
         fname = item.get("name")
         if not isinstance(fname, str) or not fname:
