@@ -42,12 +42,19 @@ def browser() -> Any:
 
 def _wait_for(browser: Any, text: str, timeout: float = 30) -> None:
     """Until the page (the one after a click has loaded) shows ``text`` in its main part."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     def shown(driver: Any) -> bool:
-        return text in driver.find_element(By.TAG_NAME, "main").text
+        try:
+            return text in driver.find_element(By.TAG_NAME, "main").text
+        except WebDriverException as exc:
+            # Chromium reports an element the next page replaced while its text was read as an inspector
+            # error, not as a stale element: the page is still loading, look again
+            if "does not belong to the document" in str(exc):
+                return False
+            raise
 
     WebDriverWait(browser, timeout, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
                   ).until(shown, f"{text!r} not shown")
