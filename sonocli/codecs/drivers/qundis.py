@@ -7,7 +7,9 @@ month's date, 24 the value then. Byte 9 names the unit as an EN 13757-3 VIF (13:
 06: kWh, 0D: 100 kJ), as wmbusmeters' newer ``qheatv2`` reads it; where it does not, water meters count
 litres and heat meters 0.1 kWh (``qheat``). Checked against the
 drivers' test telegrams (tests/data/drivers/). Telegrams with standard records need no driver: without
-the ``0D FF 5F`` record this driver adds nothing.
+the ``0D FF 5F`` record this driver adds no values. A radio module (DLL device type 37h) names the meter
+behind it in its enhanced identification record (``07 79``); the driver gives that as the telegram's meter
+in every Qundis telegram that has one, as wmbusmeters' qheat driver does.
 """
 
 from __future__ import annotations
