@@ -222,12 +222,13 @@ class DldePtyServer(PtyEndpoint):
     """
 
     thread_name = "sonocli-sim-dlde"
+    max_wait = 0.01  # the speed is looked at every turn: a client's baud switch is seen within 10 ms
 
     def __init__(self, bus: DldeBus, link: str | None = None) -> None:
-        super().__init__(link)
+        super().__init__(bus, link)
         self.bus = bus
 
-    def _speed(self) -> None:
+    def _follow_client(self) -> None:
         """The client's current speed, if it set one since the last look (then the slave is unpinned again)."""
         import termios
 
@@ -241,28 +242,6 @@ class DldePtyServer(PtyEndpoint):
             if rate is not None:
                 self.bus.set_host_line(rate, True)
             self._unpin_speed()
-
-    def serve_forever(self) -> None:
-        import os
-        import select
-
-        while not self._stop.is_set():
-            self._speed()
-            event = self.bus.next_event()
-            now = self.clock.now()
-            wait = 0.01 if event is None else max(0.0, min(0.01, event - now))
-            ready, _, _ = select.select([self.master_fd], [], [], wait)
-            if ready:
-                try:
-                    data = os.read(self.master_fd, 4096)
-                except OSError:
-                    break
-                if data:
-                    self._speed()
-                    self.bus.receive(data, self.clock.now())
-            out = self.bus.poll(self.clock.now())
-            if out:
-                os.write(self.master_fd, out)
 
 
 def _termios_rates() -> dict[int, int]:

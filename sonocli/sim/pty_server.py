@@ -138,8 +138,10 @@ class PtyEndpoint:
     by a thread until ``stop()``: the part every simulator behind a pty shares (M-Bus, DLDE)."""
 
     thread_name = "sonocli-sim-pty"
+    max_wait = 0.2  # seconds a turn of the loop waits for the client when the peer has nothing due
 
-    def __init__(self, link: str | None = None) -> None:
+    def __init__(self, peer: Any, link: str | None = None) -> None:
+        self.peer = peer  # a SimPeer: next_event(), receive(data, now), poll(now)
         self.clock = RealClock()
         self.master_fd, self.slave_fd = os.openpty()
         tty.setraw(self.slave_fd)
@@ -154,7 +156,40 @@ class PtyEndpoint:
         self._thread: threading.Thread | None = None
 
     def serve_forever(self) -> None:
-        raise NotImplementedError
+        """In real time: the client's bytes to the peer, the peer's answers to the client, until ``stop()``."""
+        while not self._stop.is_set():
+            self._follow_client()
+            event = self.peer.next_event()
+            now = self.clock.now()
+            wait = self.max_wait if event is None else max(0.0, min(self.max_wait, event - now))
+            ready, _, _ = select.select([self.master_fd], [], [], wait)
+            if ready:
+                try:
+                    data = os.read(self.master_fd, 4096)
+                except OSError:
+                    break
+                if data:
+                    self._follow_client()
+                    self.peer.receive(data, self.clock.now())
+                    self._received()
+            out = self.peer.poll(self.clock.now())
+            if out:
+                os.write(self.master_fd, out)
+                self._sent(out)
+            self._after_turn()
+
+    # hooks of the loop (none by default)
+    def _follow_client(self) -> None:
+        """Before each turn and before the peer gets bytes: follow what the client set (a speed)."""
+
+    def _received(self) -> None:
+        """After the peer got the client's bytes."""
+
+    def _sent(self, out: bytes) -> None:
+        """After the peer's answer went to the client."""
+
+    def _after_turn(self) -> None:
+        """At the end of each turn of the loop."""
 
     def _unpin_speed(self) -> None:
         """Keep the slave at a speed no client uses, so every client open changes the speed with PARENB.
@@ -199,30 +234,18 @@ class PtyServer(PtyEndpoint):
     """Runs ``segment`` behind a new pty until ``stop()``; ``path`` is what clients open."""
 
     def __init__(self, segment: Any, baudrate: int = 2400, link: str | None = None) -> None:
-        super().__init__(link)
+        super().__init__(segment, link)
         self.segment = segment
         segment.set_host_line(baudrate, True)
         self.requests = RequestLog(segment)
 
-    def serve_forever(self) -> None:
-        logging_on = log.isEnabledFor(logging.INFO)
-        while not self._stop.is_set():
-            event = self.segment.next_event()
-            now = self.clock.now()
-            wait = 0.2 if event is None else max(0.0, min(0.2, event - now))
-            ready, _, _ = select.select([self.master_fd], [], [], wait)
-            if ready:
-                try:
-                    data = os.read(self.master_fd, 4096)
-                except OSError:
-                    break
-                if data:
-                    self.segment.receive(data, self.clock.now())
-                    if logging_on:
-                        self.requests.received()
-            out = self.segment.poll(self.clock.now())
-            if out:
-                os.write(self.master_fd, out)
-                if logging_on:
-                    self.requests.sent(out)
-            self._unpin_speed()
+    def _received(self) -> None:
+        if log.isEnabledFor(logging.INFO):
+            self.requests.received()
+
+    def _sent(self, out: bytes) -> None:
+        if log.isEnabledFor(logging.INFO):
+            self.requests.sent(out)
+
+    def _after_turn(self) -> None:
+        self._unpin_speed()  # every client open must change the speed (see _unpin_speed)
