@@ -90,7 +90,9 @@ def test_dlde_sml_and_s0_meters_reach_csv_on_ftp_and_xml_on_https(
         daemon.s0_source = Edges(["17"] * 5)  # five more pulses while the daemon runs
         daemon.run()
         listed = {m.device_id: m for m in engine.meter_list().meters}
+        assert [v.obis for v in listed["ISK-62807889-00-02"].values][2:] == ["1-0:1.8.0*255", "1-0:2.8.0*255"]
         assert [v.obis for v in listed["EMH-02280816-00-02"].values][2:4] == ["1-0:1.8.1*255", "1-0:1.8.2*255"]
+        assert engine.store.count() >= 1
         assert engine.pulses.get(S0_ID).pulses in (25, 30)  # 25 before the restart (+5 if seen in time)
     finally:
         engine.close()
@@ -100,6 +102,8 @@ def test_dlde_sml_and_s0_meters_reach_csv_on_ftp_and_xml_on_https(
     assert rows, "no CSV report arrived"
     text = "\n".join(";".join(row) for row in rows)
     assert "ISK-62807889-00-02" in text and "502853" in text  # DLDE: 502.853 kWh
+    dlde_rows = [";".join(row) for row in rows if "ISK-62807889-00-02" in ";".join(row)]
+    assert any("502853" in row and "1-0-1.8.0*255" in row for row in dlde_rows)  # the value with its OBIS-ID
     assert "EMH-02280816-00-02" in text and "147981" in text and "1-0-1.8.1*255" in text  # SML: 14798112.9 Wh
     s0_rows = [";".join(row) for row in rows if S0_ID in ";".join(row)]
     # set value 280.09 + 25 pulses counted before the restart (+ 5 counted by the daemon's thread), scale 1e-1 Wh
