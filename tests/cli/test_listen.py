@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from click.testing import CliRunner
 
 from sonocli.cli.root import cli
 from sonocli.engine.core import Engine
+from tests.cli.pty_run import run_on_pty
 
 AIR = ("--port", "sim://air?count=7", "--dongle", "hex", "--count", "7")
 PLAIN = ("00010067", "58511882", "23000399")  # the sim://air meters that send unencrypted telegrams
@@ -105,29 +105,11 @@ def test_hex_lines_from_stdin(tmp_path: Path) -> None:
 
 
 def test_live_table_on_a_real_tty(tmp_path: Path) -> None:
-    master, slave = pty.openpty()
     env = {**os.environ, "COLUMNS": "160", "TERM": "xterm"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sonocli", "--root", str(tmp_path), "listen", "--port", "sim://air?count=7",
-         "--dongle", "im871a", "--count", "7"],
-        stdin=slave, stdout=slave, stderr=subprocess.PIPE, env=env,
-    )
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    proc.wait(timeout=60)
-    os.close(master)
-    screen = b"".join(chunks).decode("utf-8", "replace")
-    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
-    assert "wireless M-Bus meters heard" in screen
-    assert "28335519" in screen and "no key" in screen
+    run = run_on_pty(tmp_path, ["listen", "--port", "sim://air?count=7", "--dongle", "im871a", "--count", "7"], env)
+    assert run.returncode == 0, run.stderr
+    assert "wireless M-Bus meters heard" in run.screen
+    assert "28335519" in run.screen and "no key" in run.screen
 
 
 def test_reader_going_away_ends_listen_quietly(tmp_path: Path) -> None:

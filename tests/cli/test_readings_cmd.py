@@ -6,15 +6,9 @@ as a readout would have stored them; the command reads them back through the eng
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
 import re
-import struct
-import subprocess
-import sys
-import termios
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,6 +18,7 @@ from click.testing import CliRunner
 from sonocli.cli.root import cli
 from sonocli.model.tables import measurement_index
 from sonocli.model.values import AddressMode, Interface, Meter, MeterValue, Reading, ValueConfig
+from tests.cli.pty_run import run_on_pty
 from tests.cli.schema_check import check
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -145,26 +140,11 @@ def test_json_is_the_reading_objects_with_the_chosen_records(root: Path) -> None
 
 def _on_pty(root: Path, *args: str, columns: int = 80, lines: int = 24) -> str:
     """Run ``sonocli readings`` with stdout on a real pseudo-terminal of that size; returns the screen text."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     env.update(TERM="xterm", NO_COLOR="1", TZ="UTC")
-    proc = subprocess.Popen([sys.executable, "-m", "sonocli", "--root", str(root), "readings", *args],
-                            stdin=slave, stdout=slave, stderr=subprocess.PIPE, env=env)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    proc.wait(timeout=60)
-    os.close(master)
-    assert proc.returncode == 0, proc.stderr.read().decode() if proc.stderr else ""
-    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode("utf-8", "replace"))
+    run = run_on_pty(root, ["readings", *args], env, size=(lines, columns))
+    assert run.returncode == 0, run.stderr
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", run.screen)
 
 
 def test_one_value_is_plotted_on_a_terminal(root: Path) -> None:

@@ -7,21 +7,18 @@ numbers, timestamps and hex are whole, the units are the terminal's (``h``, ``d`
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
 import re
-import struct
 import subprocess
 import sys
-import termios
 import unicodedata
 from pathlib import Path
 
 import pytest
 
 from sonocli.codecs import mbus_link
+from tests.cli.pty_run import run_on_pty
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
@@ -45,25 +42,10 @@ def _frame() -> str:
 
 def _on_pty(args: list[str], columns: int, root: Path) -> tuple[int, str]:
     """Run ``sonocli ARGS`` with stdout on a pty of ``columns`` columns; its stdout as text, ANSI removed."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
     env = {**os.environ, "COLUMNS": str(columns), "LINES": "50", "TERM": "xterm-256color"}
     env.pop("NO_COLOR", None)
-    proc = subprocess.Popen([sys.executable, "-m", "sonocli", "--root", str(root), *args], stdin=subprocess.DEVNULL,
-                            stdout=slave, stderr=subprocess.DEVNULL, env=env)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # EIO: the process closed its end
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(master)
-    code = proc.wait(timeout=60)
-    return code, ANSI.sub("", b"".join(chunks).decode()).replace("\r\n", "\n")
+    run = run_on_pty(root, args, env, size=(50, columns), stdin_on_pty=False, capture_stderr=False)
+    return run.returncode, ANSI.sub("", run.screen).replace("\r\n", "\n")
 
 
 def _piped(args: list[str], root: Path) -> tuple[int, str]:
