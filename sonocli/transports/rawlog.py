@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from sonocli.transports import Link
+from sonocli.transports import Link, WrappedLink
 
 log = logging.getLogger("sonocli.transports")
 
@@ -110,17 +110,16 @@ class LogSink:
             self.logger.debug("%s %s", direction, data.hex(" ").upper())
 
 
-class TeeLink(Link):
+class TeeLink(WrappedLink):
     """``inner`` with every chunk written (``TX``) and read (``RX``, grouped) also given to ``sinks``.
 
-    It is a :class:`Link` itself, so whatever drives a link drives this one; the port, clock and URL are
-    the inner link's. A sink that raises does not stop the link: the error is logged once and that sink
-    is dropped.
+    It is a :class:`~sonocli.transports.WrappedLink`, so whatever drives a link drives this one; the port,
+    clock and URL are the inner link's, and every call it does not tee is the inner link's. A sink that
+    raises does not stop the link: the error is logged once and that sink is dropped.
     """
 
     def __init__(self, inner: Link, sinks: Sequence[RawLogSink], now: Callable[[], datetime] = _utc_now) -> None:
-        super().__init__(port=inner.port, clock=inner.clock, url=inner.url)
-        self.inner = inner
+        super().__init__(inner)
         self.sinks = list(sinks)
         self._now = now
         self._rx = bytearray()
@@ -163,25 +162,9 @@ class TeeLink(Link):
             self.flush_rx()  # the line went quiet: the answer (or the garbage) is complete
         return data
 
-    def drain(self) -> None:
-        self.inner.drain()
-
-    def in_waiting(self) -> int:
-        return self.inner.in_waiting()
-
-    def reset_input_buffer(self) -> None:
-        self.inner.reset_input_buffer()
-
     def set_baudrate(self, baudrate: int) -> None:
         self.flush_rx()
-        self.inner.set_baudrate(baudrate)
-
-    def char_time(self) -> float:
-        return self.inner.char_time()
-
-    @property
-    def baudrate(self) -> int:
-        return self.inner.baudrate
+        super().set_baudrate(baudrate)
 
     def close(self) -> None:
         try:
