@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from sonocli.errors import UsageError
 from sonocli.registry import BAUD_RATES, baud_help
+
+if TYPE_CHECKING:
+    from sonocli.sim.pty_server import PtyEndpoint
 
 
 @click.command("simulate")
@@ -31,8 +36,6 @@ def simulate(ctx: click.Context, segment: str, use_pty: bool, baud: int, link: s
     address) and what the segment answered (ACK, RSP_UD of which meter, a collision, no answer).
     """
     import logging
-    import signal
-    import threading
 
     from sonocli.cli.context import CliContext
     from sonocli.sim.pty_server import PtyServer
@@ -50,7 +53,15 @@ def simulate(ctx: click.Context, segment: str, use_pty: bool, baud: int, link: s
         logging.getLogger("sonocli.sim").setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
     seg = load_segment(segment)
     seg.echo = echo or seg.echo
-    server = PtyServer(seg, baud, link)
+    _serve(PtyServer(seg, baud, link), f"{len(seg.meters)} meters at {baud} baud", link)
+
+
+def _serve(server: PtyEndpoint, what: str, link: str | None) -> None:
+    """Start ``server``, print its pty path (stdout) and what it serves (stderr), and serve until SIGTERM or
+    Ctrl-C; the pty and its link are removed on the way out."""
+    import signal
+    import threading
+
     done = threading.Event()
 
     def stop(signum: int, frame: object) -> None:
@@ -61,12 +72,8 @@ def simulate(ctx: click.Context, segment: str, use_pty: bool, baud: int, link: s
     server.start()
     try:
         click.echo(server.path)
-        click.echo(
-            f"sonocli: serving {len(seg.meters)} meters at {baud} baud on {server.path}"
-            + (f" (link {link})" if link else "")
-            + "; Ctrl-C to stop",
-            err=True,
-        )
+        click.echo(f"sonocli: serving {what} on {server.path}" + (f" (link {link})" if link else "")
+                   + "; Ctrl-C to stop", err=True)
         while not done.wait(0.5):
             pass
     finally:
@@ -75,8 +82,6 @@ def simulate(ctx: click.Context, segment: str, use_pty: bool, baud: int, link: s
 
 def _serve_meter(url: str, link: str | None) -> None:
     """``simulate sim://dlde?...`` / ``sim://sml?...``: the meter(s) behind a pty, in real time."""
-    import signal
-    import threading
     import urllib.parse
 
     from sonocli.sim.dlde import DldePtyServer
@@ -94,20 +99,4 @@ def _serve_meter(url: str, link: str | None) -> None:
             peer = dlde_peer(params)
     except ValueError as exc:
         raise UsageError(f"{url}: {exc}") from exc
-    server = DldePtyServer(peer, link)  # type: ignore[arg-type]  # any SimPeer with set_host_line
-    done = threading.Event()
-
-    def stop(signum: int, frame: object) -> None:
-        done.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    server.start()
-    try:
-        click.echo(server.path)
-        click.echo(f"sonocli: serving {parts.netloc} on {server.path}" + (f" (link {link})" if link else "")
-                   + "; Ctrl-C to stop", err=True)
-        while not done.wait(0.5):
-            pass
-    finally:
-        server.stop()
+    _serve(DldePtyServer(peer, link), parts.netloc, link)  # type: ignore[arg-type]  # a SimPeer with set_host_line
