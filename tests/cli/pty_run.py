@@ -21,16 +21,22 @@ class PtyRun(NamedTuple):
 
 
 def run_on_pty(root: Path, args: list[str], env: dict[str, str], *, size: tuple[int, int] | None = None,
-               stdin_on_pty: bool = True, capture_stderr: bool = True) -> PtyRun:
+               stdin_on_pty: bool = True, capture_stderr: bool = True, stderr_on_pty: bool = False) -> PtyRun:
     """``python -m sonocli --root ROOT ARGS`` with stdout (and stdin, unless ``stdin_on_pty`` is off) on a
-    new pty; ``size`` (lines, columns) is set on it as a terminal window's. Reads until the process closes
+    new pty; ``size`` (lines, columns) is set on it as a terminal window's. ``stderr_on_pty``: stderr goes
+    to the pty instead (progress on a terminal) and stdout to /dev/null. Reads until the process closes
     its end (EIO), then waits for it (60 s at most)."""
     master, slave = pty.openpty()
     if size is not None:
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+    if stderr_on_pty:
+        stdout: int = subprocess.DEVNULL
+        stderr: int = slave
+    else:
+        stdout, stderr = slave, subprocess.PIPE if capture_stderr else subprocess.DEVNULL
     proc = subprocess.Popen([sys.executable, "-m", "sonocli", "--root", str(root), *args],
-                            stdin=slave if stdin_on_pty else subprocess.DEVNULL, stdout=slave,
-                            stderr=subprocess.PIPE if capture_stderr else subprocess.DEVNULL, env=env)
+                            stdin=slave if stdin_on_pty else subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+                            env=env)
     os.close(slave)
     chunks = []
     while True:

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from sonocli.cli.root import cli
 from sonocli.config.device_handle import load_meter_list
 from sonocli.config.layout import RootLayout
+from tests.cli.pty_run import run_on_pty
 
 
 def run(root: Path, *args: str) -> tuple[int, str, str]:
@@ -97,24 +98,10 @@ def _scan_process(root: Path, stderr: int) -> subprocess.Popen[bytes]:
 
 
 def test_progress_bar_on_a_tty_only(tmp_path: Path) -> None:
-    import pty
-
-    master_fd, slave_fd = pty.openpty()
-    proc = _scan_process(tmp_path, slave_fd)
-    os.close(slave_fd)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(master_fd, 4096)
-        except OSError:  # EIO: the child closed its end
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    proc.wait(timeout=60)
-    os.close(master_fd)
-    tty_err = b"".join(chunks).decode(errors="replace")
-    assert proc.returncode == 0
+    run = run_on_pty(tmp_path, ["scan", "--port", "sim://demo", "--mode", "secondary"],
+                     {**os.environ, "COLUMNS": "120", "TERM": "xterm"}, stdin_on_pty=False, stderr_on_pty=True)
+    tty_err = run.screen
+    assert run.returncode == 0
     assert "secondary scan" in tty_err and "found" in tty_err
     piped = _scan_process(tmp_path, subprocess.PIPE)
     out, err = piped.communicate(timeout=60)
