@@ -196,16 +196,24 @@ class StoreError(SonoError):
         self.reason = reason
 
 
-def free_space(path: Path) -> str:
-    """Free space of the file system holding ``path`` (or its nearest existing parent), for messages."""
+def _free_bytes(path: Path) -> int | None:
+    """Bytes free to an unprivileged writer on the file system holding ``path`` (or its nearest existing
+    parent); None when it cannot be told."""
     probe = Path(path)
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     try:
         st = os.statvfs(probe)
     except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def free_space(path: Path) -> str:
+    """Free space of the file system holding ``path`` (or its nearest existing parent), for messages."""
+    free = _free_bytes(path)
+    if free is None:
         return "free space unknown"
-    free = st.f_bavail * st.f_frsize
     return f"{free / 1e6:.1f} MB free" if free >= 100_000 else f"{free / 1e3:.0f} kB free"
 
 
@@ -217,14 +225,8 @@ _READONLY_CODES: Final = {"SQLITE_READONLY", "SQLITE_READONLY_DBMOVED", "SQLITE_
 
 def _nearly_full(path: Path) -> bool:
     """Less free space than SQLite needs to open a WAL database (its 32 KiB -shm file) or grow a page."""
-    probe = Path(path)
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    try:
-        st = os.statvfs(probe)
-    except OSError:
-        return False
-    return st.f_bavail * st.f_frsize < 64 * 1024
+    free = _free_bytes(path)
+    return free is not None and free < 64 * 1024
 
 
 def _read_only(path: Path) -> bool:
