@@ -254,7 +254,9 @@ def obis_text(parts: Sequence[int]) -> str:
     return f"{a}-{b}:{c}.{d}.{e}*{f}"
 
 
-def _measurement(parts: Sequence[int] | None, unit: str) -> str:
+def obis_measurement(parts: Sequence[int] | None, unit: str) -> str:
+    """The Table 18 measurement of an OBIS code (IEC 62056-61 value groups A-F; C the quantity, D how it
+    is processed), else of the unit: the one mapping of the DLDE and the SML codec."""
     if parts is not None:
         c, d = parts[2], parts[3]
         if c in (12, 32, 52, 72):
@@ -295,7 +297,7 @@ def data_set_value(index: int, data_set: DataSet) -> MeterValue:
         raw = value
         unit = unit_given
     obis = obis_text(parts) if parts is not None else data_set.address
-    measurement = _measurement(parts, unit)
+    measurement = obis_measurement(parts, unit)
     function = ValueType.MAXIMUM if parts is not None and parts[3] == 6 else ValueType.INSTANTANEOUS
     # E is the tariff of energy and demand registers (1.8.1: tariff 1); elsewhere it is a plain index
     tariff = parts[4] if parts is not None and measurement in ("Energy", "Power") and parts[4] <= 63 else 0

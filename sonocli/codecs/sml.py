@@ -19,10 +19,11 @@ files; :func:`find_files` finds files embedded in other bytes (SML inside M-Bus 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from sonocli.codecs.dlde import obis_measurement
 from sonocli.errors import DecodeError, NeedMoreData
 from sonocli.model.tables import measurement_index
 from sonocli.model.values import MeterValue, ValueType
@@ -375,20 +376,6 @@ def encode_file(body: bytes, *, bad_crc: bool = False) -> bytes:
     return head + crc.to_bytes(2, "big")
 
 
-def _measurement(obis: Sequence[int], unit: str) -> str:
-    c, d = obis[2], obis[3]
-    if c in (32, 52, 72, 12):
-        return "Volts"
-    if c in (31, 51, 71, 11):
-        return "Ampere"
-    if 1 <= c <= 10 or 13 <= c <= 30 or 33 <= c <= 50 or 53 <= c <= 70 or 73 <= c <= 80:
-        if d in (8, 9, 29):
-            return "Energy"
-        if d in (4, 5, 6, 7, 24, 25, 26, 27):
-            return "Power"
-    return {"Wh": "Energy", "W": "Power", "V": "Volts", "A": "Ampere", "m³": "Volume"}.get(unit, "None")
-
-
 def entry_value(index: int, entry: SmlEntry) -> MeterValue:
     """One list entry as a record: exact integer and decimal exponent, Table 18 unit, OBIS in ``text``."""
     unit, extra = _UNIT_CODES.get(entry.unit, (f"unit {entry.unit}", 0)) if entry.unit is not None else ("", 0)
@@ -396,7 +383,7 @@ def entry_value(index: int, entry: SmlEntry) -> MeterValue:
     exponent = 0
     if isinstance(raw, int):
         exponent = (entry.scaler or 0) + extra
-    measurement = _measurement(entry.obis, unit)
+    measurement = obis_measurement(entry.obis, unit)
     tariff = entry.obis[4] if measurement in ("Energy", "Power") and entry.obis[4] <= 63 else 0
     storage = entry.obis[5] if entry.obis[5] != 255 else 0
     return MeterValue(
