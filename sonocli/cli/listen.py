@@ -287,7 +287,8 @@ def _listen_sml(engine: Engine, port_url: str | None, duration: float | None, co
 
     def on_item(item: SmlItem) -> None:
         if item.reading is None:
-            click.echo(f"sonocli: bad SML file: {item.error}", err=True)
+            reason = (item.error or "").removeprefix("SML file: ").removeprefix("SML: ")  # the codec names SML
+            click.echo(f"sonocli: bad SML file: {reason}", err=True)
             return
         if json_lines:
             data = item_to_dict(item)  # the meter object first, as in every line of listen and readout

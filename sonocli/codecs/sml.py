@@ -147,7 +147,7 @@ def decode_file(data: bytes) -> tuple[SmlFile, int]:
         raise NeedMoreData("SML: file not complete")
     if end < -1:
         cut = -2 - end
-        raise _Truncated(f"SML file truncated: {cut - start} bytes, then a new file started", cut)
+        raise _Truncated(f"SML file: truncated after {cut - start} bytes, then a new file started", cut)
     if len(data) < end + 8:
         raise NeedMoreData("SML: CRC not received yet")
     raw = bytes(data[start : end + 8])
