@@ -91,3 +91,18 @@ def test_im871a_header_like_noise_before_a_frame() -> None:
     for length in range(0, 64):
         _every_split("im871a", bytes([0xA5, 0x02, 0x03, length]), [SHORT[0]])
     assert _telegrams(Im871aDriver().feed(b"\xa5\x02\x03\x20" + frame)) == [SHORT[0]]
+
+
+def test_amb8465_noise_whose_checksum_passes_does_not_swallow_frames() -> None:
+    """Found by the property test above: noise FF 80 36 … claims 58 bytes and its XOR byte happens to
+    check, swallowing the two frames behind it; they are back to back and it ends inside the second."""
+    stream = bytes.fromhex(
+        "ff803699c10b42a4d7001e2a3137394a5d88898d8e97a7b7b9c5ff0312442d2c785634120132a0000102030405061a2dff03"
+        "22442d2c3366000017168d208641ce0526747b1f0961178cbaf9a88e58714572ed551a72"
+    )
+    events = Amb8465Driver().feed(stream)
+    assert [bytes(e.telegram[:4]) for e in events if isinstance(e, Received)] == [b"\x11D-,", b"!D-,"]
+    for cut in range(len(stream) + 1):
+        driver = Amb8465Driver()
+        got = driver.feed(stream[:cut]) + driver.feed(stream[cut:])
+        assert sum(isinstance(e, Received) for e in got) == 2, cut

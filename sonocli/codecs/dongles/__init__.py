@@ -14,14 +14,14 @@ simulated radio speaks exactly what the driver understands, and a real stick is 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 
 from sonocli.errors import UsageError
+from sonocli.model.valueclass import valueclass
 
 MODES = ("T1", "C1", "S1", "C1T1")
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class Received:
     """A telegram as the stick delivered it; ``frame_format`` tells the link layer whether CRCs are in.
 
@@ -39,7 +39,7 @@ class Received:
     link_mode: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class Reply:
     """An answer of the stick to a command (``code`` is driver specific, compared with SetupStep.expect)."""
 
@@ -47,7 +47,7 @@ class Reply:
     payload: bytes = b""
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class Garbage:
     """Bytes skipped while hunting for a frame, and why (the receiver counts and logs them)."""
 
@@ -58,7 +58,7 @@ class Garbage:
 Event = Received | Reply | Garbage
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class SetupStep:
     """Write ``command``; if ``expect`` is set, wait for a Reply whose code starts with it."""
 
@@ -129,6 +129,15 @@ class DongleDriver(ABC):
                     continue
                 if self._checked_frame_arriving(buf, pos, pos + used):
                     break  # decide when it is complete: taking the false start now would cut it in two
+            else:
+                inner = self._better_inner_frame(buf, pos, pos + used)
+                if inner == NEED:
+                    break  # what follows the frame decides; it has not arrived yet
+                if inner is not None:
+                    if garbage_from < 0:
+                        garbage_from = pos
+                    pos = inner
+                    continue
             if garbage_from >= 0:
                 events.append(Garbage(bytes(buf[garbage_from:pos]), self._garbage_reason()))
                 garbage_from = -1
@@ -149,6 +158,25 @@ class DongleDriver(ABC):
             used, _ = self._try(buf, start)
             if used >= 0 and self._strong(buf, start):
                 return start
+        return None
+
+    def _better_inner_frame(self, buf: bytearray, pos: int, end: int) -> int | None:
+        """For a checked frame ``pos..end`` that swallows a complete checked frame: the inner frame's start
+        when it, not the outer one, is followed by a frame start or the end of the data (the outer one is
+        then noise whose checksum passed by chance, 1 in 256 for an XOR byte); NEED while the bytes after
+        the outer frame have not arrived; None to keep the outer frame. Real frames are back to back, so a
+        frame that ends in the middle of another is the false one."""
+        inner = self._complete_frame_after(buf, pos, end)
+        if inner is None:
+            return None
+        if end >= len(buf):
+            return NEED
+        if self._try(buf, end)[0] != BAD:
+            return None
+        inner_used, _ = self._try(buf, inner)
+        after = inner + inner_used
+        if after >= len(buf) or self._try(buf, after)[0] != BAD:
+            return inner
         return None
 
     def _checked_frame_arriving(self, buf: bytearray, pos: int, limit: int) -> bool:
