@@ -190,14 +190,9 @@ def _report(ctx: click.Context, exc: BaseException, code: int, hint: str | None,
 
 
 def _configure_logging(verbose: int, quiet: int) -> None:
-    import logging  # ~5 ms: paid by commands only, never by --help or --version
+    from sonocli import logs  # logging itself is imported when something logs (decode/listen: never)
 
-    level = logging.WARNING - 10 * verbose + 10 * quiet
-    logging.basicConfig(
-        level=max(logging.DEBUG, min(logging.CRITICAL, level)),
-        format="sonocli: %(levelname)s: %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(logs.WARNING - 10 * verbose + 10 * quiet)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

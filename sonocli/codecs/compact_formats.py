@@ -21,11 +21,12 @@ a lookup needs the manufacturer and the signature to match, and type/version whe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 
+from sonocli.model.valueclass import valueclass
 
-@dataclass(frozen=True, slots=True)
+
+@valueclass(frozen=True, slots=True)
 class CompactFormat:
     manufacturers: tuple[str, ...]
     device_type: int | None

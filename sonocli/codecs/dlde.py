@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from sonocli.errors import DecodeError, NeedMoreData, UsageError
 from sonocli.model.tables import measurement_index
+from sonocli.model.valueclass import valueclass
 from sonocli.model.values import MeterValue, ValueType
 
 SOH, STX, ETX, EOT, ACK, NAK = 0x01, 0x02, 0x03, 0x04, 0x06, 0x15
@@ -73,7 +73,7 @@ def sign_on(address: str = "") -> bytes:
     return b"/?" + check_address(address).encode("ascii") + b"!" + CRLF
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Identification:
     """The meter's identification message ``/XXXZ\\W ident``.
 
@@ -147,7 +147,7 @@ def ack_option_select(baud_char: str, option: str = "0", protocol: str = "0") ->
     return bytes((ACK,)) + f"{protocol}{baud_char}{option}".encode("ascii") + CRLF
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class DataSet:
     """One ``ADDRESS(VALUE*UNIT)``; a continuation ``(VALUE)`` repeats the address with ``position`` 1, 2, …"""
 
@@ -162,7 +162,7 @@ class DataSet:
         return f"{self.address if self.position == 0 else ''}({self.value}{unit})"
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class DataMessage:
     """A checked data message: the data block's data sets, and its lines as sent."""
 

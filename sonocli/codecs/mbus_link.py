@@ -14,9 +14,8 @@ framers do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sonocli.errors import DecodeError, NeedMoreData, UsageError
+from sonocli.model.valueclass import valueclass
 
 ACK = 0xE5
 SHORT_START = 0x10
@@ -44,25 +43,25 @@ ADDRESS_BROADCAST = 0xFF
 _START_BYTES = frozenset((ACK, SHORT_START, LONG_START))
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class Ack:
     """The single character E5 (a slave's acknowledgement)."""
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class ShortFrame:
     control: int
     address: int
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class ControlFrame:
     control: int
     address: int
     ci: int
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class LongFrame:
     control: int
     address: int
@@ -270,7 +269,7 @@ def select_secondary(id_mask: str, manufacturer: int = 0xFFFF, version: int = 0x
     return snd_ud(ADDRESS_NETWORK, CI_SELECT, data)
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class Selection:
     """A CI 0x52 selection: ID mask (8 characters, F = any digit), raw manufacturer/version/medium
     (0xFFFF / 0xFF = any)."""

@@ -20,12 +20,12 @@ files; :func:`find_files` finds files embedded in other bytes (SML inside M-Bus 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from sonocli.codecs.dlde import obis_measurement
 from sonocli.errors import DecodeError, NeedMoreData
 from sonocli.model.tables import measurement_index
+from sonocli.model.valueclass import valueclass
 from sonocli.model.values import MeterValue, ValueType
 
 START = b"\x1b\x1b\x1b\x1b\x01\x01\x01\x01"
@@ -55,7 +55,7 @@ def crc16_x25(data: bytes) -> int:
     return ((crc & 0xFF) << 8) | (crc >> 8)  # sent high byte first, as the meters do
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class SmlEntry:
     """One ``SML_ListEntry``: OBIS code (6 bytes), value (int, text or None), DLMS unit code, scaler."""
 
@@ -71,7 +71,7 @@ class SmlEntry:
         return f"{a}-{b}:{c}.{d}.{e}*{f}"
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class SmlFile:
     """A checked SML file: the messages' names, the server ID (the meter), its list entries, the bytes."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import TYPE_CHECKING, Any
 
 from sonocli.codecs import crypto
@@ -42,6 +42,7 @@ from sonocli.errors import (
     UnsupportedSecurityError,
     WrongKeyError,
 )
+from sonocli.model.valueclass import valueclass
 
 if TYPE_CHECKING:
     from sonocli.model import MeterValue
@@ -53,7 +54,7 @@ FORMAT_CIS = frozenset({0x69, 0x6A, 0x6B})  # format frames: record headers for 
 NO_APL_CIS = frozenset({0x8A, 0x8B})
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class Security:
     """What happened to the telegram's encryption; ``state`` is one of the STATE_* words."""
 
@@ -67,7 +68,7 @@ class Security:
         return self.state in ("decrypted", "predecrypted")
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class WmbusTelegram:
     raw: bytes
     link: LinkHeader
@@ -100,7 +101,7 @@ class WmbusTelegram:
         return self.ell.acc if self.ell is not None else None
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class _Layout:
     signature: int
     entries: tuple[tuple[bytes, int], ...]
@@ -162,7 +163,7 @@ class FormatCache:
         return len(self._items)
 
 
-@dataclass
+@valueclass
 class DecodeOptions:
     keys: KeyLookup = field(default_factory=dict)
     cache: FormatCache = field(default_factory=FormatCache)

@@ -7,9 +7,8 @@ canonical form: the telegram without CRCs, L rewritten to count the bytes after 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sonocli.errors import DecodeError, TruncatedError
+from sonocli.model.valueclass import valueclass
 
 
 def _make_table(poly: int) -> tuple[int, ...]:
@@ -155,7 +154,7 @@ def meter_id_text(id_bytes: bytes) -> str:
     return id_bytes[::-1].hex().upper()
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class Address:
     """M-field and A-field (ID, version, device type) as sent; ``raw`` keeps the 8 bytes for IVs.
 
@@ -203,7 +202,7 @@ class Address:
         return cls.from_bytes(raw[4:6] + raw[0:4] + raw[6:8])
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class LinkHeader:
     length: int
     c_field: int
@@ -307,7 +306,7 @@ def diehl_address(telegram: bytes) -> Address:
 ELL_CIS = {0x8C: 2, 0x8D: 8, 0x8E: 10, 0x8F: 16}
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class Ell:
     """ELL header; ``payload_crc`` is None for ELL-I/III (no session number, no payload CRC)."""
 
@@ -352,7 +351,7 @@ def parse_ell(data: bytes, pos: int) -> tuple[Ell, int]:
 _AFL_MAC_LENGTHS = {3: 2, 4: 4, 5: 8, 6: 12, 7: 16, 8: 12}
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class Afl:
     fcl: int
     mcl: int | None
@@ -426,7 +425,7 @@ LONG_TPL_CIS = frozenset({0x72, 0x73, 0x6B, 0x8B, 0x53, 0x5B, 0x6F, 0x75, 0x7C})
 NO_TPL_CIS = frozenset({0x78, 0x79, 0x69, 0x70, 0x51})
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class Tpl:
     """TPL header; ``address`` is set for long headers (the meter's own address, used for the IV)."""
 

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from sonocli.config.chipini_schema import GROUPS, PARAMETERS, Param, Value, by_name
 from sonocli.config.textfile import decode_utf8
 from sonocli.errors import ConfigError, looks_secret, shown_value
+from sonocli.model.valueclass import valueclass
 
 _SECTION = re.compile(r"^\s*\[([^\]]*)\]\s*$")
 _ENTRY = re.compile(r"^(\s*)([^=;#\s][^=]*?)(\s*=\s*)(.*?)(\s*)$")
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Entry:
     """A ``KEY=VALUE`` line as found in the file (line numbers from 1)."""
 
@@ -31,7 +31,7 @@ class Entry:
     line: int
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Setting:
     """A parameter's effective value and where it came from (for ``config show``)."""
 

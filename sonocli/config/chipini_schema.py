@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from sonocli.errors import ConfigError
+from sonocli.model.valueclass import valueclass
 from sonocli.registry import BAUD_RATES, dongle_names
 from sonocli.registry import PORT_SCHEMES as REGISTRY_PORT_SCHEMES
 
@@ -40,7 +41,7 @@ PORT_SCHEMES = REGISTRY_PORT_SCHEMES
 TABS = ("general", "configuration", "server", "security", "sonocli")
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Param:
     """One chip.ini parameter.
 

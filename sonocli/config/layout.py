@@ -8,13 +8,14 @@ directory so that files copied from a device (FTP) drop in unchanged and the gui
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+
+from sonocli.model.valueclass import valueclass
 
 CONCENTRATOR_MARKER = Path("/app/chip.ini")
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class RootLayout:
     """Paths below one root; computing them never touches the disk."""
 

@@ -32,7 +32,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -41,6 +41,7 @@ from sonocli.daemon.systemd import Notifier
 from sonocli.engine.recording import batched, catch_up_csv, flush_due
 from sonocli.engine.status import HEARTBEAT, StatusTracker
 from sonocli.errors import SonoError
+from sonocli.model.valueclass import valueclass
 
 log = logging.getLogger("sonocli.daemon")
 
@@ -59,7 +60,7 @@ class ReceiverConfig(NamedTuple):
     mode: str
 
 
-@dataclass
+@valueclass
 class RunningReceiver:
     """A receiver thread, the configuration and inputs it opened with, and its own stop flag."""
 
@@ -69,7 +70,7 @@ class RunningReceiver:
     thread: threading.Thread
 
 
-@dataclass
+@valueclass
 class RunningCounter:
     """The S0 counter thread, the lines it counts (line -> meter, GPIO settings) and its own stop flag."""
 
@@ -138,7 +139,7 @@ def exit_for_restart(state: str, elapsed: float, limit: float) -> None:
     os._exit(EXIT_WATCHDOG)
 
 
-@dataclass
+@valueclass
 class DaemonStats:
     readouts: int = 0
     readings: int = 0

@@ -27,7 +27,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+
+from sonocli.model.valueclass import valueclass
 
 # syslog priorities (RFC 5424) of the logging levels: what journald's SyslogLevelPrefix= reads
 PRIORITIES = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4), (logging.INFO, 6))
@@ -165,7 +166,7 @@ def event_kind(record: logging.LogRecord) -> tuple[str, int, str]:
     return record.name, record.levelno, _VARIABLE.sub("#", record.getMessage())[:100]
 
 
-@dataclass
+@valueclass
 class _Kind:
     since: float
     suppressed: int = 0

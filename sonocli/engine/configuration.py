@@ -13,12 +13,12 @@ it to resolve the root of every command (the CLI context).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sonocli.config.chipini_schema import PARAMETERS, TABS
 from sonocli.config.layout import RootLayout, default_root, init_root, resolve_root
+from sonocli.model.valueclass import valueclass
 
 if TYPE_CHECKING:
     from sonocli.config.chipini import ChipIni, Setting
@@ -62,7 +62,7 @@ def settings(ini: ChipIni, tab: str | None = None) -> Iterator[Setting]:
     return (s for s in ini.settings() if tab is None or s.param.tab == tab)
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class ParameterChange:
     """What :func:`set_parameter` did: the parameter, its value before and after (as chip.ini spells them),
     and the warnings of the file it changed (unknown keys, repeated parameters)."""
@@ -105,7 +105,7 @@ def set_parameter(engine: Engine, name: str, value: str) -> ParameterChange:
     return ParameterChange(param, before, param.format(ini.get(param.name)), ini.file, tuple(ini.warnings()))
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class CheckResult:
     """The verdict on one configuration file: every error (chip.ini: one per bad line) and the warnings."""
 

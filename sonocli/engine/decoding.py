@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sonocli.errors import DecodeError, SonoError, UsageError
+from sonocli.model.valueclass import valueclass
 from sonocli.model.values import ExactNumber
 
 if TYPE_CHECKING:
@@ -237,8 +238,7 @@ def attach_format_store(cache: Any, database: Path) -> int:
     loaded now, and every format it learns from now on is stored (a restarted daemon or a later
     ``decode`` knows it). Returns how many were loaded. A store that cannot be written does not stop
     decoding: the format stays in memory and the failure is logged."""
-    import logging
-
+    from sonocli import logs
     from sonocli.errors import SonoError
     from sonocli.store.formats import FormatStore
 
@@ -249,7 +249,7 @@ def attach_format_store(cache: Any, database: Path) -> int:
         try:
             store.save(key, headers)
         except SonoError as exc:
-            logging.getLogger("sonocli.formats").warning("compact-frame format not stored: %s", exc)
+            logs.logger("sonocli.formats").warning("compact-frame format not stored: %s", exc)
 
     cache.on_learn = save
     return int(loaded)
@@ -378,7 +378,7 @@ def split_telegrams(data: bytes) -> list[bytes]:
     return pieces if len(pieces) > 1 else [data]
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class DecodedTelegram:
     """One telegram of a wireless decode: its dict (``{"kind", "error", "raw"}`` when it did not decode),
     the error that stopped it, or the security error it decoded with (shown, then exit 1)."""
@@ -388,7 +388,7 @@ class DecodedTelegram:
     security_error: SonoError | None = None
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class WirelessDecode:
     """What :func:`decode_wireless` found: one item per telegram, in order, and whether a given key was
     needed by any of them (an unencrypted telegram with ``--key`` deserves a warning)."""
@@ -406,7 +406,7 @@ class WirelessDecode:
         return None
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class WirelessOptions:
     """What ``decode`` can add for wireless telegrams: record headers for one compact frame
     (``--format``), a driver by name (``--driver``), the byte-by-byte explanation (``--explain``) and the

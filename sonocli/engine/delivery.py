@@ -9,14 +9,14 @@ channels (sonocli.push) are looked up by name in the registry and imported only 
 from __future__ import annotations
 
 import io
-import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from sonocli import logs
 from sonocli.errors import PushError, UsageError
+from sonocli.model.valueclass import valueclass
 from sonocli.model.values import Reading
 from sonocli.push.base import Channel, Report, StepObserver
 from sonocli.store.outbox import DeliveryResult, NewReport, OutboxItem, numbered
@@ -24,10 +24,10 @@ from sonocli.store.outbox import DeliveryResult, NewReport, OutboxItem, numbered
 if TYPE_CHECKING:
     from sonocli.engine.core import Engine
 
-log = logging.getLogger("sonocli.engine")
+log = logs.logger("sonocli.engine")
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class ChannelSpec:
     """An outbox channel key and how to build its channel: registry name plus constructor options."""
 

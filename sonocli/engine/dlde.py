@@ -20,14 +20,15 @@ DLDE_TIMEOUT (ms) is how long sonocli waits for the first byte of an answer.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from sonocli import logs
 from sonocli.errors import NeedMoreData, ProtocolError, SonoError, TimeoutError_, UsageError
+from sonocli.model.valueclass import valueclass
 from sonocli.model.values import Interface, Meter, MeterValue, Reading, ValueConfig
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from sonocli.engine.recording import Recorded
     from sonocli.transports import Link
 
-log = logging.getLogger("sonocli.engine")
+log = logs.logger("sonocli.engine")
 
 CHAR_TIMEOUT = 1.5  # IEC 62056-21: at most 1500 ms between two characters of a message
 MAX_MESSAGE = 65536  # a data message longer than this is not a meter's (a line stuck on noise)
@@ -48,7 +49,7 @@ UNMATCHED = -1
 SWITCH_GUARD = 0.05
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class DldeSettings:
     """Line settings of a DLDE readout: the sign-on rate, the highest rate accepted, the answer timeout."""
 
@@ -70,7 +71,7 @@ class DldeSettings:
         return cls(**values)
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class DldeReadout:
     """One meter read: the reading (records with OBIS), the identification, the mode and rate used."""
 
@@ -80,7 +81,7 @@ class DldeReadout:
     baudrate: int
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class DldeResult:
     """A readout of one meter of the list (the daemon): the reading, or the error that stopped it."""
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from sonocli.errors import NotFoundError
+from sonocli.model.valueclass import valueclass
 
 if TYPE_CHECKING:
     from sonocli.engine.core import Engine
@@ -35,7 +35,7 @@ DEFAULT_VERSION = 3
 DEFAULT_SCALE = False
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Selection:
     """Which stored readings: ``since <= taken_at <= until`` (inclusive, None: open) of one meter (serial
     number or Device-ID) or all."""

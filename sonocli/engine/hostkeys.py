@@ -6,17 +6,17 @@ way to replace a changed SFTP host key, and the rotation of every key sonocli us
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sonocli.errors import UsageError
+from sonocli.model.valueclass import valueclass
 
 if TYPE_CHECKING:
     from sonocli.engine.core import Engine
     from sonocli.service.devicekeys import GeneratedKeys
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class ReplacedHostKey:
     name: str  # as in known_hosts: host or [host]:port
     old: str

@@ -25,15 +25,15 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sonocli import logs
 from sonocli.errors import UsageError
+from sonocli.model.valueclass import valueclass
 from sonocli.model.values import AddressMode, Interface, Meter
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from sonocli.engine.scan import Journal, ScanResult
     from sonocli.engine.wired import ScanOutcome
 
-log = logging.getLogger("sonocli.engine.inventory")
+log = logs.logger("sonocli.engine.inventory")
 
 STATE_FILE = "scan_state.json"
 STATE_VERSION = 1
@@ -51,7 +51,7 @@ COLUMNS = ("id", "manufacturer", "version", "medium")
 HEX = "0123456789ABCDEF"
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Expected:
     """A meter that should answer: an installation-list line or a meter-list entry. Unset fields (None)
     match anything. ``source``: where it comes from (``plant.csv:4``, or the listed Device-ID)."""
@@ -67,7 +67,7 @@ class Expected:
                 "source": self.source}
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Change:
     """A listed meter that answered with another version or medium (a swapped meter, new firmware)."""
 
@@ -79,14 +79,14 @@ class Change:
         return {"device_id": self.meter.device_id, "source": self.expected.source, "changes": list(self.what)}
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Diff:
     missing: tuple[Expected, ...] = ()
     new: tuple[Meter, ...] = ()
     changed: tuple[Change, ...] = ()
 
 
-@dataclass
+@valueclass
 class Inventory:
     """A scan (``outcome``, as Engine.scan returns it) and what it means for the inventory.
 

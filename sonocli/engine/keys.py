@@ -12,10 +12,11 @@ away from codecs and config).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from sonocli.errors import SonoError
+from sonocli.model.valueclass import valueclass
 from sonocli.model.values import Interface, Meter
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def parse_medium(text: str) -> int:
 
 
 # ------------------------------------------------------------------------------------------- import
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class KeyImported:
     """One line of ``keys import``: the meter id, ``created`` or ``updated``, and the key set."""
 
@@ -152,7 +153,7 @@ _JSON_ID_FIELDS = ("id", "meter_id", "meterid", "serial", "serial_number", "mete
 _JSON_KEY_FIELDS = ("key", "aes_key", "aeskey", "dek")
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class KeyEntry:
     """One meter's key as a file gives it; ``where`` is ``file:line`` (or ``file: meter N``)."""
 
@@ -161,7 +162,7 @@ class KeyEntry:
     where: str
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class KeyRefused:
     """A meter (or line) of a key file that is not imported, and why (one line naming the meter)."""
 
@@ -174,7 +175,7 @@ class KeyRefused:
         return f"{self.where}: {self.reason}"
 
 
-@dataclass
+@valueclass
 class KeyFile:
     """What a key file yields: the entries to import, what is refused, and the meters given two keys."""
 

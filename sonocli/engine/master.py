@@ -14,7 +14,7 @@ from __future__ import annotations
 import collections
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from sonocli.codecs import mbus_link as link
 from sonocli.config.chipini_schema import Value, by_name, mask_number, param
 from sonocli.errors import ConfigError, DecodeError, NeedMoreData, ProtocolError, TimeoutError_, UsageError
 from sonocli.model import AddressMode, Interface, Meter, MeterValue, Reading
+from sonocli.model.valueclass import valueclass
 
 if TYPE_CHECKING:
     from sonocli.transports import Link
@@ -99,7 +100,7 @@ def _default(field: str) -> Any:
     return _native(field, param(CHIP_INI_FIELDS[field]).default)
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class MasterSettings:
     """The MBUS_*/METER_* values of Table 25 the master uses; defaults and checks are the chip.ini schema's."""
 
@@ -173,7 +174,7 @@ class Outcome(enum.Enum):
     UNREADABLE = "unreadable"  # one meter acknowledged the selection, but its answer gave no address
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class Received:
     """What came back: a frame, or None with the raw bytes (empty on timeout, garbage on collision)."""
 
@@ -188,7 +189,7 @@ class Received:
         return self.frame is None and not self.raw
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class Identity:
     """A secondary address read from a long header (CI 72/76), or the ID of a fixed-structure meter.
 
@@ -663,7 +664,7 @@ def meter_from_identity(ident: Identity, *, primary: int = 0, mode: AddressMode 
 ProgressCallback = Callable[[int, int | None, str], None]
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class ReadResult:
     """One meter of a multi-meter readout: a Reading, or the error that stopped it."""
 

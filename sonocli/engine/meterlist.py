@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from sonocli.config.device_handle import MeterList, parse_obis
 from sonocli.errors import NotFoundError, UsageError
+from sonocli.model.valueclass import valueclass
 from sonocli.model.values import Interface, Meter, ValueConfig
 
 MANUAL_INTERFACES = (Interface.S0, Interface.DLDE)
@@ -42,7 +43,7 @@ MANUAL_VALUE_EDITABLE = VALUE_EDITABLE | {
 }
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Limits:
     """METER_MAXDEVICECOUNT, METER_MAXVALUECOUNT, METER_MAXALLVALUECOUNT (0: no limit)."""
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, NamedTuple
 
 from sonocli.errors import NotFoundError, UsageError
+from sonocli.model.valueclass import valueclass
 
 if TYPE_CHECKING:
     from sonocli.engine.core import Engine
@@ -51,7 +51,7 @@ def parse_moment(option: str, text: str, *, end_of_day: bool = False, now: datet
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class ReadingsQuery:
     """Which stored readings and values: ``since <= time <= until`` (None: open), one meter (serial or
     Device-ID) or all, one value (number or label) or all."""

@@ -11,20 +11,21 @@ Everything is keyed by meter ID in dicts, so the cost per telegram does not grow
 
 from __future__ import annotations
 
-import logging
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from sonocli import logs
 from sonocli.codecs.dongles import DongleDriver, Garbage, Received, Reply
 from sonocli.codecs.wmbus import DecodeOptions, FormatCache, WmbusTelegram, decode_telegram
 from sonocli.errors import DecodeError, ProtocolError, SonoError
 from sonocli.model import Interface, Meter, Reading
+from sonocli.model.valueclass import valueclass
 
-log = logging.getLogger("sonocli.receiver")
+log = logs.logger("sonocli.receiver")
 
 IGNORED = "ignored (wM-Bus listen off)"  # stats.bad key: telegrams of unlisted meters with listen_new off
 LINK_MODE = "link mode"  # stats.bad key: telegrams heard in another link mode than the one listened in
@@ -40,7 +41,7 @@ class Port(Protocol):
     def read(self, size: int = 1) -> bytes: ...
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class ReceiverSettings:
     """The receiver's part of chip.ini (the daemon maps Table 25 onto it)."""
 
@@ -54,7 +55,7 @@ class ReceiverSettings:
     recorder: int = 20  # raw frames kept for --debug (flight recorder)
 
 
-@dataclass
+@valueclass
 class HeardMeter:
     """What the receiver knows about one meter it heard (mutable: updated per telegram)."""
 
@@ -87,7 +88,7 @@ class HeardMeter:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class Heard:
     """One received telegram, after decoding; ``reading`` is set for meters of the meter list (the engine
     stores those of active meters and learns the value entries of every listed one)."""
@@ -106,7 +107,7 @@ class Heard:
     link_mode: str | None = None  # T1, C1, S1 as heard (the stick's word, else the one mode listened in)
 
 
-@dataclass
+@valueclass
 class ReceiverStats:
     telegrams: int = 0
     duplicates: int = 0

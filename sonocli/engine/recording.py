@@ -29,29 +29,30 @@ per change of condition, retries at every flush and says so when storing works a
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from sonocli import logs
 from sonocli.errors import SonoError
+from sonocli.model.valueclass import valueclass
 from sonocli.model.values import Interface, Meter, Reading
 
 if TYPE_CHECKING:
     from sonocli.config.device_handle import MeterList
     from sonocli.engine.core import Engine
 
-log = logging.getLogger("sonocli.engine")
+log = logs.logger("sonocli.engine")
 
 BATCH_ITEMS: Final = 250  # readings held before a flush: bounds memory; more per transaction saves little
 BATCH_AGE: Final = 30.0  # default of STORE_COMMITINTERVAL: seconds a held reading waits at most for its transaction
 HOLD_LIMIT: Final = 20_000  # readings held in memory while the disk cannot take them; beyond, oldest dropped
 
 
-@dataclass
+@valueclass
 class _Held:
     """Readings recorded but not yet stored, shared by the engine's threads (one transaction takes all)."""
 
@@ -268,7 +269,7 @@ def catch_up_csv(engine: Engine, *, start: int | None = None) -> int:
     return appended
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Recorded:
     """What :meth:`Engine.record` did: the readings as stored (indexed to the meter list), the meters whose
     value list is limited by the value count, layout-change notes, and the meters whose values were learned."""

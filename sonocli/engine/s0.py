@@ -23,23 +23,24 @@ line each; the daemon logs it and goes on with the other meters.
 from __future__ import annotations
 
 import errno
-import logging
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Protocol
 
+from sonocli import logs
 from sonocli.errors import SonoError, UsageError
+from sonocli.model.valueclass import valueclass
 from sonocli.model.values import Interface, Meter, Reading
 
 if TYPE_CHECKING:
     from sonocli.engine.core import Engine
     from sonocli.store.pulses import PulseCount
 
-log = logging.getLogger("sonocli.engine")
+log = logs.logger("sonocli.engine")
 
 _GPIO_TAG = re.compile(r"<gpio>\s*([^<]*?)\s*</gpio>")
 
@@ -149,7 +150,7 @@ def _differs(a: str, b: str) -> bool:
         return a != b
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class ValueWritten:
     """What ``meters set-value`` did: the meter as now listed, the new set value (exact decimal text) and
     the counter before (None: it had not started counting)."""

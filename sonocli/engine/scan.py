@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from sonocli.codecs import mbus_link as link
@@ -56,6 +56,7 @@ from sonocli.engine.master import (
 )
 from sonocli.errors import UsageError
 from sonocli.model import AddressMode, Meter
+from sonocli.model.valueclass import valueclass
 
 ID_DIGITS = "0123456789"
 HEX_ONLY = "ABCDE"  # hex ID digits; F is the wildcard itself
@@ -78,7 +79,7 @@ _NOISE = (
 Progress = Callable[[int, int | None, str], None]
 
 
-@dataclass
+@valueclass
 class ScanResult:
     """What a scan found. ``diagnosis``: when most probes collided or answered garbage, what that usually
     means and what to try (one sentence, printed as a warning)."""
@@ -238,7 +239,7 @@ def _read_identity(master: Master, address: int) -> Received:
     return master.transact(link.req_ud2(address, not master.settings.first_fcb_neg))
 
 
-@dataclass
+@valueclass
 class _Mask:
     """16 nibbles as text: ID (8, most significant first), manufacturer (4), version (2), medium (2)."""
 
@@ -279,7 +280,7 @@ def _address_text(ident: Identity) -> str:
     return raw[0:4][::-1].hex().upper() + raw[4:6][::-1].hex().upper() + raw[6:8].hex().upper()
 
 
-@dataclass
+@valueclass
 class _Columns:
     """The columns of a colliding node: the node with digit ``q`` fixed (the split position open), probed.
     They tell the outcome of some children of its colliding children without a probe."""

@@ -22,14 +22,15 @@ one line in the log (``listen``: on stderr) and the stream goes on.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from sonocli import logs
 from sonocli.errors import SonoError, UsageError
+from sonocli.model.valueclass import valueclass
 from sonocli.model.values import Interface, Meter, Reading
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from sonocli.engine.values import Binding
     from sonocli.transports import Link
 
-log = logging.getLogger("sonocli.engine")
+log = logs.logger("sonocli.engine")
 
 ELECTRICITY = 2
 MARKER = ("protocol", "<protocol>SML</protocol>")
@@ -57,7 +58,7 @@ def sml_meter(serial: str, manufacturer: str | None = None, **fields: Any) -> Me
                  extra=(MARKER,), **fields)
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class SmlSettings:
     baudrate: int = 9600
     timeout: float = 10.0  # the daemon's listening window per readout
@@ -70,7 +71,7 @@ class SmlSettings:
         return cls(**values)
 
 
-@dataclass
+@valueclass
 class SmlItem:
     """One file heard (``reading`` recorded, or ``error`` for a bad one) and the meter it came from."""
 
@@ -80,7 +81,7 @@ class SmlItem:
     raw: bytes = b""
 
 
-@dataclass
+@valueclass
 class SmlStats:
     files: int = 0
     bad: int = 0

@@ -20,7 +20,6 @@ judged on the wall clock (``written_at``).
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -29,13 +28,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sonocli import logs
 from sonocli.errors import SonoError
 
 if TYPE_CHECKING:
     from sonocli.engine.core import Engine
     from sonocli.store.status import Snapshot
 
-log = logging.getLogger("sonocli.daemon")
+log = logs.logger("sonocli.daemon")
 
 HEARTBEAT = 120.0  # seconds between snapshot writes while nothing else happens
 STALE_AFTER = 3 * HEARTBEAT + 60.0  # a snapshot older than this, of a live process: the daemon is hung

@@ -14,19 +14,19 @@ accepts only clients whose certificate chains to TLS_ROOT_CERT_FILE (the TLS_* f
 from __future__ import annotations
 
 import contextlib
-import logging
 import socket
 import ssl
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sonocli import logs
 from sonocli.errors import ConfigError, TransportError
 
 if TYPE_CHECKING:
     from sonocli.engine.core import Engine
 
 CHANNEL = "tcp-server"
-log = logging.getLogger("sonocli.tcpserver")
+log = logs.logger("sonocli.tcpserver")
 
 
 def server_context(engine: Engine) -> ssl.SSLContext:

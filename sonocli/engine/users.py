@@ -26,10 +26,11 @@ import hmac
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import TYPE_CHECKING, Any
 
 from sonocli.errors import NotFoundError, SonoError, UsageError
+from sonocli.model.valueclass import valueclass
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -51,7 +52,7 @@ MAX_PASSWORD = 128
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 1 << 14, 8, 1
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class User:
     """One user as the tables show it (the hash is kept here but never shown: see :meth:`public`)."""
 

@@ -25,10 +25,11 @@ description, or deactivates it. This module is where that list meets the data:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 
 from sonocli.model.tables import measurement_index
+from sonocli.model.valueclass import valueclass
 from sonocli.model.values import Interface, Meter, MeterValue, Reading, ValueConfig, ValueType
 
 TIMESTAMP_MEASUREMENT = measurement_index("Timestamp")
@@ -91,7 +92,7 @@ def _matches(config: ValueConfig, value: MeterValue, fresh: ValueConfig) -> bool
     return config.description.lower() in (fresh.description.lower(), "none") or config.user is not None
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Binding:
     """What :func:`bind` found: the reading with list indexes, and what the engineer must be told."""
 

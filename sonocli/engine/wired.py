@@ -9,14 +9,14 @@ are listed, ``readout`` reads once, and the daemon's :func:`read_wired` stores e
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sonocli import logs
 from sonocli.engine.recording import Recorded
 from sonocli.errors import UsageError
+from sonocli.model.valueclass import valueclass
 from sonocli.model.values import Interface, Meter, Reading
 
 if TYPE_CHECKING:
@@ -25,13 +25,13 @@ if TYPE_CHECKING:
     from sonocli.engine.master import Master, MasterSettings, ReadResult
     from sonocli.engine.scan import Journal, ScanResult
 
-log = logging.getLogger("sonocli.engine")
+log = logs.logger("sonocli.engine")
 
 # the daemon's readings reach the CSV log in batches of this many (the file is rewritten per append)
 CSV_BATCH = 100
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class ScanOutcome:
     """A scan and what it changed: mode, port, the scan's result, the wired meters listed before, the
     meters added to the list and the first readout of those (their value entries)."""
@@ -45,7 +45,7 @@ class ScanOutcome:
     unreadable: tuple[tuple[str, str], ...] = ()  # (Device-ID, why): answered the scan, not its first readout
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class ReadoutSummary:
     readings: int
     failed: tuple[tuple[str, str], ...]  # (device id, error)
@@ -89,9 +89,9 @@ def open_master(engine: Engine, url: str | None = None, settings: MasterSettings
     # Table 25's debugging aids for the wired bus: MBUS_RAWLOGENABLE logs every frame (TX and RX, UTC
     # time, hex) to ext/log/mbus_raw.log; MBUS_DEBUGOUT raises the wire logger to DEBUG, one line per frame
     # (so does -vv). Set on every open, so a reloaded chip.ini (SIGHUP) switches it off again.
-    wire_log = logging.getLogger("sonocli.engine.wire")
-    wire_log.setLevel(logging.DEBUG if engine.get("MBUS_DEBUGOUT") else logging.NOTSET)
-    if engine.get("MBUS_RAWLOGENABLE") or wire_log.isEnabledFor(logging.DEBUG):
+    wire_log = logs.logger("sonocli.engine.wire")
+    wire_log.setLevel(logs.DEBUG if engine.get("MBUS_DEBUGOUT") else logs.NOTSET)
+    if engine.get("MBUS_RAWLOGENABLE") or wire_log.isEnabledFor(logs.DEBUG):
         from sonocli.transports.rawlog import LogSink, RawLog, RawLogSink, TeeLink
 
         sinks: list[RawLogSink] = [LogSink(wire_log)]

@@ -8,10 +8,11 @@ active meters stored), and meters not in the list go to the temporary list in th
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from sonocli import logs
 
 if TYPE_CHECKING:
     from sonocli.engine.core import Engine
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from sonocli.model.values import Reading
     from sonocli.store.meterstate import HeardEntry
 
-log = logging.getLogger("sonocli.engine")
+log = logs.logger("sonocli.engine")
 
 
 def receiver_configs(engine: Engine) -> list[tuple[str, str, str]]:
@@ -55,7 +56,7 @@ def receiver(
     # compact-frame formats learnt before (another run, another receiver) and stored from now on
     attach_format_store(made.formats, engine.layout.database)
     for problem in load_drivers(engine.layout.app):  # declarative drivers (app/drivers/*.toml)
-        logging.getLogger("sonocli.drivers").warning("driver file skipped: %s", problem)
+        logs.logger("sonocli.drivers").warning("driver file skipped: %s", problem)
     return made
 
 

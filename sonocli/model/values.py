@@ -10,12 +10,13 @@ from __future__ import annotations
 import enum
 import math
 import struct
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from decimal import Decimal
 from typing import Final, NamedTuple
 
 from sonocli.model.tables import measurement_text, medium_text
+from sonocli.model.valueclass import valueclass
 
 
 class ValueType(enum.StrEnum):
@@ -65,7 +66,7 @@ class AddressMode(enum.IntEnum):
     PRIMARY = 1
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class MeterIdentity:
     """The secondary address of a meter: ID (8 BCD digits as text), manufacturer, version, medium."""
 
@@ -285,7 +286,7 @@ def json_number(value: MeterValue) -> int | float | str | None:
     return exact
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class ValueConfig:
     """A value entry of the meter list (device_handle.cfg ``<value>``), defaults as in Table 26."""
 
@@ -307,7 +308,7 @@ class ValueConfig:
     extra: tuple[tuple[str, str], ...] = ()  # unknown child elements, kept for a lossless round trip
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class Meter:
     """A meter-list entry (device_handle.cfg ``<meter>``), defaults as in Table 26."""
 
@@ -344,7 +345,7 @@ class Meter:
         return self.rssi if self.interface is Interface.WMBUS else self.primary_address
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class Reading:
     """One readout of one meter (or one received telegram), as stored and exported.
 

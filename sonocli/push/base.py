@@ -15,18 +15,18 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sonocli.errors import PushError
+from sonocli.model.valueclass import valueclass
 
 ConfigGet = Callable[[str], Any]
 
 STEPS = ("resolve", "connect", "tls", "hostkey", "login", "upload", "confirm")
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Report:
     """One delivery: ``name`` is the remote file name (FTP/SFTP), the subject (SMTP) or a label (TCP/HTTP).
 
@@ -40,7 +40,7 @@ class Report:
     created: float  # UNIX time the report was built
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class StepEvent:
     channel: str
     step: str

@@ -29,7 +29,6 @@ import atexit
 import contextlib
 import hashlib
 import json
-import logging
 import os
 import re
 import socket
@@ -37,14 +36,16 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
+from sonocli import logs
 from sonocli.errors import ConfigError, PushError
+from sonocli.model.valueclass import valueclass
 from sonocli.push.base import Channel, ConfigGet, Report, StepObserver, as_int, as_text, split_host
 
-log = logging.getLogger(__name__)
+log = logs.logger(__name__)
 
 DISCOVERY_PREFIX = "homeassistant"
 ONLINE = b"online"
@@ -56,7 +57,7 @@ ACK_TIMEOUT = 30.0  # without any acknowledgement for this long the broker count
 KEEPALIVE = 60
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Discovery:
     """Home Assistant discovery of a meter list: retained config per topic, and the topics of values that
     are in the list but inactive (removed with an empty retained message when no memory says otherwise)."""
@@ -111,7 +112,7 @@ def discovery_topic(muc_id: str, device_id: str, index: int) -> str:
     return f"{DISCOVERY_PREFIX}/sensor/{node_id(muc_id)}/{object_id(device_id)}_{index}/config"
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Settings:
     """The MQTT_* group, checked."""
 

@@ -15,15 +15,15 @@ every such delivery logs a warning.
 
 from __future__ import annotations
 
-import logging
 import ssl
 from pathlib import Path
 from typing import Any
 
+from sonocli import logs
 from sonocli.push.base import Channel, Report, as_int, as_text, device_path, split_host
 
 BASE_TIMEOUT = 30.0
-log = logging.getLogger("sonocli.push.smtp")
+log = logs.logger("sonocli.push.smtp")
 
 
 class SmtpChannel(Channel):

@@ -12,14 +12,14 @@ XMLTOTCP_PORT and receives the pending reports; :func:`serve_pending` does that 
 
 from __future__ import annotations
 
-import logging
 import socket
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sonocli import logs
+from sonocli.model.valueclass import valueclass
 from sonocli.push.base import (
     Channel,
     ConfigGet,
@@ -31,10 +31,10 @@ from sonocli.push.base import (
     split_host,
 )
 
-log = logging.getLogger(__name__)
+log = logs.logger(__name__)
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Endpoint:
     """The XMLTOTCP_* or TLS_* group, normalised."""
 

@@ -17,11 +17,11 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from sonocli.config.layout import RootLayout
 from sonocli.errors import SonoError
+from sonocli.model.valueclass import valueclass
 
 PID_NAME = "sonocli-daemon.pid"
 DAEMON_MARKER = "serve-daemon"
@@ -32,7 +32,7 @@ class DaemonNotRunning(SonoError):
     """No daemon to signal: no PID file, or a stale one (exit 1)."""
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class DaemonProcess:
     pid: int
     argv: tuple[str, ...]

@@ -25,11 +25,11 @@ import hashlib
 import os
 import socket
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from sonocli.errors import UsageError
 from sonocli.fsutil import fsync_directory
+from sonocli.model.valueclass import valueclass
 
 TLS_KEY = "device.key"
 TLS_CERT = "device.crt"
@@ -40,7 +40,7 @@ CLIENT_PUB = "ssh_id_ed25519.pub"
 VALID_DAYS = 3650
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class GeneratedKeys:
     files: tuple[Path, ...]
     tls_fingerprint: str  # SHA-256 of the certificate (DER), as browsers show it

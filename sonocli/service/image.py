@@ -26,12 +26,12 @@ import json
 import re
 import tarfile
 import zipfile
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.parser import HeaderParser
 from pathlib import Path
 
 from sonocli.errors import EXIT_USAGE, UpdateError, UsageError
+from sonocli.model.valueclass import valueclass
 
 FORMAT = "sonocli-update/1"
 IMAGE_SUFFIX = ".sonoimg"
@@ -53,7 +53,7 @@ class BadImageError(UpdateError):
     exit_code = EXIT_USAGE
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Manifest:
     name: str
     version: str
@@ -75,7 +75,7 @@ class Manifest:
         return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class VerifiedImage:
     """An image whose signature, hash, size and wheel metadata were all checked; ``wheel_bytes`` is trusted."""
 

@@ -14,18 +14,19 @@ import platform
 import sys
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from sonocli import __version__
 from sonocli.config.layout import RootLayout
 from sonocli.errors import SonoError
+from sonocli.model.valueclass import valueclass
 
 MACHINE_ID_FILES = (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id"))
 MUC_ID_PARAMETER = "MUC_ID"
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class ServiceInfo:
     software_version: str
     python: str

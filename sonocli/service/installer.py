@@ -32,12 +32,12 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from sonocli import __version__
 from sonocli.errors import EXIT_USAGE, UpdateError
 from sonocli.fsutil import atomic_write_text, fsync_directory
+from sonocli.model.valueclass import valueclass
 from sonocli.service.image import VerifiedImage, required_distributions, version_key
 
 DEFAULT_PREFIX = Path("/opt/sonocli")
@@ -52,7 +52,7 @@ class DowngradeError(UpdateError):
     exit_code = EXIT_USAGE
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class InstallResult:
     version: str
     previous: str | None

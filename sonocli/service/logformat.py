@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from sonocli.config.layout import RootLayout
 from sonocli.errors import SonoError, UsageError
+from sonocli.model.valueclass import valueclass
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class FormatResult:
     removed_entries: int
     freed_bytes: int

@@ -26,9 +26,10 @@ Query parameters::
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from sonocli.codecs import dlde
+from sonocli.model.valueclass import valueclass
 from sonocli.sim.peer import Clock
 from sonocli.sim.pty_server import PtyEndpoint
 
@@ -46,7 +47,7 @@ ACK_WINDOW = 1.5  # mode C: how long the meter waits for the acknowledgement aft
 BITS_7E1 = 10  # start + 7 data + parity + stop
 
 
-@dataclass
+@valueclass
 class DldeMeter:
     """One simulated tariff device."""
 
@@ -79,7 +80,7 @@ class DldeMeter:
         return message[: self.truncate] if self.truncate is not None else message
 
 
-@dataclass
+@valueclass
 class DldeBus:
     """A SimPeer: the host's bytes in, the meters' timed bytes out. ``log`` keeps (time, "rx"/"tx", baud,
     bytes) for every request heard and every message sent, so tests check the baud switch byte by byte."""

@@ -11,7 +11,6 @@ logged as one line once its answer is complete: the time, the request (type and 
 
 from __future__ import annotations
 
-import logging
 import os
 import select
 import termios
@@ -20,11 +19,12 @@ import tty
 from datetime import UTC, datetime
 from typing import Any, Self
 
+from sonocli import logs
 from sonocli.codecs import mbus_link as link
 from sonocli.errors import DecodeError, NeedMoreData
 from sonocli.sim.peer import RealClock
 
-log = logging.getLogger("sonocli.sim")
+log = logs.logger("sonocli.sim")
 
 _CONTROL_NAMES = {link.C_SND_NKE: "SND_NKE", link.C_REQ_UD1: "REQ_UD1", link.C_REQ_UD2: "REQ_UD2",
                   link.C_SND_UD: "SND_UD"}
@@ -129,7 +129,7 @@ class RequestLog:
         self.lines += 1
         stamp = when.strftime("%H:%M:%S.") + f"{when.microsecond // 1000:03d}"
         log.info("%s %s -> %s", stamp, describe_request(request), describe_answer(answer))
-        if log.isEnabledFor(logging.DEBUG):
+        if log.isEnabledFor(logs.DEBUG):
             log.debug("  request %s; answer %s", request.hex(" ").upper(), answer.hex(" ").upper() or "-")
 
 
@@ -240,11 +240,11 @@ class PtyServer(PtyEndpoint):
         self.requests = RequestLog(segment)
 
     def _received(self) -> None:
-        if log.isEnabledFor(logging.INFO):
+        if log.isEnabledFor(logs.INFO):
             self.requests.received()
 
     def _sent(self, out: bytes) -> None:
-        if log.isEnabledFor(logging.INFO):
+        if log.isEnabledFor(logs.INFO):
             self.requests.sent(out)
 
     def _after_turn(self) -> None:

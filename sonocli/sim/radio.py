@@ -12,7 +12,6 @@ runs on the virtual clock, as fast as it is read, unless ``clock=real`` is given
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from pathlib import Path
 
 from sonocli.codecs.dongles import amb8465, cul, hexlines, im871a, rtlwmbus
@@ -25,6 +24,7 @@ from sonocli.codecs.wmbus_link import (
     normalise_frame,
 )
 from sonocli.errors import UsageError
+from sonocli.model.valueclass import valueclass
 from sonocli.registry import dongle_names
 from sonocli.sim.peer import Clock
 
@@ -59,7 +59,7 @@ DEFAULT_TELEGRAMS: tuple[tuple[str, str | None], ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class SimTelegram:
     telegram: bytes  # L C M A ..., no CRCs
     key: bytes | None = None

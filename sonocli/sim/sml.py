@@ -22,11 +22,12 @@ Query parameters::
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
+from dataclasses import field
 from importlib import resources
 
 from sonocli.codecs import sml
 from sonocli.errors import NeedMoreData
+from sonocli.model.valueclass import valueclass
 
 BITS_8N1 = 10
 
@@ -71,7 +72,7 @@ def _body(raw: bytes) -> bytes:
     return raw[len(sml.START) : len(raw) - 8 - padding].replace(sml.ESCAPE * 2, sml.ESCAPE)
 
 
-@dataclass
+@valueclass
 class SmlMeter:
     """A SimPeer: an SML meter on the other end of the IR head."""
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import bisect
 import random
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from sonocli.codecs import mbus_link as link
 from sonocli.errors import ConfigError
+from sonocli.model.valueclass import valueclass
 
 # Selection data: ID (4 bytes BCD, LSB first), manufacturer (2), version (1), medium (1).
 _SELECT_LEN = 8
@@ -28,7 +29,7 @@ WAKE_SECONDS = 0.4
 AWAKE_SECONDS = 5.0
 
 
-@dataclass
+@valueclass
 class SimMeter:
     """One slave. ``telegrams`` are (CI, data) pairs; several make a multi-telegram readout (DIF 1F)."""
 
@@ -152,7 +153,7 @@ def collide(answers: list[tuple[int, bytes]], parity: bool = True) -> tuple[int,
     return start, _uart_decode(line, parity)
 
 
-@dataclass
+@valueclass
 class WiredSegment:
     """A SimPeer: host bytes in, timed slave bytes out. ``log`` records every frame the host sent."""
 

@@ -42,22 +42,23 @@ import errno
 import fcntl
 import functools
 import json
-import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar, cast
 
+from sonocli import logs
 from sonocli.errors import SonoError
 from sonocli.fsutil import atomic_write_text, fsync_directory
+from sonocli.model.valueclass import valueclass
 from sonocli.model.values import Reading
 from sonocli.outputs.csv_writer import CsvWriter
 from sonocli.store.db import free_space
 
-log = logging.getLogger("sonocli.store")
+log = logs.logger("sonocli.store")
 F = TypeVar("F", bound=Callable[..., Any])
 CATCH_UP_CHUNK: Final = 2000  # readings appended per intent when the log catches up on a long gap
 
@@ -100,7 +101,7 @@ _NAME_RE: Final = re.compile(r"^Meter_(\d{8})(?:_(\d+))?\.csv$")
 _CHUNK: Final = 1 << 16
 
 
-@dataclass
+@valueclass
 class _FileView:
     """What this writer knows of one log file: it ends, at ``size`` bytes, after a complete row."""
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sonocli.model.valueclass import valueclass
 from sonocli.store.db import connect, mapped, reopened
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class HeardEntry:
     """One row of the temporary list (guide 5.1.2)."""
 
@@ -33,7 +33,7 @@ class HeardEntry:
     decrypts: bool
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class MeterStatus:
     device_id: str
     limited: bool

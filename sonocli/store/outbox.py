@@ -27,10 +27,10 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from sonocli.model.valueclass import valueclass
 from sonocli.store.db import (
     BUSY_TIMEOUT_MS,
     FallbackConnection,
@@ -96,7 +96,7 @@ def numbered(name: str, counter: int) -> str:
     return f"{name} #{counter}"
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class OutboxItem:
     id: int
     channel: str
@@ -117,7 +117,7 @@ class OutboxItem:
         return {field: getattr(self, field) for field in self.__dataclass_fields__}
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class NewReport:
     """A report about to be queued; ``index`` numbers the reports of one cycle (the SMTP subject's)."""
 
@@ -128,7 +128,7 @@ class NewReport:
     readings: int = 0
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class DeliveryResult:
     sent: int
     failed: int
@@ -144,7 +144,7 @@ _COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class OutboxUse:
     """How full the outbox is: items by state and their payload bytes, against OUTBOX_MAXITEMS."""
 

@@ -12,14 +12,14 @@ in the same transaction.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sonocli.model.valueclass import valueclass
 from sonocli.store.db import connect, mapped, write_transaction
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class PulseCount:
     device_id: str
     base: str

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sonocli.model.valueclass import valueclass
 from sonocli.store.db import connect, mapped, write_transaction
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Snapshot:
     """What the daemon wrote: ``body`` (JSON object) at wall-clock time ``written_at`` (UNIX seconds)."""
 

@@ -8,10 +8,10 @@ wall-clock time otherwise, so scans on the virtual clock compute exact wire time
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sonocli.errors import TransportError, UsageError
+from sonocli.model.valueclass import valueclass
 from sonocli.registry import BAUD_RATES, check_port_url
 from sonocli.sim.peer import Clock, RealClock
 
@@ -51,7 +51,7 @@ def register_sim_handler() -> None:
         serial.protocol_handler_packages.append("sonocli.transports")
 
 
-@dataclass
+@valueclass
 class Link:
     """An open port plus the clock and character time the master needs for its timing."""
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import logging
 import os
 import re
 import time
@@ -24,10 +23,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sonocli import logs
 from sonocli.errors import TransportError
 from sonocli.transports import Link, WrappedLink
 
-log = logging.getLogger("sonocli.transports.buslock")
+log = logs.logger("sonocli.transports.buslock")
 
 POLL_S = 0.2
 

@@ -15,15 +15,15 @@ error is logged once and the raw log stops, the link goes on.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from sonocli import logs
 from sonocli.transports import Link, WrappedLink
 
-log = logging.getLogger("sonocli.transports")
+log = logs.logger("sonocli.transports")
 
 TX = "TX"
 RX = "RX"
@@ -102,11 +102,11 @@ class RawLog:
 class LogSink:
     """Each chunk as one DEBUG line ``TX 10 5B FE 59 16`` on ``logger`` (MBUS_DEBUGOUT, ``-vv``)."""
 
-    def __init__(self, logger: logging.Logger) -> None:
+    def __init__(self, logger: logs.Logger) -> None:
         self.logger = logger
 
     def __call__(self, direction: str, data: bytes, when: datetime) -> None:
-        if self.logger.isEnabledFor(logging.DEBUG):
+        if self.logger.isEnabledFor(logs.DEBUG):
             self.logger.debug("%s %s", direction, data.hex(" ").upper())
 
 

@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -38,6 +38,7 @@ from sonocli.engine import configuration, meterlist
 from sonocli.engine import users as users_mod
 from sonocli.engine.meterjson import meter_dict, meter_object
 from sonocli.errors import ConfigError, NotFoundError, SonoError, UsageError
+from sonocli.model.valueclass import valueclass
 from sonocli.web import pages
 from sonocli.web.auth import BasicCache, RateLimit, Session, Sessions, TooManySessions, WriterBusy
 
@@ -75,7 +76,7 @@ def is_secret(name: str) -> bool:
     return name.upper().endswith(SECRET_SUFFIXES)
 
 
-@dataclass
+@valueclass
 class Job:
     """A scan or readout started from the web (one at a time: they share the wired bus)."""
 
@@ -96,7 +97,7 @@ class Job:
                 "total": self.total, "text": self.text, "result": self.result, "error": self.error}
 
 
-@dataclass
+@valueclass
 class Call:
     """What a handler gets: the request, who asks, the parsed form or JSON body."""
 

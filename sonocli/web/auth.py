@@ -20,7 +20,9 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from sonocli.model.valueclass import valueclass
 
 log = logging.getLogger("sonocli.web")
 
@@ -29,7 +31,7 @@ WINDOW = 60.0
 LOCKOUT = 60.0
 
 
-@dataclass
+@valueclass
 class Session:
     token: str
     user: str
@@ -39,7 +41,7 @@ class Session:
     flash: list[tuple[str, str]] = field(default_factory=list)  # (kind, text) shown once by the next page
 
 
-@dataclass
+@valueclass
 class RateLimit:
     """Failed logins per client address."""
 

@@ -2,10 +2,10 @@
 
 cli → daemon → engine → {codecs, transports, store, outputs, push} → {model, config}. Concretely:
 
-* ``cli/`` imports only the engine, the daemon, the model, errors, the registry and itself, plus
+* ``cli/`` imports only the engine, the daemon, the model, errors, logs, the registry and itself, plus
   ``service/`` (updates, daemon control) and ``sim/`` (what ``simulate`` serves) — never a codec, a
   transport, the store, an output, a push channel or the config files directly: that is engine work;
-* ``daemon/`` imports only the engine, the model and errors (and itself): it schedules engine calls;
+* ``daemon/`` imports only the engine, the model, errors and logs (and itself): it schedules engine calls;
 * nothing imports upward: only ``cli/`` (and ``__main__``) imports ``cli``, only ``cli``/``daemon`` import
   ``daemon``, the engine's lower layers never import the engine, the model imports nothing else of sonocli,
   and codecs never import transports;
@@ -25,10 +25,11 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "sonocli"
 
-CLI_ALLOWED = ("sonocli.engine", "sonocli.daemon", "sonocli.model", "sonocli.errors", "sonocli.registry",
-               "sonocli.cli", "sonocli.service", "sonocli.sim", "sonocli.web")
-DAEMON_ALLOWED = ("sonocli.engine", "sonocli.model", "sonocli.errors", "sonocli.daemon")
-WEB_ALLOWED = ("sonocli.engine", "sonocli.model", "sonocli.errors", "sonocli.web")  # a face beside daemon/
+CLI_ALLOWED = ("sonocli.engine", "sonocli.daemon", "sonocli.model", "sonocli.errors", "sonocli.logs",
+               "sonocli.registry", "sonocli.cli", "sonocli.service", "sonocli.sim", "sonocli.web")
+DAEMON_ALLOWED = ("sonocli.engine", "sonocli.model", "sonocli.errors", "sonocli.logs", "sonocli.daemon")
+# the web interface: a face beside daemon/
+WEB_ALLOWED = ("sonocli.engine", "sonocli.model", "sonocli.errors", "sonocli.logs", "sonocli.web")
 BELOW_ENGINE = ("codecs", "transports", "store", "outputs", "push", "model", "config")
 
 

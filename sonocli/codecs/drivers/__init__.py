@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from sonocli.errors import DecodeError
+from sonocli.model.valueclass import valueclass
 
 if TYPE_CHECKING:
     from sonocli.codecs.wmbus import WmbusTelegram
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "sonocli.drivers"
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class Match:
     """Which telegrams a driver reads; None matches anything. ``manufacturer`` is the three-letter code."""
 
@@ -54,7 +55,7 @@ class Match:
         return sum(x is not None for x in (self.manufacturer, self.device_type, self.version, self.ci))
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class Span:
     """``decode --explain``: ``length`` bytes at ``offset`` of the driver's input meant ``text``."""
 
@@ -63,7 +64,7 @@ class Span:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class DriverOutput:
     """What a driver read: records (MeterValues, indexed after the standard ones by the pipeline), named
     fields for ``--json``, the explanation spans and the bytes it did not understand (kept, never dropped)."""
@@ -96,7 +97,7 @@ class Driver(Protocol):
     def decode(self, telegram: WmbusTelegram, key: bytes | None = None) -> DriverOutput: ...
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class _Entry:
     name: str
     target: str  # "module:attribute", imported on use

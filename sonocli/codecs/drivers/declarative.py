@@ -27,18 +27,18 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sonocli.codecs.drivers import DriverOutput, Match, Span, virtual_records
 from sonocli.errors import DecodeError, UsageError
+from sonocli.model.valueclass import valueclass
 
 if TYPE_CHECKING:
     from sonocli.codecs.wmbus import WmbusTelegram
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class _Payload:
     source: str
     offset: int
@@ -47,7 +47,7 @@ class _Payload:
     big_endian: bool
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True, slots=True)
 class _Field:
     name: str
     dif_vif: bytes
