@@ -18,20 +18,21 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from sonocli.config.xmlsafe import escape_text, parse_document
+from sonocli.config.xmlsafe import Node, escape_text, parse_document
 from sonocli.errors import ConfigError
 from sonocli.model.tables import medium_index, medium_text
+from sonocli.model.valueclass import field, valueclass
 from sonocli.model.values import AddressMode, Interface, Meter, ValueConfig, ValueType
 
 DEFAULT_VERSION = "0x06"
 _OBIS = re.compile(r"^\s*(\d{1,3})-(\d{1,3}):(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\*(\d{1,3}))?\s*$")
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class XmlStyle:
     """How the file looked, so that a changed list is written in the same hand."""
 
@@ -43,7 +44,7 @@ class XmlStyle:
     final_newline: bool = True
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class MeterList:
     """The whole file: its version element, the meters in order, and what is needed to round-trip it."""
 
@@ -114,23 +115,21 @@ def parse_scale(text: str) -> int:
     return exponent
 
 
-def _text(element: Any) -> str:
+def _text(element: Node) -> str:
     return "".join(element.itertext())
 
 
-def _raw(element: Any) -> tuple[str, str]:
-    from lxml import etree
-
-    tag = element.tag if isinstance(element.tag, str) else ("#comment" if element.tag is etree.Comment else "#pi")
-    return tag, etree.tostring(element, encoding="unicode", with_tail=False)
+def _raw(element: Node) -> tuple[str, str]:
+    """An element sonocli does not know (or a comment, "#comment", or PI, "#pi"): kept as found."""
+    return element.tag, element.raw()
 
 
-def _meter_fields(children: list[Any], file: str | None) -> dict[str, Any]:
+def _meter_fields(children: list[Node], file: str | None) -> dict[str, Any]:
     values: dict[str, Any] = {}
     extra: list[tuple[str, str]] = []
     value_entries: list[ValueConfig] = []
     for child in children:
-        tag = child.tag if isinstance(child.tag, str) else None
+        tag = child.tag if child.is_element else None
         text = _text(child) if tag else ""
         try:
             if tag == "value":
@@ -209,11 +208,11 @@ def parse_medium(text: str) -> int:
         raise ValueError(f"medium {stripped!r} is not a text of Table 16") from None
 
 
-def _value_config(element: Any, file: str | None) -> ValueConfig:
+def _value_config(element: Node, file: str | None) -> ValueConfig:
     values: dict[str, Any] = {}
     extra: list[tuple[str, str]] = []
     for child in element:
-        tag = child.tag if isinstance(child.tag, str) else None
+        tag = child.tag if child.is_element else None
         text = _text(child) if tag else ""
         try:
             if tag in ("description", "unit", "encodetype"):
@@ -253,7 +252,7 @@ def _value_config(element: Any, file: str | None) -> ValueConfig:
     return ValueConfig(**values)
 
 
-def _style(data: bytes, root: Any) -> XmlStyle:
+def _style(data: bytes, root: Node) -> XmlStyle:
     text = data.decode("utf-8-sig")
     newline = "\r\n" if "\r\n" in text else "\n"
     first = text.lstrip().split("\n", 1)[0].rstrip("\r")

@@ -266,11 +266,11 @@ def test_property_write_then_read_is_identity(meters: list[Meter], style: XmlSty
     [
         (
             b"<root><meter><interface>M-Bus</interface><x>" + b"<a>" * 5000 + b"</a>" * 5000 + b"</x></meter></root>",
-            "Excessive depth in document: 256",
+            "elements nested deeper than 256",
         ),
         (
             b"<root><meter><interface>M-Bus</interface><user>" + b"A" * 20_000_000 + b"</user></meter></root>",
-            "Text node too long",
+            "a text longer than 10000000 characters",
         ),
     ],
 )
@@ -292,3 +292,27 @@ def test_update_meter_list_saves_only_changes(tmp_path: Path) -> None:
     found.append(Meter(Interface.MBUS, serial="44444444", manufacturer="ABB", version=2, medium=2))
     result = update_meter_list(path, lambda ml: merge_found(ml, found, 0)[0])
     assert load_meter_list(path).meters == result.meters and len(result.meters) == 5
+
+
+def test_unknown_nodes_are_kept_verbatim_when_the_list_is_rewritten() -> None:
+    data = (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<root>\n\t<version>0x06</version>\n\t<?vendor build="7"?>\n'
+        b"\t<meter>\n\t\t<interface>M-Bus</interface>\n\t\t<flag a='1&gt;' b=\"x\"/>\n"
+        b"\t\t<nested><inner/>text &amp; more<inner>2</inner></nested>\n\t\t<!-- keep me -->\n"
+        b"\t\t<value><description>Energy</description><odd>1</odd></value>\n\t</meter>\n</root>\n"
+    )
+    meters = parse_meter_list(data)
+    meter = meters.meters[0]
+    assert meters.extra == (("#pi", '<?vendor build="7"?>'),)
+    assert meter.extra == (
+        ("flag", "<flag a='1&gt;' b=\"x\"/>"),
+        ("nested", "<nested><inner/>text &amp; more<inner>2</inner></nested>"),
+        ("#comment", "<!-- keep me -->"),
+    )
+    assert meter.values[0].extra == (("odd", "<odd>1</odd>"),)
+    changed = replace(meters, meters=(replace(meter, serial="12345678"),))
+    written = render_meter_list(changed)
+    for raw in (b"<?vendor build=\"7\"?>", b"<flag a='1&gt;' b=\"x\"/>", b"<!-- keep me -->", b"<odd>1</odd>",
+                b"<nested><inner/>text &amp; more<inner>2</inner></nested>"):
+        assert raw in written
+    assert parse_meter_list(written).meters[0].extra == meter.extra
