@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sonocli.codecs import crypto
@@ -42,7 +42,7 @@ from sonocli.errors import (
     UnsupportedSecurityError,
     WrongKeyError,
 )
-from sonocli.model.valueclass import valueclass
+from sonocli.model.valueclass import field, valueclass
 
 if TYPE_CHECKING:
     from sonocli.model import MeterValue

@@ -32,7 +32,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -41,7 +40,7 @@ from sonocli.daemon.systemd import Notifier
 from sonocli.engine.recording import batched, catch_up_csv, flush_due
 from sonocli.engine.status import HEARTBEAT, StatusTracker
 from sonocli.errors import SonoError
-from sonocli.model.valueclass import valueclass
+from sonocli.model.valueclass import field, valueclass
 
 log = logging.getLogger("sonocli.daemon")
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sonocli.errors import DecodeError, SonoError, UsageError
-from sonocli.model.valueclass import valueclass
+from sonocli.model.valueclass import field, valueclass
 from sonocli.model.values import ExactNumber
 
 if TYPE_CHECKING:

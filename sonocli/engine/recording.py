@@ -32,13 +32,12 @@ import contextlib
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from sonocli import logs
 from sonocli.errors import SonoError
-from sonocli.model.valueclass import valueclass
+from sonocli.model.valueclass import field, valueclass
 from sonocli.model.values import Interface, Meter, Reading
 
 if TYPE_CHECKING:

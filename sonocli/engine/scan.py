@@ -40,7 +40,6 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Iterable
-from dataclasses import field
 from typing import Any
 
 from sonocli.codecs import mbus_link as link
@@ -56,7 +55,7 @@ from sonocli.engine.master import (
 )
 from sonocli.errors import UsageError
 from sonocli.model import AddressMode, Meter
-from sonocli.model.valueclass import valueclass
+from sonocli.model.valueclass import field, valueclass
 
 ID_DIGITS = "0123456789"
 HEX_ONLY = "ABCDE"  # hex ID digits; F is the wildcard itself

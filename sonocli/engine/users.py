@@ -26,11 +26,11 @@ import hmac
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sonocli.errors import NotFoundError, SonoError, UsageError
-from sonocli.model.valueclass import valueclass
+from sonocli.model.valueclass import field, valueclass
 
 if TYPE_CHECKING:
     from pathlib import Path

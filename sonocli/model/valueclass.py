@@ -10,35 +10,44 @@ instance and whose signature tools read), and gives the others as shared functio
 
 What stays the same, so a class can move between the two unchanged:
 
-* the decorator's arguments (``frozen``, ``slots``, ``eq``) and ``dataclasses.field(default=...,
-  default_factory=..., compare=..., repr=..., hash=...)`` for per-field options;
+* the decorator's arguments (``frozen``, ``slots``, ``eq``), and :func:`field` here with the options of
+  ``dataclasses.field`` sonocli uses (``default``, ``default_factory``, ``compare``, ``repr``, ``hash``);
 * ``__init__`` with the fields in order, defaults and factories, ``__post_init__`` called at its end;
 * ``__repr__`` ``Name(a=1, b='x')``, ``__eq__`` between instances of the same class only, ``__hash__`` over
   the compared fields for frozen classes and ``None`` (unhashable) for mutable ones, ``__match_args__``;
 * frozen instances refuse assignment with ``dataclasses.FrozenInstanceError``; frozen slotted instances
   still copy and pickle;
-* the fields are registered as dataclasses registers them, so ``dataclasses.fields``, ``replace``,
-  ``asdict`` and ``is_dataclass`` work, and mypy sees a dataclass (``typing.dataclass_transform``).
+* ``dataclasses.fields``, ``replace``, ``asdict`` and ``is_dataclass`` work: the fields are registered as
+  dataclasses registers them, on first access (so a run that never asks never imports dataclasses, nor
+  ``copy``: `decode` does not), and mypy sees a dataclass (``typing.dataclass_transform``).
 
-What a value class refuses, loudly at import rather than subtly at run time: ``init=False`` fields, ``ClassVar``
-and ``InitVar`` annotations, ``kw_only``, and inheriting fields from a base class — none is used in sonocli;
-use ``dataclasses.dataclass`` where one is needed. Registering the fields uses two names dataclasses does
-not document (``_FIELD``, ``Field._field_type``): tests/unit/test_valueclass.py checks ``fields``/``replace``/
-``asdict`` on every supported Python, and where they are missing `valueclass` falls back to
-``dataclasses.dataclass`` itself (slower to import, same behaviour).
+What a value class refuses, loudly at import rather than subtly at run time: ``ClassVar`` and ``InitVar``
+annotations, ``dataclasses.field`` in the class body (use this module's), mutable defaults, and inheriting
+fields from a base class — none is used in sonocli; use ``dataclasses.dataclass`` where one is needed.
+Registering the fields uses two names dataclasses does not document (``_FIELD``, ``Field._field_type``,
+unchanged from 3.7 to 3.14): tests/unit/test_valueclass.py checks ``fields``/``replace``/``asdict``.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import sys
 from collections.abc import Callable
 from operator import attrgetter
 from typing import Any, TypeVar, dataclass_transform, overload
 
 T = TypeVar("T")
 
-_MISSING = dataclasses.MISSING
-_FIELD_KIND = getattr(dataclasses, "_FIELD", None)  # the marker of a regular field in __dataclass_fields__
+
+class _Missing:
+    """No default (dataclasses.MISSING's counterpart: dataclasses itself is imported only on demand)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
 
 
 class _Factory:
@@ -53,6 +62,35 @@ class _Factory:
 _FACTORY = _Factory()
 
 
+class Field:
+    """What :func:`field` returns and a value class keeps per field (dataclasses.Field's subset)."""
+
+    __slots__ = ("compare", "default", "default_factory", "hash", "name", "repr", "type")
+
+    def __init__(self, default: Any, default_factory: Any, compare: bool, repr: bool, hash: bool | None) -> None:
+        self.default = default
+        self.default_factory = default_factory
+        self.compare = compare
+        self.repr = repr
+        self.hash = hash
+        self.name = ""
+        self.type: Any = None
+
+
+def field(
+    *,
+    default: Any = MISSING,
+    default_factory: Callable[[], Any] | Any = MISSING,
+    compare: bool = True,
+    repr: bool = True,
+    hash: bool | None = None,
+) -> Any:
+    """Per-field options, as ``dataclasses.field`` (init=False and kw_only are not offered)."""
+    if default is not MISSING and default_factory is not MISSING:
+        raise ValueError("cannot specify both default and default_factory")
+    return Field(default, default_factory, compare, repr, hash)
+
+
 @overload
 def valueclass(cls: type[T], /) -> type[T]: ...
 
@@ -63,18 +101,49 @@ def valueclass(
 ) -> Callable[[type[T]], type[T]]: ...
 
 
-@dataclass_transform(field_specifiers=(dataclasses.field,))
+@dataclass_transform(field_specifiers=(field,))
 def valueclass(
     cls: type[T] | None = None, /, *, frozen: bool = False, slots: bool = False, eq: bool = True
 ) -> type[T] | Callable[[type[T]], type[T]]:
     """Make ``cls`` a value class: as ``@dataclass`` / ``@dataclass(frozen=..., slots=..., eq=...)``."""
 
     def wrap(klass: type[T]) -> type[T]:
-        if _FIELD_KIND is None:  # a Python whose dataclasses we cannot register with: the real thing
-            return dataclasses.dataclass(frozen=frozen, slots=slots, eq=eq)(klass)
         return _build(klass, frozen=frozen, slots=slots, eq=eq)
 
     return wrap if cls is None else wrap(cls)
+
+
+class _Registration:
+    """``__dataclass_fields__`` / ``__dataclass_params__`` of a value class, made on first access.
+
+    ``dataclasses.fields``/``replace``/``asdict``/``is_dataclass`` read these; building them needs the
+    dataclasses module, which most runs never import (decode does not): so they are built, and cached on
+    the class, when something first asks.
+    """
+
+    def __init__(self, key: str, fields: dict[str, Field], frozen: bool, eq: bool) -> None:
+        self.key, self.fields, self.frozen, self.eq = key, fields, frozen, eq
+
+    def __get__(self, obj: object, owner: type) -> Any:
+        import dataclasses
+
+        fields: dict[str, dataclasses.Field[Any]] = {}
+        for name, spec in self.fields.items():
+            made: dataclasses.Field[Any] = dataclasses.field(
+                default=dataclasses.MISSING if spec.default is MISSING else spec.default,
+                default_factory=dataclasses.MISSING if spec.default_factory is MISSING else spec.default_factory,
+                compare=spec.compare,
+                repr=spec.repr,
+                hash=spec.hash,
+            )
+            made.name, made.type = name, spec.type
+            made._field_type = dataclasses._FIELD  # type: ignore[attr-defined]  # checked by test_valueclass
+            fields[name] = made
+        made_now = {"__dataclass_fields__": fields,
+                    "__dataclass_params__": _params(dataclasses, frozen=self.frozen, eq=self.eq)}
+        for key, value in made_now.items():  # cached on the class: this descriptor is asked only once
+            type.__setattr__(owner, key, value)
+        return made_now[self.key]
 
 
 def _build(cls: type[T], *, frozen: bool, slots: bool, eq: bool) -> type[T]:
@@ -83,34 +152,31 @@ def _build(cls: type[T], *, frozen: bool, slots: bool, eq: bool) -> type[T]:
             raise TypeError(f"{cls.__qualname__}: a value class does not inherit fields ({base.__qualname__})")
     namespace = dict(cls.__dict__)
     annotations: dict[str, Any] = namespace.get("__annotations__", {})
-    fields: dict[str, dataclasses.Field[Any]] = {}
+    fields: dict[str, Field] = {}
+    real_fields = getattr(sys.modules.get("dataclasses"), "Field", None)
     for name, annotation in annotations.items():
         text = annotation if isinstance(annotation, str) else repr(annotation)
         if "ClassVar" in text or "InitVar" in text:
             raise TypeError(f"{cls.__qualname__}.{name}: ClassVar/InitVar are not supported by valueclass")
-        given = namespace.get(name, _MISSING)
-        if isinstance(given, dataclasses.Field):
-            spec: dataclasses.Field[Any] = given
-            if not spec.init or spec.kw_only is True:
-                raise TypeError(f"{cls.__qualname__}.{name}: init=False/kw_only are not supported by valueclass")
-        else:
-            spec = dataclasses.field(default=given)
+        given = namespace.get(name, MISSING)
+        if real_fields is not None and isinstance(given, real_fields):
+            raise TypeError(f"{cls.__qualname__}.{name}: use sonocli.model.valueclass.field, not dataclasses.field")
+        spec = given if isinstance(given, Field) else Field(given, MISSING, True, True, None)
         if isinstance(spec.default, (list, dict, set)):
             raise ValueError(f"{cls.__qualname__}.{name}: mutable default; use default_factory")
         spec.name = name
         spec.type = annotation
-        spec._field_type = _FIELD_KIND  # type: ignore[attr-defined]
         fields[name] = spec
     names = tuple(fields)
     _check_order(cls, fields)
 
     for name, spec in fields.items():  # defaults live in __init__, not as class attributes (a slot cannot)
-        if spec.default is _MISSING or slots:
+        if spec.default is MISSING or slots:
             namespace.pop(name, None)
         else:
             namespace[name] = spec.default
-    namespace["__dataclass_fields__"] = fields
-    namespace["__dataclass_params__"] = _params(frozen=frozen, eq=eq)
+    namespace["__dataclass_fields__"] = _Registration("__dataclass_fields__", fields, frozen, eq)
+    namespace["__dataclass_params__"] = _Registration("__dataclass_params__", fields, frozen, eq)
     namespace["__match_args__"] = names
     namespace["__init__"] = _make_init(cls, fields, frozen=frozen)
     if "__repr__" not in cls.__dict__:
@@ -139,7 +205,7 @@ def _build(cls: type[T], *, frozen: bool, slots: bool, eq: bool) -> type[T]:
         new.__qualname__ = cls.__qualname__
         return new
     for key, value in namespace.items():
-        if key not in ("__dict__", "__weakref__") and cls.__dict__.get(key, _MISSING) is not value:
+        if key not in ("__dict__", "__weakref__") and cls.__dict__.get(key, MISSING) is not value:
             setattr(cls, key, value)
     for name in fields:
         if name not in namespace and name in cls.__dict__:
@@ -147,20 +213,20 @@ def _build(cls: type[T], *, frozen: bool, slots: bool, eq: bool) -> type[T]:
     return cls
 
 
-def _hashed(spec: dataclasses.Field[Any]) -> bool:
+def _hashed(spec: Field) -> bool:
     return spec.compare if spec.hash is None else bool(spec.hash)
 
 
-def _check_order(cls: type, fields: dict[str, dataclasses.Field[Any]]) -> None:
+def _check_order(cls: type, fields: dict[str, Field]) -> None:
     seen_default = False
     for name, spec in fields.items():
-        has_default = spec.default is not _MISSING or spec.default_factory is not _MISSING
+        has_default = spec.default is not MISSING or spec.default_factory is not MISSING
         if seen_default and not has_default:
             raise TypeError(f"{cls.__qualname__}: non-default argument {name!r} follows default argument")
         seen_default = seen_default or has_default
 
 
-def _params(*, frozen: bool, eq: bool) -> Any:
+def _params(dataclasses: Any, *, frozen: bool, eq: bool) -> Any:
     """``__dataclass_params__`` as dataclasses keeps it (read by some tools, never by sonocli)."""
     params = getattr(dataclasses, "_DataclassParams", None)
     if params is None:
@@ -171,17 +237,17 @@ def _params(*, frozen: bool, eq: bool) -> Any:
         return None
 
 
-def _make_init(cls: type, fields: dict[str, dataclasses.Field[Any]], *, frozen: bool) -> Callable[..., None]:
+def _make_init(cls: type, fields: dict[str, Field], *, frozen: bool) -> Callable[..., None]:
     """Compile ``__init__``: the one generated function, so instances cost what a dataclass's do."""
     env: dict[str, Any] = {"_FACTORY": _FACTORY, "_set": object.__setattr__}
     params: list[str] = []
     body: list[str] = []
     for name, spec in fields.items():
-        if spec.default_factory is not _MISSING:
+        if spec.default_factory is not MISSING:
             env[f"_factory_{name}"] = spec.default_factory
             params.append(f"{name}=_FACTORY")
             value = f"_factory_{name}() if {name} is _FACTORY else {name}"
-        elif spec.default is not _MISSING:
+        elif spec.default is not MISSING:
             env[f"_default_{name}"] = spec.default
             params.append(f"{name}=_default_{name}")
             value = name
@@ -240,11 +306,15 @@ def _make_hash(names: tuple[str, ...]) -> Callable[[Any], int]:
 
 
 def _frozen_setattr(self: Any, name: str, value: Any) -> None:
-    raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+    from dataclasses import FrozenInstanceError
+
+    raise FrozenInstanceError(f"cannot assign to field {name!r}")
 
 
 def _frozen_delattr(self: Any, name: str) -> None:
-    raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+    from dataclasses import FrozenInstanceError
+
+    raise FrozenInstanceError(f"cannot delete field {name!r}")
 
 
 def _make_getstate(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:

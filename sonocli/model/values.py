@@ -10,13 +10,12 @@ from __future__ import annotations
 import enum
 import math
 import struct
-from dataclasses import field
 from datetime import datetime
 from decimal import Decimal
 from typing import Final, NamedTuple
 
 from sonocli.model.tables import measurement_text, medium_text
-from sonocli.model.valueclass import valueclass
+from sonocli.model.valueclass import field, valueclass
 
 
 class ValueType(enum.StrEnum):

@@ -36,13 +36,12 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 from sonocli import logs
 from sonocli.errors import ConfigError, PushError
-from sonocli.model.valueclass import valueclass
+from sonocli.model.valueclass import field, valueclass
 from sonocli.push.base import Channel, ConfigGet, Report, StepObserver, as_int, as_text, split_host
 
 log = logs.logger(__name__)

@@ -26,10 +26,9 @@ Query parameters::
 from __future__ import annotations
 
 import bisect
-from dataclasses import field
 
 from sonocli.codecs import dlde
-from sonocli.model.valueclass import valueclass
+from sonocli.model.valueclass import field, valueclass
 from sonocli.sim.peer import Clock
 from sonocli.sim.pty_server import PtyEndpoint
 

@@ -22,12 +22,11 @@ Query parameters::
 from __future__ import annotations
 
 import bisect
-from dataclasses import field
 from importlib import resources
 
 from sonocli.codecs import sml
 from sonocli.errors import NeedMoreData
-from sonocli.model.valueclass import valueclass
+from sonocli.model.valueclass import field, valueclass
 
 BITS_8N1 = 10
 

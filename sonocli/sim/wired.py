@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import bisect
 import random
-from dataclasses import field
 from typing import Any
 
 from sonocli.codecs import mbus_link as link
 from sonocli.errors import ConfigError
-from sonocli.model.valueclass import valueclass
+from sonocli.model.valueclass import field, valueclass
 
 # Selection data: ID (4 bytes BCD, LSB first), manufacturer (2), version (1), medium (1).
 _SELECT_LEN = 8

@@ -45,7 +45,6 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar, cast
@@ -53,7 +52,7 @@ from typing import Any, Final, TypeVar, cast
 from sonocli import logs
 from sonocli.errors import SonoError
 from sonocli.fsutil import atomic_write_text, fsync_directory
-from sonocli.model.valueclass import valueclass
+from sonocli.model.valueclass import field, valueclass
 from sonocli.model.values import Reading
 from sonocli.outputs.csv_writer import CsvWriter
 from sonocli.store.db import free_space

@@ -22,7 +22,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -38,7 +37,7 @@ from sonocli.engine import configuration, meterlist
 from sonocli.engine import users as users_mod
 from sonocli.engine.meterjson import meter_dict, meter_object
 from sonocli.errors import ConfigError, NotFoundError, SonoError, UsageError
-from sonocli.model.valueclass import valueclass
+from sonocli.model.valueclass import field, valueclass
 from sonocli.web import pages
 from sonocli.web.auth import BasicCache, RateLimit, Session, Sessions, TooManySessions, WriterBusy
 

@@ -20,9 +20,8 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import field
 
-from sonocli.model.valueclass import valueclass
+from sonocli.model.valueclass import field, valueclass
 
 log = logging.getLogger("sonocli.web")
 

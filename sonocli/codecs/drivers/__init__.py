@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable, Mapping
-from dataclasses import field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from sonocli.errors import DecodeError
-from sonocli.model.valueclass import valueclass
+from sonocli.model.valueclass import field, valueclass
 
 if TYPE_CHECKING:
     from sonocli.codecs.wmbus import WmbusTelegram
