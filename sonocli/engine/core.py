@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sonocli.engine import heard as temporary
-from sonocli.engine import recording, wired, wireless
+from sonocli.engine import recording, wireless
 from sonocli.engine.recording import Recorded
-from sonocli.engine.wired import ReadoutSummary, ScanOutcome
 from sonocli.model.values import Interface, Meter, Reading
 
 if TYPE_CHECKING:
@@ -36,6 +35,7 @@ if TYPE_CHECKING:
     from sonocli.engine.receiver import Heard, Receiver
     from sonocli.engine.repository import MeterRepository
     from sonocli.engine.s0 import ValueWritten
+    from sonocli.engine.wired import ReadoutSummary, ScanOutcome
     from sonocli.errors import PushError
     from sonocli.push.base import Channel, StepObserver
     from sonocli.store.meterstate import HeardEntry, MeterState, MeterStatus
@@ -43,6 +43,15 @@ if TYPE_CHECKING:
 
 # names the commands, the daemon and scripts import from here (they live in the modules named above)
 __all__ = ["Engine", "ReadoutSummary", "Recorded", "ScanOutcome"]
+
+
+def __getattr__(name: str) -> Any:
+    """ReadoutSummary and ScanOutcome from engine.wired, imported on demand: `listen` never reads wired."""
+    if name in ("ReadoutSummary", "ScanOutcome"):
+        from sonocli.engine import wired
+
+        return getattr(wired, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 T = TypeVar("T")
 
@@ -295,10 +304,14 @@ class Engine:
 
     def wired_port(self, url: str | None = None) -> str:
         """The wired port: ``url``, else chip.ini's MBUS_PORT; neither is a UsageError."""
+        from sonocli.engine import wired
+
         return wired.wired_port(self, url)
 
     def open_master(self, url: str | None = None, settings: MasterSettings | None = None) -> Master:
         """A master on the wired port, with chip.ini's line settings unless ``settings`` are given."""
+        from sonocli.engine import wired
+
         return wired.open_master(self, url, settings)
 
     def scan(
@@ -314,6 +327,8 @@ class Engine:
     ) -> ScanOutcome:
         """A scan (MBUS_SCANMODE or ``mode``); with ``save`` the meters found are merged into the meter list
         (additively, guide 4.2) and each meter added is read once so its value entries are recorded."""
+        from sonocli.engine import wired
+
         return wired.scan(self, url=url, mode=mode, settings=settings, save=save, on_progress=on_progress,
                           cancel=cancel, master=master)
 
@@ -337,6 +352,8 @@ class Engine:
 
     def save_found(self, found: Sequence[Meter], max_devices: int | None = None) -> list[Meter]:
         """Merge scan results into the meter list (one locked write); returns the meters actually added."""
+        from sonocli.engine import wired
+
         return wired.save_found(self, found, max_devices)
 
     def readout(
@@ -349,12 +366,16 @@ class Engine:
         on_progress: Callable[[int, int | None, str], None] | None = None,
     ) -> tuple[list[ReadResult], Recorded]:
         """Read ``meters`` once (``readout``): results per meter, and what was recorded."""
+        from sonocli.engine import wired
+
         return wired.readout(self, meters, url=url, settings=settings, store=store, on_progress=on_progress)
 
     def read_wired(
         self, meters: Sequence[Meter], *, master: Any = None, cancel: threading.Event | None = None
     ) -> ReadoutSummary:
         """Read ``meters`` one after the other, storing each reading as soon as it is taken (the daemon)."""
+        from sonocli.engine import wired
+
         return wired.read_wired(self, meters, master=master, cancel=cancel)
 
     # -- wireless reception (engine.wireless) ---------------------------------------------------------------

@@ -85,3 +85,4 @@ def test_listen_loads_no_logging_lxml_or_wired_engine(tmp_path: object) -> None:
                                 "--count", "1", "--json")
     assert "sonocli.engine.receiver" in loaded
     assert {name.split(".")[0] for name in loaded} & {"logging", "lxml", "rich"} == set()
+    assert "sonocli.engine.wired" not in loaded and "sonocli.engine.delivery" not in loaded
