@@ -8,7 +8,6 @@ input and renders: the decoding is ``sonocli.engine.decoding`` (``decode_wired``
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any, BinaryIO
 
 import click
@@ -146,7 +145,7 @@ def _wireless_options(format_hex: str | None, driver: str | None, explain: bool)
 @click.command("decode")
 @click.argument("frame", nargs=-1)
 @click.option(
-    "--file", "file_", type=click.Path(dir_okay=False, path_type=Path), help="Read the frame (hex or binary)."
+    "--file", "file_", type=click.Path(dir_okay=False), help="Read the frame (hex or binary)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option(
@@ -166,7 +165,7 @@ def _wireless_options(format_hex: str | None, driver: str | None, explain: bool)
 @click.option("--explain", is_flag=True, help="Show byte by byte how a wireless telegram was read.")
 def decode(
     frame: tuple[str, ...],
-    file_: Path | None,
+    file_: str | None,
     as_json: bool,
     key: str | None,
     format_hex: str | None,
@@ -183,7 +182,7 @@ def decode(
         raise UsageError("give the frame either as HEX/'-' or with --file, not both")
     if file_ is not None:
         try:
-            with file_.open("rb") as stream:
+            with open(file_, "rb") as stream:
                 data = _bytes_from_blob(_read_limited(stream, f"--file {file_}"))
         except OSError as exc:
             raise UsageError(f"--file {file_}: cannot read it ({exc.strerror})") from exc

@@ -305,7 +305,7 @@ def _listen_sml(engine: Engine, port_url: str | None, duration: float | None, co
     click.echo(f"sonocli: heard {len(stats.meters)} SML meter(s), {stats.files} files, {stats.bad} bad"
                + (f", {stats.stored} readings stored" if stats.stored else ""), err=True)
     if save and stats.unlisted:
-        from dataclasses import replace
+        from sonocli.model.valueclass import replace
 
         added = engine.save_heard([replace(m, active=False) for m in stats.unlisted.values()])
         click.echo(f"sonocli: meter list {engine.layout.device_handle}: {len(added)} SML meter(s) added (inactive: "
@@ -319,7 +319,7 @@ def _save(engine: Engine, receiver: Receiver) -> None:
     """Add the heard meters that are not in the list, inactive (guide 5.1.2: a new meter is reported only
     once the engineer activates it). The engine adds them to the list as it is on disk now, under its lock,
     so value entries learned during the run (or edits made meanwhile) are kept."""
-    from dataclasses import replace
+    from sonocli.model.valueclass import replace
 
     heard = [replace(m.as_meter(receiver.keys.get(m.id)), active=False) for m in receiver.temporary()]
     path = engine.layout.device_handle

@@ -5,15 +5,20 @@ rich is imported only inside the functions that draw, never at module import.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from decimal import Decimal
-from typing import Any, Final, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import click
+
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from sonocli.model.namedtuple import NamedTuple  # typing's syntax, not its cost (see there)
 
 
 def stdout_is_tty() -> bool:
@@ -52,11 +57,16 @@ class Column(NamedTuple):
 FIXED: Final = "fixed"
 TEXT: Final = "text"
 _GAP: Final = 2  # characters between two columns (one padding, one divider)
-_TOKEN = re.compile(
-    r"\S*"  # one word: an id, a number, a path, a URL
-    r"|[0-9A-Fa-f]{2}( [0-9A-Fa-f]{2})*"  # hex bytes
-    r"|\d{4}-\d\d-\d\d[ T]\d\d:\d\d(:\d\d)?\S*"  # a timestamp
-)
+
+
+@functools.cache
+def _token() -> re.Pattern[str]:
+    """A cell that is one token (never wrapped); compiled on first use: only a terminal's tables ask."""
+    return re.compile(
+        r"\S*"  # one word: an id, a number, a path, a URL
+        r"|[0-9A-Fa-f]{2}( [0-9A-Fa-f]{2})*"  # hex bytes
+        r"|\d{4}-\d\d-\d\d[ T]\d\d:\d\d(:\d\d)?\S*"  # a timestamp
+    )
 
 
 def _cell(value: Any) -> str:
@@ -125,7 +135,7 @@ def render_table(title: str | None, columns: Sequence[str | Column], rows: Seque
     for i, spec in enumerate(specs):
         kind = spec.kind
         if kind not in (FIXED, TEXT):
-            kind = FIXED if all(_TOKEN.fullmatch(row[i]) for row in cells) else TEXT
+            kind = FIXED if all(_token().fullmatch(row[i]) for row in cells) else TEXT
         resolved.append(spec._replace(kind=kind))
     while _fixed_need(resolved, cells) > width and any(c.optional for c in resolved):
         drop = max(i for i, c in enumerate(resolved) if c.optional)
@@ -207,14 +217,14 @@ def format_record_value(value: Any) -> str:
     """A record's JSON ``value`` as its exact decimal in positional notation, never rounded: ``12.345``,
     ``123456789012``, ``0.00001`` (the JSON numbers are exact already: see
     sonocli.model.values.json_number); text and dates as they are."""
-    from sonocli.model.values import ExactNumber, plain_decimal
+    from sonocli.model.values import ExactNumber, plain_float
 
     if isinstance(value, ExactNumber):
         return value.text
     if isinstance(value, float):
         if not math.isfinite(value):
             return repr(value)
-        return plain_decimal(Decimal(repr(value)))  # the repr is the exact decimal (json_number)
+        return plain_float(value)  # the repr is the exact decimal (json_number)
     return "" if value is None else str(value)
 
 
@@ -303,6 +313,8 @@ def display_value(value: Any, unit: str) -> tuple[str, str]:
     if unit == "UTC" and isinstance(value, str) and text.endswith("+00:00") and "T" in text:
         return text[: -len("+00:00")].replace("T", " ", 1), unit
     if unit in _PREFIXED_UNITS and isinstance(value, int | float) and not isinstance(value, bool):
+        from decimal import Decimal  # only a terminal's energy/power cells: piped TSV never needs it
+
         try:
             exact = Decimal(text)
         except ArithmeticError:

@@ -71,9 +71,8 @@ def reading_to_dict(reading: Reading, target: Meter, limited: bool = False) -> d
     """A recorded reading as ``--json`` prints it: the meter (the list's entry, with the addressing it was
     read by: ``target``), then time, telegrams, header and records (indexed to the meter list, from
     sonocli.engine.decoding) and whether its value list is limited (the "*" of ``meters list``)."""
-    from dataclasses import replace
-
     from sonocli.engine.messages import reading_message  # the shape MQTT messages carry too
+    from sonocli.model.valueclass import replace
 
     meter = replace(reading.meter, primary_address=target.primary_address, address_mode=target.address_mode)
     return {**reading_message(reading, meter), "limited": limited}

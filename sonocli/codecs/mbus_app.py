@@ -17,13 +17,18 @@ from __future__ import annotations
 import struct
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final
 
 from sonocli.codecs import vif as V
 from sonocli.codecs.mbus_link import LongFrame, decode_frame, long_frame_end
 from sonocli.errors import DecodeError, NoKeyError
 from sonocli.model.tables import measurement_index, measurement_text
 from sonocli.model.values import MeterValue, ValueType
+
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from sonocli.model.namedtuple import NamedTuple  # typing's syntax, not its cost (see there)
 
 MAX_DIFE: Final = 10
 MAX_VIFE: Final = 10

@@ -10,9 +10,14 @@ Tables are built once at import from literal data (immutable tuples), never chan
 
 from __future__ import annotations
 
-from typing import Final, NamedTuple
+from typing import TYPE_CHECKING, Final
 
 from sonocli.model.tables import measurement_index
+
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from sonocli.model.namedtuple import NamedTuple  # typing's syntax, not its cost (see there)
 
 # Data kinds a VIF can impose on the record's data (beyond the DIF's own coding).
 NUMBER: Final = 0

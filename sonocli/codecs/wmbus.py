@@ -8,8 +8,7 @@ it could not decrypt. Structural problems (truncated, bad CRC) raise DecodeError
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sonocli.codecs import crypto
@@ -42,7 +41,7 @@ from sonocli.errors import (
     UnsupportedSecurityError,
     WrongKeyError,
 )
-from sonocli.model.valueclass import field, valueclass
+from sonocli.model.valueclass import field, replace, valueclass
 
 if TYPE_CHECKING:
     from sonocli.model import MeterValue
@@ -124,8 +123,24 @@ class FormatCache:
         self._items: OrderedDict[FormatKey, _Layout] = OrderedDict()
         self.builtin = builtin
         self.on_learn: Callable[[FormatKey, bytes], None] | None = None
+        self._loader: Callable[[], Iterable[tuple[FormatKey, bytes]]] | None = None
+
+    def load_from(self, loader: Callable[[], Iterable[tuple[FormatKey, bytes]]]) -> None:
+        """Stored formats to :meth:`preload` when the cache is first asked (a lookup, a learnt format, its
+        size), not now: most telegrams are full frames, and opening the store (sqlite3, ~2 ms to import)
+        before the first one would delay every `listen` and `decode`; a later load also sees formats
+        another process stored meanwhile."""
+        self._loader = loader
+
+    def _load_pending(self) -> None:
+        loader, self._loader = self._loader, None
+        if loader is not None:
+            for key, headers in loader():
+                if key not in self._items:  # one learnt in this run meanwhile is newer
+                    self.preload(key, headers)
 
     def learn(self, meter: Address, layout: _Layout) -> None:
+        self._load_pending()
         key = (meter.manufacturer, meter.version, meter.device_type, layout.signature)
         known = self._items.get(key)
         self._items[key] = layout
@@ -144,6 +159,7 @@ class FormatCache:
         return True
 
     def find(self, meter: Address, signature: int) -> _Layout | None:
+        self._load_pending()
         found = self._items.get((meter.manufacturer, meter.version, meter.device_type, signature))
         if found is None and self.builtin:
             from sonocli.codecs.compact_formats import builtin_format
@@ -155,11 +171,13 @@ class FormatCache:
 
     def source(self, meter: Address, signature: int) -> str:
         """"learnt" or "built-in": where :meth:`find` got the format from (for --json and --explain)."""
+        self._load_pending()
         if (meter.manufacturer, meter.version, meter.device_type, signature) in self._items:
             return "learnt"
         return "built-in"
 
     def __len__(self) -> int:
+        self._load_pending()
         return len(self._items)
 
 

@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import replace
 
 from sonocli.errors import ConfigError
-from sonocli.model.valueclass import valueclass
+from sonocli.model.valueclass import replace, valueclass
 from sonocli.registry import BAUD_RATES, dongle_names
 from sonocli.registry import PORT_SCHEMES as REGISTRY_PORT_SCHEMES
 

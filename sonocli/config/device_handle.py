@@ -18,14 +18,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 from sonocli.config.xmlsafe import Node, escape_text, parse_document
 from sonocli.errors import ConfigError
 from sonocli.model.tables import medium_index, medium_text
-from sonocli.model.valueclass import field, valueclass
+from sonocli.model.valueclass import field, field_defaults, replace, valueclass
 from sonocli.model.values import AddressMode, Interface, Meter, ValueConfig, ValueType
 
 DEFAULT_VERSION = "0x06"
@@ -306,8 +305,8 @@ def load_meter_list(path: Path) -> MeterList:
 
 
 # ------------------------------------------------------------------------------------------- writing
-_METER_DEFAULTS = {f.name: f.default for f in fields(Meter) if f.name != "interface"}
-_VALUE_DEFAULTS = {f.name: f.default for f in fields(ValueConfig)}
+_METER_DEFAULTS = {name: default for name, default in field_defaults(Meter).items() if name != "interface"}
+_VALUE_DEFAULTS = field_defaults(ValueConfig)
 
 
 def _meter_elements(meter: Meter) -> list[tuple[str, str]]:

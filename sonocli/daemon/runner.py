@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from sonocli.daemon.schedule import SystemClock, WallClock, meter_due, next_aligned, report_jitter
 from sonocli.daemon.systemd import Notifier
@@ -41,6 +41,11 @@ from sonocli.engine.recording import batched, catch_up_csv, flush_due
 from sonocli.engine.status import HEARTBEAT, StatusTracker
 from sonocli.errors import SonoError
 from sonocli.model.valueclass import field, valueclass
+
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from sonocli.model.namedtuple import NamedTuple  # typing's syntax, not its cost (see there)
 
 log = logging.getLogger("sonocli.daemon")
 

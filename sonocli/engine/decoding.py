@@ -7,10 +7,10 @@ The commands render; this module decodes. It is the one place where a command's 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sonocli.errors import DecodeError, SonoError, UsageError
@@ -18,6 +18,8 @@ from sonocli.model.valueclass import field, valueclass
 from sonocli.model.values import ExactNumber
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from sonocli.codecs.wmbus import WmbusTelegram
     from sonocli.model.values import MeterValue, Reading
 
@@ -46,7 +48,7 @@ def json_text(obj: Any, *, indent: int | None = None, compact: bool = False) -> 
     if not found:
         return json.dumps(obj, ensure_ascii=False, default=str, indent=indent, separators=separators)
     text = json.dumps(marked, ensure_ascii=False, default=str, indent=indent, separators=separators)
-    return _MARKED.sub(lambda m: m.group(1), text)
+    return _marked_pattern().sub(lambda m: m.group(1), text)
 
 
 def _marked(obj: Any, found: list[bool]) -> Any:
@@ -70,8 +72,13 @@ def _marked(obj: Any, found: list[bool]) -> Any:
 # a control character (json.dumps escapes it) and a random part: a meter's text cannot hold the marker
 _RANDOM = os.urandom(8).hex()
 _TOKEN = "\u0001" + _RANDOM
-_ESCAPED = re.escape("\\u0001" + _RANDOM)  # the token as json.dumps writes it inside a JSON string
-_MARKED = re.compile(f'"{_ESCAPED}(-?[0-9.]+){_ESCAPED}"')
+
+
+@functools.cache
+def _marked_pattern() -> re.Pattern[str]:
+    """The quoted marker strings in json.dumps' text (compiled when a value beyond 15 digits is written)."""
+    escaped = re.escape("\\u0001" + _RANDOM)  # the token as json.dumps writes it inside a JSON string
+    return re.compile(f'"{escaped}(-?[0-9.]+){escaped}"')
 
 
 # -- wired frames -----------------------------------------------------------------------------------------
@@ -232,26 +239,35 @@ def telegram_to_dict(telegram: Telegram) -> dict[str, Any]:
     return out
 
 
-def attach_format_store(cache: Any, database: Path) -> int:
+def attach_format_store(cache: Any, database: Path) -> None:
     """Back a receiver's or ``decode``'s FormatCache with the database: the formats stored there are
-    loaded now, and every format it learns from now on is stored (a restarted daemon or a later
-    ``decode`` knows it). Returns how many were loaded. A store that cannot be written does not stop
-    decoding: the format stays in memory and the failure is logged."""
+    loaded when the cache is first asked (a compact frame, a learnt format: see FormatCache.load_from),
+    and every format it learns from now on is stored (a restarted daemon or a later ``decode`` knows it).
+    A store that cannot be read or written does not stop decoding: the format stays in memory (built-in
+    and learnt ones still work) and the failure is logged."""
     from sonocli import logs
     from sonocli.errors import SonoError
-    from sonocli.store.formats import FormatStore
 
-    store = FormatStore(database)
-    loaded = sum(cache.preload(row[:4], row.headers) for row in store.all())
+    def store() -> Any:
+        from sonocli.store.formats import FormatStore
+
+        return FormatStore(database)
+
+    def stored() -> list[tuple[tuple[int, int, int, int], bytes]]:
+        try:
+            return [((row[0], row[1], row[2], row[3]), row.headers) for row in store().all()]
+        except SonoError as exc:
+            logs.logger("sonocli.formats").warning("stored compact-frame formats not read: %s", exc)
+            return []
 
     def save(key: tuple[int, int, int, int], headers: bytes) -> None:
         try:
-            store.save(key, headers)
+            store().save(key, headers)
         except SonoError as exc:
             logs.logger("sonocli.formats").warning("compact-frame format not stored: %s", exc)
 
+    cache.load_from(stored)
     cache.on_learn = save
-    return int(loaded)
 
 
 def load_drivers(app_dir: Path) -> list[str]:

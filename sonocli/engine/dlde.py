@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sonocli import logs
 from sonocli.errors import NeedMoreData, ProtocolError, SonoError, TimeoutError_, UsageError
-from sonocli.model.valueclass import valueclass
+from sonocli.model.valueclass import replace, valueclass
 from sonocli.model.values import Interface, Meter, MeterValue, Reading, ValueConfig
 
 if TYPE_CHECKING:

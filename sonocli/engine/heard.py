@@ -28,7 +28,7 @@ def heard_meters(engine: Engine) -> list[HeardEntry]:
 
 def save_heard(engine: Engine, heard: Sequence[Meter]) -> list[Meter]:
     """Add heard meters to the meter list as given (``listen --save``: inactive, guide 5.1.2)."""
-    from dataclasses import replace
+    from sonocli.model.valueclass import replace
 
     def change(meters: MeterList) -> tuple[MeterList, list[Meter]]:
         present = {m.serial.upper() for m in meters.meters if m.interface is Interface.WMBUS}
@@ -43,9 +43,8 @@ def save_heard(engine: Engine, heard: Sequence[Meter]) -> list[Meter]:
 def activate(engine: Engine, refs: Sequence[str], active: bool = True) -> list[str]:
     """Activate (or deactivate) meters and values of the list, and move activated meters of the
     temporary list into the meter list; all or nothing. Returns what changed, as Device-IDs/refs."""
-    from dataclasses import replace
-
     from sonocli.engine.meterlist import find, set_active, split_ref
+    from sonocli.model.valueclass import replace
 
     temporary = {e.id.upper(): e for e in engine.meter_state.heard_list()} if active else {}
 

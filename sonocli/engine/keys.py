@@ -12,11 +12,10 @@ away from codecs and config).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from sonocli.errors import SonoError
-from sonocli.model.valueclass import valueclass
+from sonocli.model.valueclass import replace, valueclass
 from sonocli.model.values import Interface, Meter
 
 if TYPE_CHECKING:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import collections
 import enum
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +21,7 @@ from sonocli.codecs import mbus_link as link
 from sonocli.config.chipini_schema import Value, by_name, mask_number, param
 from sonocli.errors import ConfigError, DecodeError, NeedMoreData, ProtocolError, TimeoutError_, UsageError
 from sonocli.model import AddressMode, Interface, Meter, MeterValue, Reading
-from sonocli.model.valueclass import valueclass
+from sonocli.model.valueclass import replace, valueclass
 
 if TYPE_CHECKING:
     from sonocli.transports import Link

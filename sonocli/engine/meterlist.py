@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from typing import Any
 
 from sonocli.config.device_handle import MeterList, parse_obis
 from sonocli.errors import NotFoundError, UsageError
-from sonocli.model.valueclass import valueclass
+from sonocli.model.valueclass import replace, valueclass
 from sonocli.model.values import Interface, Meter, ValueConfig
 
 MANUAL_INTERFACES = (Interface.S0, Interface.DLDE)

@@ -18,14 +18,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from sonocli.errors import NotFoundError, UsageError
 from sonocli.model.valueclass import valueclass
 
 if TYPE_CHECKING:
+    from typing import NamedTuple
+
     from sonocli.engine.core import Engine
     from sonocli.model.values import Meter, MeterValue, Reading
+else:
+    from sonocli.model.namedtuple import NamedTuple  # typing's syntax, not its cost (see there)
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)$", re.IGNORECASE)
 _UNITS = {"s": "seconds", "m": "minutes", "min": "minutes", "h": "hours", "d": "days", "w": "weeks"}

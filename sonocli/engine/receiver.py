@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,7 +22,7 @@ from sonocli.codecs.dongles import DongleDriver, Garbage, Received, Reply
 from sonocli.codecs.wmbus import DecodeOptions, FormatCache, WmbusTelegram, decode_telegram
 from sonocli.errors import DecodeError, ProtocolError, SonoError
 from sonocli.model import Interface, Meter, Reading
-from sonocli.model.valueclass import field, valueclass
+from sonocli.model.valueclass import field, replace, valueclass
 
 log = logs.logger("sonocli.receiver")
 

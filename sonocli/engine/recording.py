@@ -285,9 +285,8 @@ def record(engine: Engine, readings: Sequence[Reading], *, csv: bool = True, sto
 
     ``store=False`` only binds and learns (``readout --no-store``, a listed but inactive wM-Bus meter).
     """
-    from dataclasses import replace
-
     from sonocli.engine.values import bind
+    from sonocli.model.valueclass import replace
 
     if not readings:
         return Recorded()
@@ -423,9 +422,8 @@ def _learn(engine: Engine, entry: Meter, values: tuple[Any, ...]) -> None:
     Inside :func:`batched` the meter list is written once per flush for every meter learned meanwhile,
     not once per meter: a first cycle over 500 new meters rewrote the whole list 500 times (hundreds of MB
     of flash). The cached view learns at once, so the cycle's later readings are matched to the entries."""
-    from dataclasses import replace
-
     from sonocli.engine.meterlist import same_meter
+    from sonocli.model.valueclass import replace
 
     if _batching(engine) or int(getattr(engine._local, "learn_depth", 0)) > 0:
         held = _held(engine)
@@ -445,9 +443,8 @@ def _learn(engine: Engine, entry: Meter, values: tuple[Any, ...]) -> None:
 
 def _save_learned(engine: Engine, learned: Sequence[tuple[Meter, tuple[Any, ...]]]) -> None:
     """Write learned value entries into device_handle.cfg in one locked read-modify-write."""
-    from dataclasses import replace
-
     from sonocli.engine.meterlist import same_meter
+    from sonocli.model.valueclass import replace
 
     def change(meters: MeterList) -> tuple[MeterList, bool]:
         items = list(meters.meters)

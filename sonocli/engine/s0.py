@@ -26,14 +26,13 @@ import errno
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sonocli import logs
 from sonocli.errors import SonoError, UsageError
-from sonocli.model.valueclass import valueclass
+from sonocli.model.valueclass import replace, valueclass
 from sonocli.model.values import Interface, Meter, Reading
 
 if TYPE_CHECKING:

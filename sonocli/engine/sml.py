@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sonocli import logs
 from sonocli.errors import SonoError, UsageError
-from sonocli.model.valueclass import field, valueclass
+from sonocli.model.valueclass import field, replace, valueclass
 from sonocli.model.values import Interface, Meter, Reading
 
 if TYPE_CHECKING:

@@ -26,11 +26,10 @@ import hmac
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sonocli.errors import NotFoundError, SonoError, UsageError
-from sonocli.model.valueclass import field, valueclass
+from sonocli.model.valueclass import field, replace, valueclass
 
 if TYPE_CHECKING:
     from pathlib import Path

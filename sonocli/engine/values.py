@@ -25,11 +25,10 @@ description, or deactivates it. This module is where that list meets the data:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
 
 from sonocli.model.tables import measurement_index
-from sonocli.model.valueclass import valueclass
+from sonocli.model.valueclass import replace, valueclass
 from sonocli.model.values import Interface, Meter, MeterValue, Reading, ValueConfig, ValueType
 
 TIMESTAMP_MEASUREMENT = measurement_index("Timestamp")

@@ -201,9 +201,8 @@ def readout(
     on_progress: Callable[[int, int | None, str], None] | None = None,
 ) -> tuple[list[ReadResult], Recorded]:
     """Read ``meters`` once (``readout``): results per meter, and what was recorded."""
-    from dataclasses import replace
-
     from sonocli.engine.master import read_all
+    from sonocli.model.valueclass import replace
 
     master = engine.open_master(url, settings)
     try:

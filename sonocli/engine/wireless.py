@@ -40,9 +40,8 @@ def receiver(
     engine: Engine, dongle: str, *, interface: int = 1, mode: str | None = None, listen_new: bool | None = None
 ) -> Receiver:
     """A receiver for ``dongle`` with chip.ini's settings of receiver ``interface`` and the meter list."""
-    from dataclasses import replace
-
     from sonocli.engine.receiver import Receiver, settings_from_chip
+    from sonocli.model.valueclass import replace
     from sonocli.registry import DONGLES, load
 
     driver = load(DONGLES, dongle, "dongle")()

@@ -178,7 +178,10 @@ def _build(cls: type[T], *, frozen: bool, slots: bool, eq: bool) -> type[T]:
     namespace["__dataclass_fields__"] = _Registration("__dataclass_fields__", fields, frozen, eq)
     namespace["__dataclass_params__"] = _Registration("__dataclass_params__", fields, frozen, eq)
     namespace["__match_args__"] = names
-    namespace["__init__"] = _make_init(cls, fields, frozen=frozen)
+    namespace["__valueclass_fields__"] = names  # what replace() below reads
+    namespace["__valueclass_specs__"] = fields  # and field_defaults()
+    lazy_init = _LazyInit(cls, fields, frozen)
+    namespace["__init__"] = lazy_init
     if "__repr__" not in cls.__dict__:
         namespace["__repr__"] = _make_repr(tuple(n for n, f in fields.items() if f.repr))
     compared = tuple(n for n, f in fields.items() if f.compare)
@@ -203,6 +206,7 @@ def _build(cls: type[T], *, frozen: bool, slots: bool, eq: bool) -> type[T]:
             namespace["__setstate__"] = _make_setstate(names)
         new: type[T] = type(cls.__name__, cls.__bases__, namespace)
         new.__qualname__ = cls.__qualname__
+        lazy_init.owner = new
         return new
     for key, value in namespace.items():
         if key not in ("__dict__", "__weakref__") and cls.__dict__.get(key, MISSING) is not value:
@@ -211,6 +215,48 @@ def _build(cls: type[T], *, frozen: bool, slots: bool, eq: bool) -> type[T]:
         if name not in namespace and name in cls.__dict__:
             delattr(cls, name)
     return cls
+
+
+def replace(obj: T, /, **changes: Any) -> T:
+    """``dataclasses.replace`` for a value class without importing dataclasses (and copy, inspect's
+    cost); anything else, a real dataclass, goes to ``dataclasses.replace``."""
+    names: tuple[str, ...] | None = getattr(type(obj), "__valueclass_fields__", None)
+    if names is None:
+        import dataclasses
+
+        return dataclasses.replace(obj, **changes)  # type: ignore[type-var]
+    values = {name: getattr(obj, name) for name in names}
+    values.update(changes)  # an unknown name: __init__'s TypeError, as dataclasses.replace gives
+    return type(obj)(**values)
+
+
+def field_defaults(cls: type) -> dict[str, Any]:
+    """Each field's default (``MISSING`` for none or a factory) of a value class, in order: what
+    ``{f.name: f.default for f in dataclasses.fields(cls)}`` gives, without importing dataclasses."""
+    specs: dict[str, Field] = cls.__dict__["__valueclass_specs__"]
+    return {name: spec.default for name, spec in specs.items()}
+
+
+class _LazyInit:
+    """``__init__`` of a value class until it is first needed, then the compiled one, set on the class.
+
+    Compiling ``__init__`` is most of what defining a value class costs (~70 µs, more for a wide class), and
+    a command uses few of the classes its modules define (`decode` of a wired frame builds no Meter): so
+    the class holds this descriptor, and the first ``Cls(...)`` (or ``inspect.signature(Cls)``, anything
+    that looks ``__init__`` up) compiles the real one and replaces it. From then on, instances are built by
+    a plain function in the class's dict, as before.
+    """
+
+    def __init__(self, cls: type, fields: dict[str, Field], frozen: bool) -> None:
+        self.cls, self.fields, self.frozen = cls, fields, frozen
+        self.owner: type = cls  # the class made (a new one for slots=True)
+
+    def __get__(self, obj: object, owner: type | None = None) -> Any:
+        init: Any = self.owner.__dict__.get("__init__")
+        if init is self:
+            init = _make_init(self.cls, self.fields, frozen=self.frozen)
+            type.__setattr__(self.owner, "__init__", init)
+        return init if obj is None else init.__get__(obj, owner)
 
 
 def _hashed(spec: Field) -> bool:

@@ -15,9 +15,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING
 
 from sonocli.store.db import connect, mapped
+
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from sonocli.model.namedtuple import NamedTuple  # typing's syntax, not its cost (see there)
 
 
 class StoredFormat(NamedTuple):

@@ -22,7 +22,17 @@ from sonocli.cli.output import format_record_value
 from sonocli.cli.root import cli
 from sonocli.codecs import mbus_link
 from sonocli.engine.decoding import json_text
-from sonocli.model.values import ExactNumber, Interface, Meter, MeterValue, Reading, json_number, shortest_decimal
+from sonocli.model.values import (
+    ExactNumber,
+    Interface,
+    Meter,
+    MeterValue,
+    Reading,
+    json_number,
+    plain_decimal,
+    plain_float,
+    shortest_decimal,
+)
 from sonocli.outputs.csv_writer import CsvWriter
 from sonocli.outputs.formatting import format_value
 
@@ -105,6 +115,17 @@ def test_json_and_table_are_exact_for_any_integer_and_scale(raw: int, exponent: 
         assert type(parsed) is int
     assert Decimal(format_record_value(number)) == want
     assert Decimal(value.exact) == want  # type: ignore[arg-type]
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False) | st.floats(width=32, allow_nan=False, allow_infinity=False))
+def test_plain_float_is_the_decimal_of_the_repr(value: float) -> None:
+    # the table's float cells are written without the decimal module: the same text Decimal(repr) gives
+    assert plain_float(value) == plain_decimal(Decimal(repr(value)))
+
+
+def test_plain_float_edges() -> None:
+    assert [plain_float(v) for v in (1e-05, 1.5e16, -0.0, 0.0, 100.0, 5e-324, -12.5)] == [
+        "0.00001", "15000000000000000", "0", "0", "100", "0." + "0" * 323 + "5", "-12.5"]
 
 
 def test_exact_numbers_still_dump_with_plain_json() -> None:

@@ -76,7 +76,7 @@ def test_decode_loads_no_logging_dataclasses_xml_or_database(tmp_path: object) -
              "0009FD0E0209FD0F060F00017513D316")  # a libmbus test frame (ACW), as benchmarks/startup.py
     loaded = _loaded_by_command(tmp_path, "decode", frame)
     assert "sonocli.codecs.mbus_app" in loaded  # the probe saw the decode happen
-    unwanted = {"logging", "dataclasses", "copy", "string", "lxml", "sqlite3", "xml", "json", "serial"}
+    unwanted = {"logging", "dataclasses", "copy", "string", "lxml", "sqlite3", "xml", "json", "serial", "decimal"}
     assert {name.split(".")[0] for name in loaded} & unwanted == set()
 
 

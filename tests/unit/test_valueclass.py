@@ -8,7 +8,7 @@ import pickle
 
 import pytest
 
-from sonocli.model.valueclass import field, valueclass
+from sonocli.model.valueclass import MISSING, field, valueclass
 from sonocli.model.values import Interface, Meter, ValueConfig
 
 
@@ -114,3 +114,56 @@ def test_refused_features_fail_at_definition() -> None:
         @valueclass
         class Shared:
             a: list[int] = []  # noqa: RUF012
+
+
+def test_init_is_compiled_on_first_use_with_its_signature() -> None:
+    import inspect
+    import types
+
+    @valueclass(frozen=True, slots=True)
+    class Slotted:
+        a: int
+        b: str = "x"
+
+    @valueclass
+    class Plain:
+        a: int
+        items: list[int] = field(default_factory=list)
+
+    for cls in (Slotted, Plain):
+        assert not isinstance(vars(cls)["__init__"], types.FunctionType)  # nothing compiled at definition
+    assert str(inspect.signature(Slotted)) == "(a: 'int', b: 'str' = 'x') -> None"
+    assert isinstance(vars(Slotted)["__init__"], types.FunctionType)  # compiled when looked up, and kept
+    first, second = Plain(1), Plain(2)
+    assert isinstance(vars(Plain)["__init__"], types.FunctionType)
+    assert (first.a, second.a, first.items is not second.items) == (1, 2, True)
+    assert Slotted(1) == Slotted(1, "x") and Slotted(2, b="y").b == "y"
+    with pytest.raises(TypeError):
+        Slotted()  # type: ignore[call-arg]
+
+
+def test_replace_without_dataclasses() -> None:
+    from sonocli.model.valueclass import replace
+
+    meter = Meter(Interface.WMBUS, serial="12345678")
+    assert replace(meter, serial="87654321") == dataclasses.replace(meter, serial="87654321")
+    assert replace(meter) == meter and replace(meter) is not meter
+    with pytest.raises(TypeError):
+        replace(meter, bogus=1)
+
+    @dataclasses.dataclass(frozen=True)
+    class Real:
+        a: int
+
+    assert replace(Real(1), a=2) == Real(2)  # a real dataclass: dataclasses.replace
+
+
+def test_field_defaults_as_dataclasses_fields() -> None:
+    from sonocli.model.valueclass import field_defaults
+
+    for cls in (Meter, ValueConfig):
+        expected = {f.name: f.default for f in dataclasses.fields(cls)}
+        got = field_defaults(cls)
+        assert list(got) == list(expected)
+        for name, default in got.items():
+            assert default == expected[name] or (default is MISSING and expected[name] is dataclasses.MISSING)
