@@ -178,8 +178,7 @@ def _build(cls: type[T], *, frozen: bool, slots: bool, eq: bool) -> type[T]:
     namespace["__dataclass_fields__"] = _Registration("__dataclass_fields__", fields, frozen, eq)
     namespace["__dataclass_params__"] = _Registration("__dataclass_params__", fields, frozen, eq)
     namespace["__match_args__"] = names
-    namespace["__valueclass_fields__"] = names  # what replace() below reads
-    namespace["__valueclass_specs__"] = fields  # and field_defaults()
+    namespace["__valueclass_specs__"] = fields  # what replace() and field_defaults() below read
     lazy_init = _LazyInit(cls, fields, frozen)
     namespace["__init__"] = lazy_init
     if "__repr__" not in cls.__dict__:
@@ -220,12 +219,12 @@ def _build(cls: type[T], *, frozen: bool, slots: bool, eq: bool) -> type[T]:
 def replace(obj: T, /, **changes: Any) -> T:
     """``dataclasses.replace`` for a value class without importing dataclasses (and copy, inspect's
     cost); anything else, a real dataclass, goes to ``dataclasses.replace``."""
-    names: tuple[str, ...] | None = getattr(type(obj), "__valueclass_fields__", None)
-    if names is None:
+    specs: dict[str, Field] | None = getattr(type(obj), "__valueclass_specs__", None)
+    if specs is None:
         import dataclasses
 
         return dataclasses.replace(obj, **changes)  # type: ignore[type-var]
-    values = {name: getattr(obj, name) for name in names}
+    values = {name: getattr(obj, name) for name in specs}
     values.update(changes)  # an unknown name: __init__'s TypeError, as dataclasses.replace gives
     return type(obj)(**values)
 
