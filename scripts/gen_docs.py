@@ -175,9 +175,11 @@ class Node:
 
 
 def _kind(ptype: click.ParamType) -> tuple[str, list[str]]:
+    from sonocli.cli.helpoption import PathText  # click.Path without gettext (--root, decode --file)
+
     if isinstance(ptype, click.Choice):
         return "choice", [str(c) for c in ptype.choices]
-    if isinstance(ptype, click.Path):
+    if isinstance(ptype, click.Path | PathText):
         return ("dir" if not ptype.file_okay else "file"), []
     if isinstance(ptype, click.File):
         return "file", []

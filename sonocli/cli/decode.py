@@ -13,6 +13,7 @@ from typing import Any, BinaryIO
 import click
 
 from sonocli.cli.context import CliContext
+from sonocli.cli.helpoption import PathText
 from sonocli.errors import DecodeError, NeedMoreData, NoKeyError, SonoError, UsageError
 
 _WHITESPACE = " \t\n\r\x0b\x0c"  # string.whitespace and string.hexdigits, without importing string (0.4 ms)
@@ -145,7 +146,7 @@ def _wireless_options(format_hex: str | None, driver: str | None, explain: bool)
 @click.command("decode")
 @click.argument("frame", nargs=-1)
 @click.option(
-    "--file", "file_", type=click.Path(dir_okay=False), help="Read the frame (hex or binary)."
+    "--file", "file_", type=PathText(dir_okay=False), help="Read the frame (hex or binary)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option(

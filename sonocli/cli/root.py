@@ -14,6 +14,7 @@ import click
 
 from sonocli import __version__
 from sonocli.cli.context import CliContext
+from sonocli.cli.helpoption import PathText, install
 from sonocli.errors import EXIT_FAILURE, EXIT_USAGE, SonoError
 
 # name -> (module:attribute, one-line help shown by `sonocli --help` without importing the module)
@@ -58,6 +59,7 @@ class LazyGroup(click.Group):
         from sonocli.cli.examples import attach  # a table, cheap: every --help ends with Examples
 
         attach(command, cmd_name)
+        install(command)  # -h/--help without click's gettext (see sonocli.cli.helpoption)
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -210,7 +212,7 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 @click.option("-q", "--quiet", count=True, help="Less log output.")
 @click.option(
     "--root",
-    type=click.Path(file_okay=False),  # a str: pathlib (with urllib.parse, ~2 ms) only when the root is used
+    type=PathText(file_okay=False),  # a str: pathlib (with urllib.parse, ~2 ms) only when the root is used
     envvar="SONOCLI_ROOT",
     default=None,
     help="sonocli root directory holding app/ and ext/ [env: SONOCLI_ROOT].",
@@ -225,6 +227,9 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: int, root: str | N
     _configure_logging(verbose, quiet)
     ctx.obj = CliContext(debug=debug, verbosity=verbose - quiet, root_option=root,
                          root_may_be_missing=ctx.invoked_subcommand == "init")
+
+
+install(cli)
 
 
 def main(argv: list[str] | None = None) -> None:
