@@ -36,3 +36,26 @@ def test_concurrent_cli_adds_lose_nothing(tmp_path: Path) -> None:
     assert [child.wait() for child in children] == [0, 0]
     serials = sorted(m.serial for m in load_meter_list(tmp_path / "app" / "device_handle.cfg").meters)
     assert serials == sorted(f"{tag}{i:07d}" for tag in ("1", "2") for i in range(15))
+
+
+def test_init_creates_the_meter_list_under_the_writers_lock(tmp_path: Path) -> None:
+    """`init_root` (run by every first write on a fresh root) checks and creates device_handle.cfg under the
+    lock: unlocked, another process's first `meters add` between its check and its write was overwritten by
+    the empty default, and the concurrent test above lost a meter in about one run of four."""
+    import threading
+
+    from sonocli.config.device_handle import MeterList, save_meter_list
+    from sonocli.config.layout import init_root
+    from sonocli.config.locking import locked
+    from sonocli.model.values import Interface, Meter
+
+    path = tmp_path / "app" / "device_handle.cfg"
+    done = threading.Event()
+    with locked(path):  # another writer is between its load and its save
+        worker = threading.Thread(target=lambda: (init_root(tmp_path), done.set()))
+        worker.start()
+        assert not done.wait(0.3), "init_root wrote the meter list without waiting for the lock"
+        save_meter_list(path, MeterList(meters=(Meter(Interface.DLDE, serial="12345678"),)))
+    worker.join(10)
+    assert done.is_set()
+    assert [m.serial for m in load_meter_list(path).meters] == ["12345678"]
