@@ -123,7 +123,9 @@ def read_config(path: Path, *, limit: int = CONFIG_LIMIT, missing_ok: bool = Tru
                     file=str(path),
                     hint="is this the right file? restore it from a backup or create it with sonocli init",
                 )
-            return handle.read(limit + 1)
+            # the size, not the limit: read(n) allocates n bytes before it reads, and a 64 MB buffer for a
+            # 1.5 MB meter list was the daemon's peak memory; a file that grows meanwhile is cut at the limit
+            return handle.read(min(size, limit) + 1)
     except FileNotFoundError:
         if missing_ok:
             return None

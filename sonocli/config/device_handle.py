@@ -129,7 +129,7 @@ def _meter_fields(children: list[Node], file: str | None) -> dict[str, Any]:
     value_entries: list[ValueConfig] = []
     for child in children:
         tag = child.tag if child.is_element else None
-        text = _text(child) if tag else ""
+        text = _text(child) if tag and tag != "value" else ""  # a <value>'s own fields are read below
         try:
             if tag == "value":
                 value_entries.append(_value_config(child, file))
@@ -271,11 +271,12 @@ def _style(data: bytes, root: Node) -> XmlStyle:
 
 def parse_meter_list(data: bytes, file: str | None = None) -> MeterList:
     """Parse the bytes of a device_handle.cfg (see :func:`load_meter_list`)."""
-    root = parse_document(data, file)
     version = DEFAULT_VERSION
     meters: list[Meter] = []
     extra: list[tuple[str, str]] = []
-    for child in root:
+
+    def each(child: Node) -> None:  # a meter as soon as its end tag is read: the list is never one tree
+        nonlocal version
         if child.tag == "version":
             version = _text(child).strip()
         elif child.tag == "meter":
@@ -285,6 +286,8 @@ def parse_meter_list(data: bytes, file: str | None = None) -> MeterList:
             meters.append(Meter(**found))
         else:
             extra.append(_raw(child))
+
+    root = parse_document(data, file, each_child=each)
     result = MeterList(version=version, meters=tuple(meters), extra=tuple(extra), style=_style(data, root))
     return replace(result, source=(data, result.state()))
 
@@ -383,7 +386,8 @@ def render_meter_list(meters: MeterList) -> bytes:
         return meters.source[0]
     style = meters.style
     nl, ind = style.newline, style.indent
-    lines: list[str] = []
+    lines: list[str] = []  # of the meter being written; then one string per meter in ``chunks``: 60,000
+    chunks: list[str] = []  # line strings of a 500-meter list at once were twice the memory of the text
 
     def element(depth: int, tag: str, text: str) -> None:
         try:
@@ -415,8 +419,12 @@ def render_meter_list(meters: MeterList) -> bytes:
                 lines.append(f"{ind * 3}{raw}")
             lines.append(f"{ind * 2}</value>")
         lines.append(f"{ind}</meter>")
+        chunks.append(nl.join(lines))
+        lines.clear()
     lines.append(f"</{style.root_tag}>")
-    text = nl.join(lines) + (nl if style.final_newline else "")
+    chunks.append(nl.join(lines))
+    text = nl.join(chunks) + (nl if style.final_newline else "")
+    del chunks
     return (b"\xef\xbb\xbf" if style.bom else b"") + text.encode("utf-8")
 
 
