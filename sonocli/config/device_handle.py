@@ -78,6 +78,9 @@ def format_obis(parts: tuple[int, ...] | bytes) -> str:
 
 
 # ------------------------------------------------------------------------------------------- parsing
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
 def parse_hex_bytes(text: str) -> bytes:
     """``0x82 0xB0 ...`` (the device's spelling), also ``82 B0 ...`` or one run of hex digits."""
     tokens = text.split()
@@ -85,8 +88,8 @@ def parse_hex_bytes(text: str) -> bytes:
         return bytes.fromhex(tokens[0])
     out = bytearray()
     for token in tokens:
-        digits = token[2:] if token.lower().startswith("0x") else token
-        if not re.fullmatch(r"[0-9A-Fa-f]{1,2}", digits):
+        digits = token[2:] if token[:2] in ("0x", "0X") else token
+        if not 0 < len(digits) <= 2 or not all(c in _HEX_DIGITS for c in digits):
             raise ValueError(f"{token!r} is not a byte (0x00..0xFF)")
         out.append(int(digits, 16))
     return bytes(out)
