@@ -22,12 +22,16 @@ Run it with the python of a regular install too (``python -m venv /tmp/wv && /tm
 then ``/tmp/wv/bin/python benchmarks/startup.py``): an editable install's import hook costs both sides ~8 ms
 in ``site`` (pathlib, re), which flatters the ratios; a concentrator runs a regular install.
 
-Where it stands (2026-12-04, 2 cores, Python 3.11, median of 21): editable install decode 1.29x, decode
---json 1.31x, listen 1.87x; regular install decode 1.28x, decode --json 1.33x, listen 2.05x. What keeps
-listen above 1.3x (importtime, regular install): the temporary wM-Bus list is written to SQLite before a
-new meter's line is printed (sqlite3 ~1.5 ms, connect and write), pyserial for the port (~1 ms), pathlib
-for the root (~2 ms), the meter list and chip.ini with its schema (~2.5 ms), the wM-Bus codec stack (~4 ms
-of modules), json for the output (~1 ms), click's gettext when it builds the help options (~1 ms).
+Where it stands (2026-12-04, second session, 2 cores, Python 3.11, median of 21): regular install decode
+1.26x, decode --json 1.27x, listen 1.95x (58 ms against 30 ms); editable install decode 1.24x, decode --json
+1.27x, listen 1.77x. What keeps listen above 1.3x is what its path needs (the time each adds to the first byte
+of ``python -c "import click, MODULE"``, paired with plain ``import click``): pathlib for the root (~2.4 ms
+with urllib.parse and ipaddress; Path is the type of every file API), pyserial for the port (~1.7 ms; a real
+stick needs it too), sqlite3 (~1 ms) and the write of a new meter to the temporary list before its line is
+printed (kept: a script that sees the line can run `meters heard`), json for the output (~1.3 ms), chip.ini
+with its schema and the meter list (~2.5 ms), the wM-Bus codec stack (~4 ms), and compiling the __init__ of
+the ~22 value classes the path uses (~1.5 ms). The cost of a large meter list is measured in
+benchmarks/meterlist.py.
 """
 
 from __future__ import annotations
