@@ -123,9 +123,12 @@ def read_config(path: Path, *, limit: int = CONFIG_LIMIT, missing_ok: bool = Tru
                     file=str(path),
                     hint="is this the right file? restore it from a backup or create it with sonocli init",
                 )
-            # the size, not the limit: read(n) allocates n bytes before it reads, and a 64 MB buffer for a
-            # 1.5 MB meter list was the daemon's peak memory; a file that grows meanwhile is cut at the limit
-            return handle.read(min(size, limit) + 1)
+            # a buffer of the size, not of the limit: read(n) allocates n bytes before it reads (64 MB for a
+            # 1.5 MB meter list); a file written in place while it is read is read on, up to the limit
+            data = handle.read(min(size, limit) + 1)
+            if len(data) > size:
+                data += handle.read(limit + 1 - len(data))
+            return data
     except FileNotFoundError:
         if missing_ok:
             return None

@@ -427,7 +427,7 @@ def render_meter_list(meters: MeterList) -> bytes:
     lines.append(f"</{style.root_tag}>")
     chunks.append(nl.join(lines))
     text = nl.join(chunks) + (nl if style.final_newline else "")
-    del chunks
+    del chunks  # not held while the text is encoded
     return (b"\xef\xbb\xbf" if style.bom else b"") + text.encode("utf-8")
 
 

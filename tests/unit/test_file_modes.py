@@ -158,3 +158,22 @@ def test_unreadable_chip_ini_as_another_user(tmp_path: Path) -> None:
     if "Permission denied" not in run.stderr or "sonocli: error" not in run.stderr:
         pytest.skip(f"could not run sonocli as nobody here: {run.stderr[-300:]}")
     assert "dialout" not in run.stderr and "owns" in run.stderr
+
+
+def test_a_config_file_is_read_whole_into_a_buffer_of_its_size(tmp_path: Path) -> None:
+    """read_config reads the file's own size (not a 64 MB buffer per read: the daemon's peak memory), and
+    all of it; at the limit it is still read, one byte beyond is refused."""
+    import tracemalloc
+
+    from sonocli.fsutil import read_config
+
+    path = tmp_path / "device_handle.cfg"
+    path.write_bytes(b"<root/>\n" * 1000)
+    tracemalloc.start()
+    data = read_config(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert data == b"<root/>\n" * 1000 and peak < 1_000_000
+    assert read_config(path, limit=8000) == data
+    with pytest.raises(ConfigError, match="more than a configuration file can be"):
+        read_config(path, limit=7999)
