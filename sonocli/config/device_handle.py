@@ -89,7 +89,7 @@ def parse_hex_bytes(text: str) -> bytes:
     out = bytearray()
     for token in tokens:
         digits = token[2:] if token[:2] in ("0x", "0X") else token
-        if not 0 < len(digits) <= 2 or not all(c in _HEX_DIGITS for c in digits):
+        if not 0 < len(digits) <= 2 or not _HEX_DIGITS.issuperset(digits):
             raise ValueError(f"{token!r} is not a byte (0x00..0xFF)")
         out.append(int(digits, 16))
     return bytes(out)
@@ -118,7 +118,7 @@ def parse_scale(text: str) -> int:
 
 
 def _text(element: Node) -> str:
-    return "".join(element.itertext())
+    return element.text_content()
 
 
 def _raw(element: Node) -> tuple[str, str]:
@@ -131,7 +131,7 @@ def _meter_fields(children: list[Node], file: str | None) -> dict[str, Any]:
     extra: list[tuple[str, str]] = []
     value_entries: list[ValueConfig] = []
     for child in children:
-        tag = child.tag if child.is_element else None
+        tag: str | None = child.tag if child.tag[0] != "#" else None  # not a comment or PI
         text = _text(child) if tag and tag != "value" else ""  # a <value>'s own fields are read below
         try:
             if tag == "value":
@@ -214,11 +214,13 @@ def _value_config(element: Node, file: str | None) -> ValueConfig:
     values: dict[str, Any] = {}
     extra: list[tuple[str, str]] = []
     for child in element:
-        tag = child.tag if child.is_element else None
+        tag: str | None = child.tag if child.tag[0] != "#" else None  # not a comment or PI
         text = _text(child) if tag else ""
         try:
             if tag in ("description", "unit", "encodetype"):
                 values[tag] = text.strip()
+            elif tag == "difvif":  # in every entry: asked early (a 500-meter list has ~7,500)
+                values["difvif"] = parse_hex_bytes(text).hex().upper()
             elif tag == "scale":
                 values["exponent"] = parse_scale(text)
             elif tag == "valuetype":
@@ -243,8 +245,6 @@ def _value_config(element: Node, file: str | None) -> ValueConfig:
                 values["value"] = float(text)
             elif tag == "subunit":
                 values["subunit"] = _checked(_int(text), 0, 1023)
-            elif tag == "difvif":
-                values["difvif"] = parse_hex_bytes(text).hex().upper()
             else:
                 extra.append(_raw(child))
         except (ValueError, KeyError) as exc:

@@ -73,6 +73,10 @@ class Node:
     def __iter__(self) -> Iterator[Node]:
         return iter(self.children)
 
+    def text_content(self) -> str:
+        """``"".join(itertext())``, at once for a leaf (the meter list's fields)."""
+        return self._text if self._parts is None else "".join(self.itertext())
+
     def itertext(self) -> Iterator[str]:
         """The text of the element and of the elements inside it, in document order (not comments)."""
         if self._parts is None:
