@@ -199,7 +199,7 @@ def _listen(
     store: bool,
     as_json: bool,
 ) -> None:
-    from sonocli.cli.output import emit_json, stdout_is_tty
+    from sonocli.cli.jsonout import emit_json, stdout_is_tty  # not the table renderer: piped, none is drawn
     from sonocli.engine.receiver import IGNORED
 
     prefix = "WMBUS2" if interface == 2 else "WMBUS"
@@ -279,7 +279,7 @@ def _listen(
 def _listen_sml(engine: Engine, port_url: str | None, duration: float | None, count: int | None, store: bool,
                 as_json: bool, save: bool = False) -> None:
     """``listen --protocol sml``: every SML file on the port, a line each (JSON when piped or --json)."""
-    from sonocli.cli.output import emit_json, stdout_is_tty
+    from sonocli.cli.jsonout import emit_json, stdout_is_tty  # not the table renderer: piped, none is drawn
     from sonocli.engine.sml import SmlItem, item_to_dict, listen_sml
     from sonocli.errors import ProtocolError
 

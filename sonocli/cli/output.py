@@ -15,22 +15,13 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import click
 
+from sonocli.cli.jsonout import emit_json as emit_json  # re-exported: the commands' one JSON writer
+from sonocli.cli.jsonout import stdout_is_tty as stdout_is_tty
+
 if TYPE_CHECKING:
     from typing import NamedTuple
 else:
     from sonocli.model.namedtuple import NamedTuple  # typing's syntax, not its cost (see there)
-
-
-def stdout_is_tty() -> bool:
-    return sys.stdout.isatty()
-
-
-def emit_json(obj: Any, *, lines: bool = False) -> None:
-    """Print one JSON document (or one JSON line when ``lines``); non-JSON types via ``str``. Record
-    values are written exactly (sonocli.engine.decoding.json_text), also beyond a float's 15 digits."""
-    from sonocli.engine.decoding import json_text
-
-    click.echo(json_text(obj, indent=None if lines else 2))
 
 
 class Column(NamedTuple):

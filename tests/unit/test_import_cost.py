@@ -88,3 +88,4 @@ def test_listen_loads_no_logging_lxml_or_wired_engine(tmp_path: object) -> None:
     # locale: click's gettext (sonocli.cli.helpoption); random: the simulator's noise, made only when sent
     assert {name.split(".")[0] for name in loaded} & {"logging", "lxml", "rich", "locale", "random"} == set()
     assert "sonocli.engine.wired" not in loaded and "sonocli.engine.delivery" not in loaded
+    assert "sonocli.cli.output" not in loaded  # piped: JSON lines (sonocli.cli.jsonout), no table renderer
