@@ -20,7 +20,6 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final
 
 from sonocli.codecs import vif as V
-from sonocli.codecs.mbus_link import LongFrame, decode_frame, long_frame_end
 from sonocli.errors import DecodeError, NoKeyError
 from sonocli.model.tables import measurement_index, measurement_text
 from sonocli.model.values import MeterValue, ValueType
@@ -980,6 +979,8 @@ def decode_application(ci: int, data: bytes, *, base_offset: int = 0, strict: bo
 
 def decode_wired(frame: bytes) -> AppData:
     """A whole long frame (68 L L 68 … 16) to its application data; link errors are DecodeErrors too."""
+    from sonocli.codecs.mbus_link import LongFrame, decode_frame, long_frame_end  # wired only: not on listen's path
+
     frame = bytes(frame)
     end = long_frame_end(frame)
     if end and end + 2 == len(frame):
