@@ -9,10 +9,10 @@ lxml's C allocations are not traced, so it has no figure there) as a multiple of
 
     .venv/bin/python benchmarks/meterlist.py [--meters 500] [--values 15] [--runs 9]
 
-Where it stands (2026-12-04, Python 3.11, 2 cores): 500 x 15 values, 1.4 MB: whole read 97 ms (274 ms
-before the read was streamed meter by meter and its handlers and field checks were made flat), the XML
-parse alone as one tree 116-132 ms (187 ms before the leaner nodes), lxml 9 ms (11x faster: C, no checks,
-no Meter objects); peak 4.8x the file's size (20x before).
+Where it stands (2026-12-04, Python 3.11, 2 cores): 500 x 15 values, 1.4 MB: whole read about 100 ms
+(97-110 ms over runs; 274 ms before the read was streamed meter by meter), the XML parse alone as one tree
+115-132 ms (187 ms before the leaner nodes), lxml 9 ms (11-12x faster: C, no checks, no Meter objects);
+peak 4.8x the file's size (20x before).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import statistics
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -46,8 +47,7 @@ def build(meters: int, values: int) -> bytes:
     return render_meter_list(MeterList(meters=tuple(items)))
 
 
-def timed(fn: object, runs: int) -> float:
-    assert callable(fn)
+def timed(fn: Callable[[], object], runs: int) -> float:
     samples = []
     for _ in range(runs):
         start = time.perf_counter()

@@ -43,16 +43,16 @@ class Node:
     written back as it was found.
 
     Lean on purpose: most nodes of a meter list are leaves (``<unit>Wh</unit>``), and a leaf holds its text
-    and no lists; the list of parts (text and children in document order) is made with the first child.
-    500 meters with 15 values each are ~80,000 nodes; two empty lists per leaf were half the tree.
+    and no list; the list of parts (text and children in document order) is made with the first child, and
+    the children are read from it. 500 meters with 15 values each are ~80,000 nodes; two empty lists per
+    leaf were half the tree.
     """
 
-    __slots__ = ("_end", "_parts", "_source", "_start", "_text", "children", "sourceline", "tag")
+    __slots__ = ("_end", "_parts", "_source", "_start", "_text", "sourceline", "tag")
 
     def __init__(self, tag: str, sourceline: int, source: bytes, start: int) -> None:
         self.tag = tag
         self.sourceline = sourceline
-        self.children: list[Node] | tuple[()] = ()
         self._text = ""  # the text so far, while there is no child
         self._parts: list[str | Node] | None = None  # text and children in order, from the first child on
         self._source = source
@@ -71,7 +71,10 @@ class Node:
         return first if isinstance(first, str) else ""
 
     def __iter__(self) -> Iterator[Node]:
-        return iter(self.children)
+        """The children: elements, comments and PIs (not the text between them)."""
+        if self._parts is None:
+            return iter(())
+        return iter([part for part in self._parts if part.__class__ is Node and part is not _HANDED_ON])
 
     def text_content(self) -> str:
         """``"".join(itertext())``, at once for a leaf (the meter list's fields)."""
@@ -95,10 +98,6 @@ class Node:
             self._parts = [self._text] if self._text else []
             self._text = ""
         if child is not None:
-            if not self.children:
-                self.children = []
-            assert isinstance(self.children, list)
-            self.children.append(child)
             self._parts.append(child)
         elif not self._parts or self._parts[-1] is not _HANDED_ON:
             self._parts.append(_HANDED_ON)  # what follows is no longer the text before the first child
@@ -150,22 +149,14 @@ def parse_document(data: bytes, file: str | None, each_child: Callable[[Node], N
     stack: list[Node] = []
     found: list[Node] = []
 
-    # The handlers run once per element and text run (~150,000 times for 500 meters): written flat, with
-    # no method calls, they are most of what reading a large meter list costs.
+    # The handlers run once per element and text run (~150,000 times for 500 meters): they are most of what
+    # reading a large meter list costs, so text() is written flat.
     def start(tag: str, _attributes: dict[str, str]) -> None:
         node = Node(tag, parser.CurrentLineNumber, data, parser.CurrentByteIndex)
         depth = len(stack)
         if depth:
             if each_child is None or depth > 1:
-                parent = stack[-1]
-                parts = parent._parts
-                if parts is None:
-                    parts = parent._parts = [parent._text] if parent._text else []
-                    parent._text = ""
-                    parent.children = [node]
-                else:
-                    parent.children.append(node)  # type: ignore[union-attr]  # a list once parts exist
-                parts.append(node)
+                stack[-1]._add_child(node)
             if depth >= MAX_DEPTH:
                 raise ConfigError(f"elements nested deeper than {MAX_DEPTH}", file=file, line=node.sourceline)
         elif not found:
